@@ -1,0 +1,77 @@
+"""The ``motionhub`` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from server.config import ConfigError, Settings, load_settings
+
+__all__ = ["main"]
+
+CONFIG_ERROR_EXIT = 2
+
+
+def fail_config(exc: ConfigError) -> NoReturn:
+    """Print each config problem on one line and exit with status 2."""
+    for line in exc.lines:
+        click.echo(f"motionhub: config error: {line}", err=True)
+    sys.exit(CONFIG_ERROR_EXIT)
+
+
+def settings_from(config: Path | None, host: str | None, port: int | None) -> Settings:
+    """Load settings and apply command-line overrides, exiting cleanly on any config error."""
+    try:
+        settings = load_settings(config)
+        if host is not None:
+            settings.server.host = host
+        if port is not None:
+            settings.server.port = port
+    except ConfigError as exc:
+        fail_config(exc)
+    return settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="motionhub")
+def main() -> None:
+    """motionhub: real-time motion detection for IP cameras.
+
+    Pulls frames from RTSP, MJPEG, snapshot, file and V4L2 cameras, detects motion,
+    records events with snapshots, and pushes them to a live dashboard over
+    WebSockets and to IoT devices and Home Assistant over MQTT.
+    """
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="YAML config file.",
+)
+def check(config: Path) -> None:
+    """Validate a config file and exit (status 2 on any problem)."""
+    settings = settings_from(config, None, None)
+    click.echo(f"{config}: OK, {len(settings.cameras)} camera(s)")
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="YAML config file (see docs/configuration.md).",
+)
+@click.option("--host", default=None, help="Override server.host.")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Override server.port.")
+def serve(config: Path, host: str | None, port: int | None) -> None:
+    """Run the server with the cameras in a config file."""
+    from server.app import run
+
+    run(settings_from(config, host, port))

@@ -1,0 +1,402 @@
+"""The configuration model tree, and loading it from YAML plus ``MOTIONHUB_*`` variables.
+
+Everything the server can be told lives in :class:`Settings`. Unknown keys are
+rejected everywhere, every number has bounds, and :func:`load_settings` turns any
+problem into a :class:`ConfigError` whose lines name the file, the YAML line, the key
+path and the reason.
+
+Environment variables override the file: ``MOTIONHUB_SERVER__PORT=9000`` sets
+``server.port``; nested keys are joined with ``__``; lists take JSON.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from detector import DetectorConfig, DetectorTuning, Polygon, Zone
+
+__all__ = [
+    "AuthToken",
+    "CameraSettings",
+    "ConfigError",
+    "DetectSettings",
+    "EventSettings",
+    "LoggingSettings",
+    "MqttSettings",
+    "Settings",
+    "load_settings",
+    "parse_settings",
+]
+
+CAMERA_SCHEMES = ("rtsp", "rtsps", "http", "https", "file")
+CameraKind = Literal["auto", "rtsp", "mjpeg", "snapshot", "file", "v4l2"]
+Role = Literal["admin", "viewer"]
+CameraId = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$",
+        description="Stable id: lower-case letters, digits, '-' and '_' (used in URLs and MQTT topics).",
+    ),
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AuthToken(_Model):
+    """One API token and the role it grants."""
+
+    token: SecretStr = Field(description="The bearer token (at least 16 characters).")
+    role: Role = Field(description="admin may change cameras and config; viewer may only read.")
+    name: str = Field(default="", max_length=64, description="A label for logs; never the token.")
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, v: SecretStr) -> SecretStr:
+        if len(v.get_secret_value()) < 16:
+            raise ValueError("tokens must be at least 16 characters long")
+        return v
+
+
+class AuthSettings(_Model):
+    """API and WebSocket authentication. With no tokens the server only binds to loopback."""
+
+    tokens: list[AuthToken] = Field(default_factory=list, description="Accepted tokens.")
+
+
+class ServerSettings(_Model):
+    """The HTTP listener and request limits."""
+
+    host: str = Field(default="127.0.0.1", description="Address to bind.")
+    port: int = Field(default=8000, ge=0, le=65535, description="TCP port (0 picks a free one).")
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS and the WebSocket Origin check."
+    )
+    max_body_bytes: int = Field(
+        default=1 << 20, ge=1024, le=64 << 20, description="Largest accepted request body."
+    )
+    max_cameras: int = Field(default=64, ge=1, le=1024, description="Most cameras at once.")
+
+
+class StorageSettings(_Model):
+    """Where events and snapshots are kept, and for how long."""
+
+    path: Path = Field(default=Path("./motionhub-data"), description="Data directory.")
+    retention_days: float = Field(
+        default=30.0, gt=0, le=3650, description="Events older than this are deleted."
+    )
+    max_events: int = Field(
+        default=100_000, ge=10, le=10_000_000, description="Most events kept; oldest go first."
+    )
+    snapshot_quality: int = Field(default=85, ge=10, le=100, description="JPEG quality.")
+
+
+class LoggingSettings(_Model):
+    """Log level and format."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+    format: Literal["text", "json"] = Field(default="text", description="text for people, json.")
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, v: Any) -> Any:
+        return v.upper() if isinstance(v, str) else v
+
+
+class MqttTls(_Model):
+    """TLS for the broker connection (implied by an ``mqtts://`` URL)."""
+
+    ca: Path | None = Field(default=None, description="CA bundle to verify the broker.")
+    cert: Path | None = Field(default=None, description="Client certificate.")
+    key: Path | None = Field(default=None, description="Client private key.")
+    insecure: bool = Field(default=False, description="Skip verification (tests only).")
+
+
+class DiscoverySettings(_Model):
+    """Home Assistant MQTT discovery."""
+
+    enabled: bool = Field(default=True)
+    prefix: str = Field(default="homeassistant", pattern=r"^[A-Za-z0-9_/-]{1,64}$")
+
+
+class MqttSettings(_Model):
+    """The MQTT broker link. Leave the whole section out to run without MQTT."""
+
+    url: str = Field(description="mqtt://host:1883 or mqtts://host:8883")
+    topic_prefix: str = Field(default="motionhub", pattern=r"^[A-Za-z0-9_/-]{1,64}$")
+    username: str | None = Field(default=None, max_length=256)
+    password: SecretStr | None = Field(default=None)
+    client_id: str | None = Field(default=None, max_length=128)
+    keepalive: int = Field(default=30, ge=5, le=3600, description="Seconds.")
+    tls: MqttTls = Field(default_factory=MqttTls)
+    discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
+    outbox_max: int = Field(
+        default=10_000,
+        ge=10,
+        le=10_000_000,
+        description="Event messages kept while the broker is away; older ones past it are dropped.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _mqtt_url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError("must look like mqtt://host:1883 or mqtts://host:8883")
+        return v
+
+
+class DetectSettings(DetectorTuning):
+    """Motion detection tuning for one camera, plus whether and how often to analyse."""
+
+    enabled: bool = Field(default=True, description="Run motion detection on this camera.")
+    fps: float = Field(default=10.0, gt=0, le=60, description="Most frames analysed per second.")
+
+
+class EventSettings(_Model):
+    """How motion frames become events."""
+
+    min_frames: int = Field(
+        default=3, ge=1, le=100, description="Consecutive motion frames that start an event."
+    )
+    off_delay: float = Field(
+        default=5.0, ge=0, le=3600, description="Seconds without motion that end an event."
+    )
+    max_length: float = Field(
+        default=600.0, ge=10, le=86400, description="Longest event; a longer one is split."
+    )
+
+
+class CameraSettings(_Model):
+    """One camera."""
+
+    id: CameraId
+    name: str = Field(default="", max_length=128, description="Display name (defaults to id).")
+    url: str = Field(description="Main stream: rtsp(s)://, http(s)://, file path or /dev/videoN.")
+    detect_url: str | None = Field(
+        default=None, description="Optional low-resolution substream used for detection."
+    )
+    kind: CameraKind = Field(default="auto", description="Source type; auto uses the URL.")
+    enabled: bool = Field(default=True)
+    rtsp_transport: Literal["tcp", "udp"] = Field(default="tcp")
+    snapshot_interval: float = Field(
+        default=1.0, ge=0.05, le=3600, description="Seconds between polls of a snapshot URL."
+    )
+    loop: bool = Field(default=True, description="Loop a video file source.")
+    open_timeout: float = Field(default=10.0, gt=0, le=300, description="Seconds.")
+    read_timeout: float = Field(default=10.0, gt=0, le=300, description="Seconds.")
+    stall_timeout: float = Field(
+        default=10.0, gt=0, le=3600, description="No frame for this long counts as a disconnect."
+    )
+    detect: DetectSettings = Field(default_factory=DetectSettings)
+    events: EventSettings = Field(default_factory=EventSettings)
+    zones: list[Zone] = Field(default_factory=list, max_length=32)
+    masks: list[Polygon] = Field(default_factory=list, max_length=32)
+
+    @field_validator("url", "detect_url")
+    @classmethod
+    def _camera_url(cls, v: str | None) -> str | None:
+        if v is not None:
+            check_camera_url(v)
+        return v
+
+    @model_validator(mode="after")
+    def _unique_zones(self) -> CameraSettings:
+        names = [z.name for z in self.zones]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"zone names must be unique, repeated: {', '.join(dupes)}")
+        return self
+
+    @property
+    def display_name(self) -> str:
+        """The name to show people."""
+        return self.name or self.id
+
+    def detector_config(self) -> DetectorConfig:
+        """The pure detector's config for this camera: its tuning, zones and masks."""
+        tuning = self.detect.model_dump(exclude={"enabled", "fps"})
+        return DetectorConfig(**tuning, zones=tuple(self.zones), masks=tuple(self.masks))
+
+
+_DEVICE = re.compile(r"^/dev/video\d{1,3}$")
+
+
+def check_camera_url(url: str) -> None:
+    """Raise ``ValueError`` (without echoing credentials) if ``url`` is not a usable source."""
+    if not url or len(url) > 2048:
+        raise ValueError("must be a non-empty URL of at most 2048 characters")
+    if _DEVICE.match(url) or url.startswith("/"):
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in CAMERA_SCHEMES:
+        shown = parts.scheme or "(none)"
+        raise ValueError(
+            f"unsupported scheme {shown!r}; use one of {', '.join(CAMERA_SCHEMES)}, "
+            "an absolute file path or /dev/videoN"
+        )
+    if parts.scheme != "file" and not parts.hostname:
+        raise ValueError(f"a {parts.scheme}:// URL needs a host")
+
+
+class SecuritySettings(_Model):
+    """Which camera sources are allowed."""
+
+    media_dir: Path | None = Field(
+        default=None, description="Video files may only be read from under this directory."
+    )
+    allowed_networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = Field(
+        default_factory=list,
+        description="If set, camera hosts must resolve into one of these networks.",
+    )
+
+
+class Settings(BaseSettings):
+    """The root of the configuration."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        env_prefix="MOTIONHUB_",
+        env_nested_delimiter="__",
+        validate_assignment=True,
+    )
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    mqtt: MqttSettings | None = Field(default=None, description="Omit to run without MQTT.")
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    cameras: list[CameraSettings] = Field(default_factory=list)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML file arrives as init values; environment variables win over it.
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _cameras_consistent(self) -> Settings:
+        ids = [c.id for c in self.cameras]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"camera ids must be unique, repeated: {', '.join(dupes)}")
+        if len(self.cameras) > self.server.max_cameras:
+            raise ValueError(
+                f"{len(self.cameras)} cameras configured, server.max_cameras is "
+                f"{self.server.max_cameras}"
+            )
+        return self
+
+
+class ConfigError(Exception):
+    """The configuration could not be used. ``lines`` holds one human-readable line each."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def _loc_text(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out or "(top level)"
+
+
+def _yaml_line(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """The 1-based line of the deepest node along ``loc`` in the composed YAML tree."""
+    node = root
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        child: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                    child = value
+                    line = key.start_mark.line + 1
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if 0 <= part < len(node.value):
+                child = node.value[part]
+                line = child.start_mark.line + 1
+        if child is None:
+            break
+        node = child
+    return line
+
+
+def _error_lines(
+    exc: ValidationError, source: str, root: yaml.Node | None, data: dict[str, Any]
+) -> list[str]:
+    lines = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function")))
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        where = source
+        line = _yaml_line(root, loc)
+        if line is not None and loc and loc[0] in data:
+            where = f"{source}:{line}"
+        lines.append(f"{where}: {_loc_text(loc)}: {msg}")
+    return lines
+
+
+def parse_settings(text: str, source: str = "<config>") -> Settings:
+    """Parse YAML ``text`` into :class:`Settings`, applying environment overrides."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError([f"{where}: invalid YAML: {problem}"]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{source}: the top level must be a mapping of sections"])
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_error_lines(exc, source, root, data)) from None
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Load the config file at ``path`` (or defaults plus environment when ``None``)."""
+    if path is None:
+        return parse_settings("", "<defaults>")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read config file: {exc.strerror}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: config file is not UTF-8 text"]) from None
+    return parse_settings(text, str(path))

@@ -1,0 +1,67 @@
+"""The command line, run as a user runs it: a real subprocess, real exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from server.cli import main
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from server.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("server: {port: 8000, bogus: 1}\n", "server.bogus: unknown key"),
+        ("server: {port: [1, 2]}\n", "server.port: Input should be a valid integer"),
+        ("cameras:\n  - id: cam1\n", "cameras[0].url: Field required"),
+        ("server: {port: 8000\n", "invalid YAML"),
+    ],
+    ids=["unknown-key", "wrong-type", "missing-url", "bad-yaml"],
+)
+def test_bad_config_one_line_and_exit_2(tmp_path: Path, content: str, expected: str) -> None:
+    cfg = tmp_path / "bad.yml"
+    cfg.write_text(content)
+    for command in ("check", "serve"):
+        result = run_cli(command, "--config", str(cfg))
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith(f"motionhub: config error: {cfg}")
+        assert expected in lines[0]
+        assert "Traceback" not in result.stderr
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    result = run_cli("check", "--config", str(tmp_path / "nope.yml"))
+    assert result.returncode == 2
+    assert "cannot read config file" in result.stderr
+
+
+def test_check_accepts_good_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "ok.yml"
+    cfg.write_text("cameras:\n  - id: cam1\n    url: rtsp://u:p@10.0.0.1/s\n")
+    result = run_cli("check", "--config", str(cfg))
+    assert result.returncode == 0, result.stderr
+    assert "1 camera(s)" in result.stdout
+
+
+def test_every_command_has_help() -> None:
+    names = sorted(main.commands)
+    assert {"serve", "demo", "check"} <= set(names)
+    for name in names:
+        result = run_cli(name, "--help")
+        assert result.returncode == 0, (name, result.stderr)
+        assert "Usage:" in result.stdout

@@ -1,0 +1,121 @@
+"""The config loader: the documented minimal file works, and every bad file gets a clear error."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.config import ConfigError, parse_settings
+
+MINIMAL = """\
+server: {host: 127.0.0.1, port: 8000}
+storage: {path: ./motionhub-data}
+cameras:
+  - id: cam1
+    url: rtsp://user:pass@192.168.1.20:554/stream1
+"""
+
+
+def errors_of(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_settings(text, "cfg.yml")
+    return info.value.lines
+
+
+def test_minimal_file_works_and_mqtt_is_off() -> None:
+    s = parse_settings(MINIMAL)
+    assert s.server.port == 8000
+    assert [c.id for c in s.cameras] == ["cam1"]
+    assert s.cameras[0].display_name == "cam1"
+    assert s.mqtt is None
+
+
+def test_mqtt_section_is_accepted() -> None:
+    s = parse_settings(MINIMAL + "mqtt: {url: 'mqtt://broker:1883', topic_prefix: home}\n")
+    assert s.mqtt is not None
+    assert s.mqtt.topic_prefix == "home"
+    assert s.mqtt.discovery.enabled
+
+
+def test_unknown_key_names_path_and_line() -> None:
+    lines = errors_of(MINIMAL.replace("port: 8000", "port: 8000, colour: red"))
+    assert lines == ["cfg.yml:1: server.colour: unknown key"]
+
+
+def test_unknown_nested_camera_key() -> None:
+    lines = errors_of(MINIMAL + "    fps_limit: 3\n")
+    assert lines == ["cfg.yml:6: cameras[0].fps_limit: unknown key"]
+
+
+def test_wrong_type_is_reported() -> None:
+    (line,) = errors_of(MINIMAL.replace("port: 8000", "port: eighty"))
+    assert line.startswith("cfg.yml:1: server.port: ")
+    assert "integer" in line
+
+
+def test_out_of_bounds_is_reported() -> None:
+    (line,) = errors_of(MINIMAL.replace("port: 8000", "port: 70000"))
+    assert "server.port" in line
+    assert "65535" in line
+
+
+def test_missing_camera_url() -> None:
+    lines = errors_of("cameras:\n  - id: cam1\n")
+    assert lines == ["cfg.yml:2: cameras[0].url: Field required"]
+
+
+def test_bad_yaml_gives_line() -> None:
+    (line,) = errors_of("server: {host: 127.0.0.1\ncameras: [\n")
+    assert line.startswith("cfg.yml:")
+    assert "invalid YAML" in line
+
+
+def test_top_level_must_be_mapping() -> None:
+    assert errors_of("- a\n- b\n") == ["cfg.yml: the top level must be a mapping of sections"]
+
+
+def test_unsupported_scheme_is_rejected_without_echoing_password() -> None:
+    (line,) = errors_of(MINIMAL.replace("rtsp://user:pass@", "ftp://user:s3cretpw@"))
+    assert "cameras[0].url" in line
+    assert "unsupported scheme 'ftp'" in line
+    assert "s3cretpw" not in line
+
+
+def test_duplicate_camera_ids() -> None:
+    text = MINIMAL + "  - id: cam1\n    url: rtsp://10.0.0.2/s\n"
+    (line,) = errors_of(text)
+    assert "camera ids must be unique, repeated: cam1" in line
+
+
+def test_env_overrides_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOTIONHUB_SERVER__PORT", "9123")
+    monkeypatch.setenv("MOTIONHUB_LOGGING__FORMAT", "json")
+    s = parse_settings(MINIMAL)
+    assert s.server.port == 9123
+    assert s.server.host == "127.0.0.1"
+    assert s.logging.format == "json"
+    assert s.cameras[0].id == "cam1"
+
+
+def test_env_bad_value_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOTIONHUB_SERVER__PORT", "-5")
+    (line,) = errors_of(MINIMAL)
+    assert "server.port" in line
+
+
+def test_detector_config_carries_zones_and_masks() -> None:
+    text = MINIMAL + (
+        "    zones: [{name: door, points: [[0, 0], [0.5, 0], [0.5, 0.5]]}]\n"
+        "    masks: [[[0.5, 0.5], [1, 0.5], [1, 1]]]\n"
+        "    detect: {fps: 4}\n"
+    )
+    cam = parse_settings(text).cameras[0]
+    dc = cam.detector_config()
+    assert [z.name for z in dc.zones] == ["door"]
+    assert len(dc.masks) == 1
+    assert cam.detect.fps == 4
+
+
+def test_polygon_points_out_of_range_rejected() -> None:
+    text = MINIMAL + "    zones: [{name: door, points: [[0, 0], [1.5, 0], [0.5, 0.5]]}]\n"
+    (line,) = errors_of(text)
+    assert line.startswith("cfg.yml:6: cameras[0].zones[0].points")

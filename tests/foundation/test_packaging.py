@@ -1,0 +1,71 @@
+"""docker-compose.yml is valid, and the container runs the command the README documents."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def readme_container_command() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    match = re.search(r"<!-- container-command -->\s*```sh\n(.+?)\n```", text)
+    assert match, "README lost its marked container command block"
+    return match.group(1).split()
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose not installed")
+def test_compose_file_is_valid() -> None:
+    env = {**os.environ, "MOTIONHUB_ADMIN_TOKEN": "x" * 24}
+    result = subprocess.run(
+        ["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config"],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    rendered = yaml.safe_load(result.stdout)
+    assert set(rendered["services"]) == {"mosquitto", "camera", "motionhub"}
+
+
+def test_compose_refuses_to_run_without_a_token() -> None:
+    if shutil.which("docker-compose") is None:
+        pytest.skip("docker-compose not installed")
+    env = {k: v for k, v in os.environ.items() if k != "MOTIONHUB_ADMIN_TOKEN"}
+    result = subprocess.run(
+        ["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config"],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )
+    assert result.returncode != 0
+    assert "MOTIONHUB_ADMIN_TOKEN" in result.stderr
+
+
+def test_container_command_matches_readme_and_dockerfile() -> None:
+    expected = readme_container_command()
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert compose["services"]["motionhub"]["command"] == expected
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    cmd = re.search(r"^CMD (\[.+\])$", dockerfile, re.M)
+    assert cmd is not None
+    assert yaml.safe_load(cmd.group(1)) == expected
+
+
+def test_docker_config_file_is_valid_for_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    from server.config import parse_settings
+
+    monkeypatch.setenv(
+        "MOTIONHUB_SERVER__AUTH__TOKENS", '[{"token": "' + "t" * 20 + '", "role": "admin"}]'
+    )
+    s = parse_settings((ROOT / "config" / "docker.yml").read_text(), "docker.yml")
+    assert s.server.auth.tokens[0].role == "admin"
+    assert s.mqtt is not None
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    assert "scripts/test" in (ROOT / ".ci" / "run").read_text()
+    assert "\nscripts/test\n" in (ROOT / "README.md").read_text()
