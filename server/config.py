@@ -51,7 +51,7 @@ CameraId = Annotated[
     str,
     Field(
         pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$",
-        description="Stable id: lower-case letters, digits, '-' and '_' (used in URLs and MQTT topics).",
+        description="Stable id: lower-case letters, digits, '-' and '_' (used in URLs, topics).",
     ),
 ]
 
@@ -342,10 +342,13 @@ def _yaml_line(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None
                     child = value
                     line = key.start_mark.line + 1
                     break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if 0 <= part < len(node.value):
-                child = node.value[part]
-                line = child.start_mark.line + 1
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
+            child = node.value[part]
+            line = child.start_mark.line + 1
         if child is None:
             break
         node = child

@@ -19,7 +19,9 @@ REDACTED = "***"
 # (FFmpeg and socket error messages quote the URL they failed on).
 _USERINFO_IN_TEXT = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
 # Query parameters that cameras use for credentials (Hikvision, Reolink, Foscam...).
-_SECRET_QUERY = re.compile(r"(?i)\b(password|passwd|pwd|pass|token|auth|key|user|username)=([^&\s]+)")
+_SECRET_QUERY = re.compile(
+    r"(?i)\b(password|passwd|pwd|pass|token|auth|key|user|username)=([^&\s]+)"
+)
 
 
 def redact_url(url: str) -> str:

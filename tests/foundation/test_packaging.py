@@ -26,7 +26,11 @@ def test_compose_file_is_valid() -> None:
     env = {**os.environ, "MOTIONHUB_ADMIN_TOKEN": "x" * 24}
     result = subprocess.run(
         ["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config"],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     rendered = yaml.safe_load(result.stdout)
@@ -39,7 +43,11 @@ def test_compose_refuses_to_run_without_a_token() -> None:
     env = {k: v for k, v in os.environ.items() if k != "MOTIONHUB_ADMIN_TOKEN"}
     result = subprocess.run(
         ["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config"],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
     )
     assert result.returncode != 0
     assert "MOTIONHUB_ADMIN_TOKEN" in result.stderr

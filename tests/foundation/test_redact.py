@@ -15,7 +15,10 @@ from server.redact import redact_text, redact_url, secrets
     [
         ("rtsp://admin:hunter22@10.0.0.5:554/s1", "rtsp://***:***@10.0.0.5:554/s1"),
         ("rtsp://admin@10.0.0.5/s1", "rtsp://***@10.0.0.5/s1"),
-        ("http://cam/snap.cgi?user=admin&pwd=hunter22&ch=1", "http://cam/snap.cgi?user=***&pwd=***&ch=1"),
+        (
+            "http://cam/snap.cgi?user=admin&pwd=hunter22&ch=1",
+            "http://cam/snap.cgi?user=***&pwd=***&ch=1",
+        ),
         ("rtsp://10.0.0.5/s1", "rtsp://10.0.0.5/s1"),
         ("/dev/video0", "/dev/video0"),
     ],
