@@ -1,0 +1,136 @@
+"""Validated detector configuration: tuning knobs, zones and masks.
+
+Every numeric field has bounds and a description, and unknown keys are rejected, so a bad
+value fails where the config is built rather than deep inside the detector.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["DetectorConfig", "DetectorTuning", "Polygon", "Zone"]
+
+_Coord = Annotated[float, Field(ge=0.0, le=1.0)]
+_Point = tuple[_Coord, _Coord]
+
+Polygon = Annotated[tuple[_Point, ...], Field(min_length=3, max_length=64)]
+"""A polygon in relative frame coordinates: 3 to 64 ``(x, y)`` points, each within 0..1."""
+
+
+class DetectorTuning(BaseModel):
+    """Every numeric and behavioural knob of the motion detector (no zones or masks).
+
+    The defaults suit a typical fixed security camera. Time-based fields are in seconds and use
+    the timestamps given to :meth:`MotionDetector.detect`, or ``nominal_fps`` when there are none.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_width: int = Field(
+        default=320,
+        ge=32,
+        le=1920,
+        description="Largest working width in pixels; frames are shrunk by an integer factor "
+        "until they fit both max_width and max_height.",
+    )
+    max_height: int = Field(
+        default=240,
+        ge=32,
+        le=1080,
+        description="Largest working height in pixels (see max_width).",
+    )
+    sensitivity: int = Field(
+        default=50,
+        ge=0,
+        le=100,
+        description="0 = only strong, large changes count; 100 = faint changes count. Scales the "
+        "noise-adaptive threshold.",
+    )
+    threshold: int = Field(
+        default=0,
+        ge=0,
+        le=255,
+        description="Fixed per-pixel luma difference that counts as change; 0 = automatic, from "
+        "the measured sensor and compression noise.",
+    )
+    min_area: float = Field(
+        default=0.0005,
+        ge=0.0,
+        le=0.5,
+        description="Smallest blob reported, as a fraction of the frame area.",
+    )
+    nominal_fps: float = Field(
+        default=10.0,
+        gt=0.0,
+        le=240.0,
+        description="Frame rate assumed when detect() is called without timestamps.",
+    )
+    warmup_frames: int = Field(
+        default=2,
+        ge=0,
+        le=10_000,
+        description="Frames after start or reset during which no motion is reported.",
+    )
+    background_seconds: float = Field(
+        default=8.0,
+        ge=0.1,
+        le=3600.0,
+        description="Time constant of the slow background learning once warmed up.",
+    )
+    absorb_seconds: float = Field(
+        default=60.0,
+        ge=0.5,
+        le=86_400.0,
+        description="A change that stays still this long (a parked car) becomes background.",
+    )
+    lighting_fraction: float = Field(
+        default=0.25,
+        ge=0.02,
+        le=1.0,
+        description="Fraction of the frame that must change coherently before it is treated as "
+        "a global lighting change (light switch, IR/day flip, exposure step).",
+    )
+    shadows: bool = Field(
+        default=True,
+        description="Suppress cast shadows: areas darker than the background by a bounded ratio "
+        "with the background's texture preserved.",
+    )
+    stabilize: bool = Field(
+        default=True,
+        description="Compensate small global shifts (camera shake, slow pan) before comparing.",
+    )
+
+
+class Zone(BaseModel):
+    """A named polygon in relative coordinates; motion is reported per zone."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="Zone name: letters, digits, '_' and '-'.",
+    )
+    points: Polygon = Field(description="The zone outline, relative coordinates 0..1.")
+
+
+class DetectorConfig(DetectorTuning):
+    """Full detector configuration: the tuning plus zones and masks."""
+
+    zones: tuple[Zone, ...] = Field(
+        default=(), max_length=32, description="Named areas that report motion separately."
+    )
+    masks: tuple[Polygon, ...] = Field(
+        default=(), max_length=32, description="Areas ignored entirely (timestamps, trees)."
+    )
+
+    @model_validator(mode="after")
+    def _unique_zone_names(self) -> DetectorConfig:
+        names = [z.name for z in self.zones]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"zone names must be unique, repeated: {', '.join(dupes)}")
+        return self

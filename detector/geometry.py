@@ -1,0 +1,98 @@
+"""Working-size arithmetic, polygon rasterisation and box scaling."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import cast
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["Scaler", "fill_polygons", "working_scaler"]
+
+Mask = npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True, slots=True)
+class Scaler:
+    """How an input frame maps onto the working grid.
+
+    ``step`` > 0 means plain integer decimation (``luma[off::step, off::step]``), which reads a
+    small fraction of a large frame; ``step == 0`` means an area resize, used for small inputs
+    whose ratio to the working size is not an integer.
+    """
+
+    in_shape: tuple[int, int]
+    work_shape: tuple[int, int]
+    step: int
+
+    def shrink(self, luma: Mask) -> Mask:
+        """Return ``luma`` on the working grid as a new contiguous array."""
+        hh, ww = self.work_shape
+        if self.step == 1:
+            return np.ascontiguousarray(luma)
+        if self.step > 1:
+            off = self.step // 2
+            return np.ascontiguousarray(luma[off :: self.step, off :: self.step][:hh, :ww])
+        src = luma if luma.strides[1] == 1 else np.ascontiguousarray(luma)
+        return cast(Mask, cv2.resize(src, (ww, hh), interpolation=cv2.INTER_AREA))
+
+    @property
+    def sx(self) -> float:
+        """Input pixels per working pixel, horizontally."""
+        return self.in_shape[1] / self.work_shape[1]
+
+    @property
+    def sy(self) -> float:
+        """Input pixels per working pixel, vertically."""
+        return self.in_shape[0] / self.work_shape[0]
+
+    def to_input_box(self, x: int, y: int, w: int, h: int) -> tuple[int, int, int, int]:
+        """Scale a working-grid rectangle to an input-pixel ``(x1, y1, x2, y2)`` box."""
+        ih, iw = self.in_shape
+        x1 = min(iw, max(0, math.floor(x * self.sx)))
+        y1 = min(ih, max(0, math.floor(y * self.sy)))
+        x2 = min(iw, max(x1, math.ceil((x + w) * self.sx)))
+        y2 = min(ih, max(y1, math.ceil((y + h) * self.sy)))
+        return (x1, y1, x2, y2)
+
+
+def working_scaler(in_shape: tuple[int, int], max_width: int, max_height: int) -> Scaler:
+    """Pick the working size for ``in_shape`` (h, w) that fits ``max_width`` x ``max_height``.
+
+    Large frames use the smallest integer step that fits, since decimating by slicing is far
+    cheaper than any resize at 1080p and the blur that follows removes its aliasing. Small frames
+    that need a fractional ratio are area-resized (cheap at that size and less noisy).
+    """
+    h, w = in_shape
+    if h < 1 or w < 1:
+        raise ValueError(f"frame shape must be positive, got {in_shape}")
+    ratio = max(w / max_width, h / max_height, 1.0)
+    step = math.ceil(ratio - 1e-9)
+    if step == 1:
+        return Scaler(in_shape, (h, w), 1)
+    exact = abs(ratio - round(ratio)) < 1e-6
+    if exact or step >= 3:
+        # A step of 3+ loses little against the exact ratio, and slicing is much cheaper.
+        return Scaler(in_shape, (h // step, w // step), step)
+    scale = 1.0 / ratio
+    return Scaler(in_shape, (max(1, round(h * scale)), max(1, round(w * scale))), 0)
+
+
+def fill_polygons(
+    shape: tuple[int, int], polygons: Sequence[Sequence[tuple[float, float]]], value: int = 255
+) -> Mask:
+    """Rasterise relative-coordinate polygons onto a ``shape`` (h, w) mask (``value`` inside)."""
+    h, w = shape
+    out = np.zeros((h, w), np.uint8)
+    if not polygons:
+        return out
+    pts = [
+        np.round(np.asarray(p, np.float64) * (w, h) - 0.5).astype(np.int32).reshape(-1, 1, 2)
+        for p in polygons
+    ]
+    cv2.fillPoly(out, pts, value)
+    return out
