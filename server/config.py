@@ -40,6 +40,7 @@ __all__ = [
     "LoggingSettings",
     "MqttSettings",
     "Settings",
+    "WebSocketSettings",
     "load_settings",
     "parse_settings",
 ]
@@ -81,6 +82,58 @@ class AuthSettings(_Model):
     tokens: list[AuthToken] = Field(default_factory=list, description="Accepted tokens.")
 
 
+class WebSocketSettings(_Model):
+    """The ``/ws`` live feed: per-client buffering, slow-client policy and heartbeats."""
+
+    queue_size: int = Field(
+        default=256,
+        ge=8,
+        le=100_000,
+        description="Event messages one client may have unsent; past it the client is closed "
+        "with 1013 (stale motion is replaced, never counted).",
+    )
+    slow_client_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="A client with unsent messages for this many seconds is closed with 1013.",
+    )
+    max_clients: int = Field(
+        default=5000, ge=1, le=100_000, description="Most connected clients; more get 1013."
+    )
+    auth_timeout: float = Field(
+        default=5.0, gt=0, le=60, description="Seconds to wait for a first auth message."
+    )
+    close_timeout: float = Field(
+        default=5.0, gt=0, le=60, description="Seconds to wait for a close frame to go out."
+    )
+    ping_interval: float = Field(
+        default=20.0, ge=1, le=3600, description="Seconds between server pings."
+    )
+    ping_timeout: float = Field(
+        default=20.0,
+        ge=1,
+        le=3600,
+        description="A peer that has not answered a ping by then is closed.",
+    )
+    motion_interval: float = Field(
+        default=0.1,
+        ge=0,
+        le=60,
+        description="Least seconds between two motion messages of a camera whose motion state "
+        "did not change (a change is always sent at once).",
+    )
+    idle_motion_interval: float = Field(
+        default=1.0,
+        ge=0,
+        le=3600,
+        description="The same while the camera sees no motion.",
+    )
+    replay_limit: int = Field(
+        default=1000, ge=1, le=100_000, description="Most events one resume replays."
+    )
+
+
 class ServerSettings(_Model):
     """The HTTP listener and request limits."""
 
@@ -94,6 +147,7 @@ class ServerSettings(_Model):
         default=1 << 20, ge=1024, le=64 << 20, description="Largest accepted request body."
     )
     max_cameras: int = Field(default=64, ge=1, le=1024, description="Most cameras at once.")
+    websocket: WebSocketSettings = Field(default_factory=WebSocketSettings)
 
 
 class StorageSettings(_Model):

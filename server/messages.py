@@ -20,6 +20,7 @@ __all__ = [
     "CameraState",
     "CameraStatusMessage",
     "ClientMessage",
+    "ErrorMessage",
     "Event",
     "EventEndMessage",
     "EventMessage",
@@ -28,9 +29,12 @@ __all__ = [
     "HelloMessage",
     "MotionMessage",
     "ResumeMessage",
+    "ResumedMessage",
     "ServerMessage",
     "StatsMessage",
     "SubscribeMessage",
+    "SubscribedMessage",
+    "WsReplyMessage",
     "client_message_adapter",
 ]
 
@@ -75,6 +79,7 @@ class HelloMessage(_Wire):
     type: Literal["hello"] = "hello"
     version: str
     cameras: list[CameraInfo]
+    role: str | None = Field(default=None, description="What the client's token grants.")
 
 
 class CameraStatusMessage(_Wire):
@@ -151,6 +156,34 @@ ServerMessage = (
     | StatsMessage
     | CameraRemoved
 )
+
+
+class ErrorMessage(_Wire):
+    """WebSocket only: a client message was rejected; the connection stays open."""
+
+    type: Literal["error"] = "error"
+    code: str = Field(description="Machine-readable reason, e.g. invalid_message.")
+    message: str = Field(description="Human-readable explanation.")
+
+
+class SubscribedMessage(_Wire):
+    """WebSocket only: a ``subscribe`` took effect; later messages follow the new filter."""
+
+    type: Literal["subscribed"] = "subscribed"
+    cameras: list[str] | None
+
+
+class ResumedMessage(_Wire):
+    """WebSocket only: the replay asked for by ``resume`` is complete."""
+
+    type: Literal["resumed"] = "resumed"
+    since: str
+    count: int = Field(ge=0, description="Event messages replayed.")
+    more: bool = Field(description="The replay hit its limit; resume again from the last id.")
+
+
+WsReplyMessage = ErrorMessage | SubscribedMessage | ResumedMessage
+"""Replies addressed to one WebSocket client; never published on the hub."""
 
 
 class AuthMessage(_Wire):
