@@ -1,0 +1,111 @@
+"""``/api/events``: stored motion events, filtered and paged, and their snapshots."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
+
+from server.api.deps import ADMIN_ERRORS, VIEWER_ERRORS, Responses, core_of, not_found
+from server.api.models import ErrorBody, EventPage
+from server.auth import require_admin, require_viewer
+from server.core import Core
+from server.ids import ULID_PATTERN
+from server.messages import Event
+from server.storage import EventQuery
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/events", tags=["events"])
+
+EventIdPath = Annotated[str, Path(pattern=ULID_PATTERN, description="Event id (ULID).")]
+CoreDep = Annotated[Core, Depends(core_of)]
+_NOT_FOUND: Responses = {404: {"model": ErrorBody, "description": "No such event."}}
+
+
+@router.get("", dependencies=[require_viewer], responses=VIEWER_ERRORS)
+async def list_events(
+    *,
+    core: CoreDep,
+    camera: Annotated[str | None, Query(max_length=64, description="Only this camera.")] = None,
+    zone: Annotated[
+        str | None, Query(max_length=64, description="Only events that entered this zone.")
+    ] = None,
+    since: Annotated[
+        datetime | None, Query(description="Started at or after (ISO 8601 or Unix seconds).")
+    ] = None,
+    until: Annotated[datetime | None, Query(description="Started before.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 50,
+    cursor: Annotated[
+        str | None, Query(pattern=ULID_PATTERN, description="next_cursor of the previous page.")
+    ] = None,
+) -> EventPage:
+    """Events, newest first, one page at a time."""
+    events = await core.storage.list_events(
+        EventQuery(
+            camera=camera,
+            zone=zone,
+            since=since.timestamp() if since else None,
+            until=until.timestamp() if until else None,
+            before=cursor,
+            limit=limit,
+        )
+    )
+    next_cursor = events[-1].id if len(events) == limit else None
+    return EventPage(events=events, next_cursor=next_cursor)
+
+
+@router.get("/{event_id}", dependencies=[require_viewer], responses={**VIEWER_ERRORS, **_NOT_FOUND})
+async def get_event(event_id: EventIdPath, core: CoreDep) -> Event:
+    """One event."""
+    event = await core.storage.get_event(event_id)
+    if event is None:
+        raise not_found(f"no event with id {event_id!r}")
+    return event
+
+
+@router.delete(
+    "/{event_id}",
+    status_code=204,
+    dependencies=[require_admin],
+    responses={
+        **ADMIN_ERRORS,
+        **_NOT_FOUND,
+        409: {"model": ErrorBody, "description": "The event is still open."},
+    },
+)
+async def delete_event(event_id: EventIdPath, core: CoreDep) -> Response:
+    """Delete an event and its snapshots."""
+    event = await core.storage.get_event(event_id)
+    if event is None:
+        raise not_found(f"no event with id {event_id!r}")
+    if event.end is None:
+        raise HTTPException(409, "the event is still open; delete it once it has ended")
+    await core.storage.delete_event(event_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/{event_id}/snapshot.jpg",
+    dependencies=[require_viewer],
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {}}, "description": "A JPEG image."},
+        **VIEWER_ERRORS,
+        404: {"model": ErrorBody, "description": "No such event, or it has no snapshot."},
+    },
+)
+async def event_snapshot(
+    event_id: EventIdPath,
+    core: CoreDep,
+    kind: Annotated[
+        Literal["best", "start", "peak"],
+        Query(description="best: the peak frame if stored, else the start frame."),
+    ] = "best",
+) -> Response:
+    """An event's snapshot with its motion boxes drawn."""
+    data = await core.storage.read_snapshot(event_id, None if kind == "best" else kind)
+    if data is None:
+        raise not_found(f"no snapshot for event {event_id!r}")
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})

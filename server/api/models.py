@@ -1,0 +1,199 @@
+"""Request and response bodies of the REST API (every route declares one of these)."""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from detector import Polygon, Zone
+from server.config import CameraKind, CameraSettings, DetectSettings, EventSettings
+from server.messages import CameraState, Event
+from server.redact import redact_url
+
+__all__ = [
+    "CameraList",
+    "CameraOut",
+    "CameraPatch",
+    "ErrorBody",
+    "EventPage",
+    "Health",
+    "Readiness",
+    "SystemStatus",
+]
+
+
+class ErrorBody(BaseModel):
+    """Any non-validation error."""
+
+    detail: str = Field(description="What went wrong, for people.")
+
+
+def _partial(model: type[BaseModel], name: str) -> type[BaseModel]:
+    """``model`` with every field optional (same bounds), for PATCH bodies."""
+    fields: dict[str, Any] = {}
+    for field_name, info in model.model_fields.items():
+        optional = copy.copy(info)
+        optional.default = None
+        optional.default_factory = None
+        annotation: Any = info.annotation
+        fields[field_name] = (annotation | None, optional)
+    return create_model(
+        name,
+        __config__=ConfigDict(extra="forbid"),
+        __doc__=f"Any subset of {model.__name__}; omitted keys keep their value.",
+        **fields,
+    )
+
+
+if TYPE_CHECKING:
+    DetectPatch = BaseModel
+    EventsPatch = BaseModel
+else:
+    DetectPatch = _partial(DetectSettings, "DetectPatch")
+    EventsPatch = _partial(EventSettings, "EventsPatch")
+
+
+class CameraPatch(BaseModel):
+    """A partial camera update. Sections (``detect``, ``events``) merge key by key; ``zones``
+    and ``masks`` replace the whole list. A ``url`` sent back exactly as the API showed it
+    (with ``***`` for the credentials) keeps the stored credentials."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=128)
+    url: str | None = Field(default=None, max_length=2048)
+    detect_url: str | None = Field(default=None, max_length=2048)
+    kind: CameraKind | None = None
+    enabled: bool | None = None
+    rtsp_transport: Literal["tcp", "udp"] | None = None
+    snapshot_interval: float | None = Field(default=None, ge=0.05, le=3600)
+    loop: bool | None = None
+    open_timeout: float | None = Field(default=None, gt=0, le=300)
+    read_timeout: float | None = Field(default=None, gt=0, le=300)
+    stall_timeout: float | None = Field(default=None, gt=0, le=3600)
+    detect: DetectPatch | None = None
+    events: EventsPatch | None = None
+    zones: list[Zone] | None = Field(default=None, max_length=32)
+    masks: list[Polygon] | None = Field(default=None, max_length=32)
+
+
+class CameraOut(BaseModel):
+    """A camera with its live status. URLs are always redacted."""
+
+    id: str
+    name: str
+    url: str = Field(description="Main stream, credentials replaced by ***.")
+    detect_url: str | None = Field(description="Detection substream, redacted like url.")
+    kind: CameraKind
+    enabled: bool
+    status: CameraState
+    fps: float = Field(description="Frames per second the camera currently delivers.")
+    last_error: str | None = Field(description="Why it is offline, redacted.")
+    dropped: int = Field(description="Frames the pipeline could not take.")
+    reconnects: int
+    motion: bool = Field(description="Motion in the last analysed frame.")
+    event_active: bool = Field(description="An event of this camera is open.")
+    rtsp_transport: Literal["tcp", "udp"]
+    snapshot_interval: float
+    loop: bool
+    open_timeout: float
+    read_timeout: float
+    stall_timeout: float
+    detect: DetectSettings
+    events: EventSettings
+    zones: list[Zone]
+    masks: list[Polygon]
+
+    @classmethod
+    def build(
+        cls,
+        cs: CameraSettings,
+        *,
+        status: CameraState,
+        fps: float,
+        last_error: str | None,
+        dropped: int = 0,
+        reconnects: int = 0,
+        motion: bool = False,
+        event_active: bool = False,
+    ) -> CameraOut:
+        """From settings plus live status."""
+        return cls(
+            id=cs.id,
+            name=cs.display_name,
+            url=redact_url(cs.url),
+            detect_url=redact_url(cs.detect_url) if cs.detect_url else None,
+            kind=cs.kind,
+            enabled=cs.enabled,
+            status=status,
+            fps=round(fps, 2),
+            last_error=last_error,
+            dropped=dropped,
+            reconnects=reconnects,
+            motion=motion,
+            event_active=event_active,
+            rtsp_transport=cs.rtsp_transport,
+            snapshot_interval=cs.snapshot_interval,
+            loop=cs.loop,
+            open_timeout=cs.open_timeout,
+            read_timeout=cs.read_timeout,
+            stall_timeout=cs.stall_timeout,
+            detect=cs.detect,
+            events=cs.events,
+            zones=list(cs.zones),
+            masks=list(cs.masks),
+        )
+
+
+class CameraList(BaseModel):
+    """Every camera, in configured order."""
+
+    cameras: list[CameraOut]
+
+
+class EventPage(BaseModel):
+    """One page of events, newest first."""
+
+    events: list[Event]
+    next_cursor: str | None = Field(
+        description="Pass as ``cursor`` for the next (older) page; null on the last page."
+    )
+
+
+class Health(BaseModel):
+    """Liveness."""
+
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    """Readiness and what it is made of."""
+
+    ready: bool
+    cameras: bool = Field(description="Every enabled camera has a running pipeline.")
+    storage: bool = Field(description="The database and snapshot directory accept writes.")
+    mqtt: bool | None = Field(description="Connected to the broker; null when MQTT is off.")
+
+
+class StorageStatus(BaseModel):
+    """Storage health, with the last error when writes fail."""
+
+    writable: bool
+    db_error: str | None
+    snapshot_error: str | None
+    events: int
+
+
+class SystemStatus(BaseModel):
+    """An overview of the running server."""
+
+    version: str
+    uptime: float
+    auth: bool = Field(description="Whether API tokens are required.")
+    cameras_total: int
+    cameras_online: int
+    websocket_clients: int
+    mqtt: bool | None
+    storage: StorageStatus

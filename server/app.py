@@ -1,0 +1,276 @@
+"""The FastAPI app: factory, lifespan, and ``run`` for ``motionhub serve``.
+
+One lifespan owns every long-lived task in one ``asyncio.TaskGroup``, each with a name:
+
+start order                      stop order (reverse, each step bounded)
+1. storage (retention)           1. cameras: pipelines cancelled, open events closed as
+2. front ends (WebSocket            ``interrupted`` and announced, readers stopped
+   fan-out, MQTT link)           2. stats
+3. stats                         3. front ends: cancelled once the last event messages are
+4. cameras (one task each)          in their queues / the MQTT outbox
+                                 4. storage: every queued write flushed, database closed
+
+The front ends start before the cameras so they see the first message, and stop after
+them so they see the last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.api import build_router
+from server.auth import AuthFailed
+from server.config import Settings
+from server.core import Core
+from server.logs import setup_logging
+from server.redact import redact_text, secrets
+from server.version import VERSION
+
+__all__ = ["FrontEnd", "create_app", "run"]
+
+log = logging.getLogger(__name__)
+
+FrontEnd = tuple[str, Callable[[], Coroutine[Any, Any, None]]]
+"""A front end's long-lived task: ``(name, factory of its run() coroutine)``."""
+
+STOP_STEP_TIMEOUT = 5.0
+"""Seconds each shutdown step may take before its tasks are cancelled."""
+GRACEFUL_HTTP_TIMEOUT = 3
+"""Seconds uvicorn waits for open requests (live streams, WebSockets) on shutdown."""
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """A new, independent app for ``settings`` (nothing is shared between apps)."""
+    core = Core(settings)
+    app = FastAPI(
+        title="motionhub",
+        version=VERSION,
+        summary="Real-time motion detection for IP cameras.",
+        lifespan=_lifespan,
+        docs_url="/docs",
+        redoc_url="/redoc",
+    )
+    app.state.core = core
+    app.state.services = core
+    app.state.hub = core.hub
+    app.state.metrics = core.metrics
+    app.state.auth = core.auth
+    app.state.settings = settings
+    app.include_router(build_router())
+    app.add_exception_handler(AuthFailed, _auth_failed)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
+    if settings.server.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.server.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(BodyLimit, max_bytes=settings.server.max_body_bytes)
+
+    # ---- FRONT ENDS --------------------------------------------------------------------------
+    # WebSocket, dashboard and MQTT wire in here: include routers / mount static files on
+    # ``app``, and append ``(name, factory)`` to ``frontends`` for each long-lived task. The
+    # lifespan starts them after storage and before the cameras, and cancels them (bounded)
+    # after the cameras have closed their events. They reach the core through
+    # ``app.state.services`` and report through ``core.metrics.set_websocket_clients`` and
+    # ``core.metrics.set_mqtt_connected``.
+    frontends: list[FrontEnd] = []
+    # ---- END FRONT ENDS ----------------------------------------------------------------------
+    app.state.frontends = frontends
+    return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    core: Core = app.state.core
+    frontends: list[FrontEnd] = app.state.frontends
+    async with asyncio.TaskGroup() as tg:
+        await core.storage.open()
+        storage_task = tg.create_task(core.storage.run(), name="storage")
+        front_tasks = [
+            tg.create_task(_supervised(name, factory), name=name) for name, factory in frontends
+        ]
+        await asyncio.sleep(0)  # let the front ends subscribe to the hub before cameras publish
+        stats_task = tg.create_task(core.stats_loop(), name="stats")
+        await core.start(tg)
+        log.info("motionhub %s ready", VERSION)
+        try:
+            yield
+        finally:
+            log.info("shutting down")
+            await core.stop(STOP_STEP_TIMEOUT)
+            await _cancel([stats_task])
+            await _cancel(front_tasks)
+            await _cancel([storage_task])
+            await asyncio.wait_for(core.storage.close(), STOP_STEP_TIMEOUT)
+            log.info("stopped")
+
+
+async def _supervised(name: str, factory: Callable[[], Awaitable[None]]) -> None:
+    """Run a front end; its failure is logged but never cancels the cameras."""
+    try:
+        await factory()
+    except Exception:
+        log.exception("task %s failed", name)
+
+
+async def _cancel(tasks: list[asyncio.Task[None]], grace: float = STOP_STEP_TIMEOUT) -> None:
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            log.error("task %s did not stop within %.0f s", task.get_name(), grace)
+
+
+async def _auth_failed(request: Request, exc: AuthFailed) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=headers)
+
+
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    # pydantic puts the rejected input (a camera URL with its password, say) in "input" and
+    # "ctx"; only the location, message and type go back.
+    detail = [
+        {
+            "loc": list(e.get("loc", ())),
+            "msg": redact_text(str(e.get("msg", ""))),
+            "type": e.get("type", ""),
+        }
+        for e in exc.errors()
+    ]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+class BodyLimit:
+    """Refuse request bodies larger than ``max_bytes`` with a JSON 413."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.max_bytes
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    await self._refuse(send)
+                    return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        body = json.dumps({"detail": f"request body larger than {self.max_bytes} bytes"}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    with contextlib.suppress(ValueError):
+        return ipaddress.ip_address(host).is_loopback
+    return False
+
+
+def bind_host(settings: Settings) -> str:
+    """The address to listen on: loopback only unless API tokens are configured."""
+    host = settings.server.host
+    if settings.server.auth.tokens:
+        return host
+    if not _is_loopback(host):
+        log.warning(
+            "no auth tokens configured: listening on 127.0.0.1 instead of %s "
+            "(add server.auth.tokens to serve other machines)",
+            host,
+        )
+        host = "127.0.0.1"
+    log.warning("no auth tokens configured: the API is unauthenticated (loopback only)")
+    return host
+
+
+def register_secrets(settings: Settings) -> None:
+    """Make every configured secret unprintable by the log formatter."""
+    for token in settings.server.auth.tokens:
+        secrets.add(token.token.get_secret_value())
+    if settings.mqtt is not None and settings.mqtt.password is not None:
+        secrets.add(settings.mqtt.password.get_secret_value())
+    for cam in settings.cameras:
+        secrets.add_url(cam.url)
+        secrets.add_url(cam.detect_url)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server; lets the app see that shutdown began, so live streams end at once."""
+
+
+def run(settings: Settings) -> None:
+    """Serve ``settings`` with uvicorn until SIGINT/SIGTERM, then shut down gracefully."""
+    setup_logging(settings.logging.level, settings.logging.format)
+    register_secrets(settings)
+    host = bind_host(settings)
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=settings.server.port,
+        log_config=None,
+        lifespan="on",
+        server_header=False,
+        timeout_graceful_shutdown=GRACEFUL_HTTP_TIMEOUT,
+    )
+    server = _Server(config)
+    core: Core = app.state.core
+    core.should_exit = lambda: server.should_exit
+    server.run()

@@ -1,0 +1,470 @@
+"""The server core: cameras managed live, their pipelines, storage and the hub.
+
+:class:`Core` implements :class:`server.services.Services` for the WebSocket and MQTT front
+ends and backs the REST API.
+
+**Camera persistence.** The config file gives the starting list. Every change made through
+the API (create, update, delete) is stored in the database and wins over the file on the
+next start, camera by camera:
+
+- a camera created or changed through the API is loaded from the database, whatever the file
+  says about that id;
+- a camera deleted through the API stays deleted even if the file still lists it;
+- a camera only in the file is loaded from the file (edits to it in the file apply).
+
+To hand a camera back to the file, delete it through the API and remove its row from the
+``cameras`` table (``DELETE FROM cameras WHERE id = '...'``), or start with a new data dir.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from server.auth import Role, TokenAuth
+from server.bus import Hub
+from server.config import CameraSettings, SecuritySettings, Settings
+from server.ids import UlidGenerator
+from server.messages import (
+    CameraInfo,
+    CameraRemoved,
+    CameraState,
+    CameraStatusMessage,
+    Event,
+    EventStartMessage,
+    ServerMessage,
+    StatsMessage,
+)
+from server.metrics import CameraSample, Metrics
+from server.pipeline import CameraPipeline
+from server.redact import redact_text, redact_url, secrets
+from server.services import CameraNotFound
+from server.storage import Storage
+
+__all__ = [
+    "CameraConflict",
+    "CameraNotFound",
+    "CameraStatusView",
+    "Core",
+    "ReaderFactory",
+    "TooManyCameras",
+]
+
+log = logging.getLogger(__name__)
+
+STATS_INTERVAL = 5.0
+STOP_TIMEOUT = 5.0
+
+# Changing any of these needs a new reader (a reconnect); everything else applies live.
+_SOURCE_FIELDS = (
+    "url",
+    "detect_url",
+    "kind",
+    "enabled",
+    "rtsp_transport",
+    "snapshot_interval",
+    "loop",
+    "open_timeout",
+    "read_timeout",
+    "stall_timeout",
+)
+
+
+class CameraConflict(ValueError):
+    """A camera with this id already exists."""
+
+    def __init__(self, camera: str) -> None:
+        super().__init__(f"a camera with id {camera!r} already exists")
+        self.camera = camera
+
+
+class TooManyCameras(ValueError):
+    """Adding a camera would exceed ``server.max_cameras``."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"server.max_cameras is {limit}; delete a camera first")
+        self.limit = limit
+
+
+class Reader(Protocol):
+    """The part of :class:`server.cameras.CameraReader` the core uses."""
+
+    @property
+    def status(self) -> Any: ...
+    def start(self) -> None: ...
+    def on_status_change(self, callback: Callable[[Any], None]) -> Any: ...
+    async def next_frame(self, after_seq: int) -> Any: ...
+    async def color_frame(self) -> Any: ...
+    async def stop(self, timeout: float = ...) -> None: ...  # noqa: ASYNC109 (its API)
+
+
+ReaderFactory = Callable[[CameraSettings, SecuritySettings], Reader]
+
+
+def _default_reader(camera: CameraSettings, security: SecuritySettings) -> Reader:
+    from server.cameras import CameraReader
+
+    reader: Reader = CameraReader(camera, security, detect_width=camera.detect.max_width)
+    return reader
+
+
+@dataclass(frozen=True)
+class CameraStatusView:
+    """A camera's live status, as the API shows it."""
+
+    state: CameraState
+    fps: float = 0.0
+    last_error: str | None = None
+    dropped: int = 0
+    reconnects: int = 0
+
+
+@dataclass
+class _Runtime:
+    settings: CameraSettings
+    reader: Reader | None = None
+    pipeline: CameraPipeline | None = None
+    task: asyncio.Task[None] | None = None
+    unsubscribe: list[Callable[[], Any]] = field(default_factory=list)
+
+
+class Core:
+    """Everything long-lived behind the API; one per app."""
+
+    def __init__(self, settings: Settings, reader_factory: ReaderFactory | None = None) -> None:
+        self._settings = settings
+        self._hub = Hub()
+        self._reader_factory = reader_factory or _default_reader
+        self.storage = Storage(settings.storage)
+        self.metrics = Metrics(self._camera_samples)
+        self.storage.on_error = self._storage_failed
+        self.auth = TokenAuth(settings.server.auth.tokens)
+        self.ids = UlidGenerator()
+        self.started = time.monotonic()
+        self.events_total = 0
+        self.running = False
+        self.should_exit: Callable[[], bool] = lambda: False
+        """True once shutdown began (set by :func:`server.app.run` from uvicorn's flag)."""
+        self._tg: asyncio.TaskGroup | None = None
+        self._runtimes: dict[str, _Runtime] = {}
+        self._lock = asyncio.Lock()
+        self._hub.subscribe("core.events", self._count_events)
+
+    # -- Services ----------------------------------------------------------------------------
+
+    @property
+    def hub(self) -> Hub:
+        """Where the pipelines publish every message."""
+        return self._hub
+
+    @property
+    def settings(self) -> Settings:
+        """The current settings; ``cameras`` reflects live changes."""
+        return self._settings
+
+    def cameras(self) -> list[CameraInfo]:
+        """Every camera with its current status."""
+        out = []
+        for rt in self._runtimes.values():
+            cs = rt.settings
+            out.append(
+                CameraInfo(
+                    id=cs.id,
+                    name=cs.display_name,
+                    status=self.status(cs.id).state,
+                    zones=[z.name for z in cs.zones],
+                    detect_enabled=cs.detect.enabled,
+                )
+            )
+        return out
+
+    def authenticate(self, token: str | None) -> Role | None:
+        """The role ``token`` grants (``admin`` when auth is off), or ``None``."""
+        return self.auth.role_of(token)
+
+    async def events_after(
+        self, event_id: str, cameras: set[str] | None = None, limit: int = 1000
+    ) -> list[Event]:
+        """Stored events after ``event_id``, oldest first."""
+        return await self.storage.events_after(event_id, cameras, limit)
+
+    async def set_detect_enabled(self, camera: str, enabled: bool) -> None:
+        """Switch detection of ``camera`` on or off; persists."""
+        await self.update_camera(camera, {"detect": {"enabled": enabled}})
+
+    async def set_threshold(self, camera: str, threshold: int) -> None:
+        """Set the detector's fixed threshold (0 = automatic); persists."""
+        await self.update_camera(camera, {"detect": {"threshold": threshold}})
+
+    async def event_snapshot(self, event_id: str) -> bytes | None:
+        """The JPEG of an event's best frame, if stored."""
+        return await self.storage.read_snapshot(event_id)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self, tg: asyncio.TaskGroup) -> None:
+        """Open storage and start every camera as tasks of ``tg``."""
+        self._tg = tg
+        interrupted = await self.storage.open()
+        if interrupted:
+            log.warning("closed %d event(s) left open by an unclean stop", interrupted)
+        self.events_total = await self.storage.count_events()
+        stored = await self.storage.load_cameras()
+        merged = {c.id: c for c in self._settings.cameras if c.id not in stored.deleted}
+        for cam in stored.cameras:
+            merged[cam.id] = cam
+        cameras = list(merged.values())
+        limit = self._settings.server.max_cameras
+        if len(cameras) > limit:
+            log.error("%d cameras stored, only the first %d start", len(cameras), limit)
+            cameras = cameras[:limit]
+        self._settings.cameras = cameras
+        for cam in cameras:
+            self._start_camera(cam)
+        self.running = True
+        log.info("started %d camera(s)", len(cameras))
+
+    async def stop(self, grace: float = STOP_TIMEOUT) -> None:
+        """Stop every camera, closing open events as ``interrupted``."""
+        self.running = False
+        runtimes = list(self._runtimes.values())
+        await asyncio.gather(*(self._stop_runtime(rt, grace) for rt in runtimes))
+
+    async def stats_loop(self, interval: float = STATS_INTERVAL) -> None:
+        """Publish a :class:`StatsMessage` every ``interval`` seconds."""
+        while True:
+            await asyncio.sleep(interval)
+            self._hub.publish(self.stats())
+
+    def stats(self) -> StatsMessage:
+        """Current statistics."""
+        views = [self.status(c) for c in self._runtimes]
+        return StatsMessage(
+            uptime=time.monotonic() - self.started,
+            cameras_online=sum(v.state == "online" for v in views),
+            cameras_total=len(views),
+            clients=self.metrics.websocket_client_count,
+            events_total=self.events_total,
+        )
+
+    # -- cameras -----------------------------------------------------------------------------
+
+    def camera(self, camera_id: str) -> CameraSettings:
+        """A camera's settings. Raises :class:`CameraNotFound`."""
+        rt = self._runtimes.get(camera_id)
+        if rt is None:
+            raise CameraNotFound(camera_id)
+        return rt.settings
+
+    def pipeline(self, camera_id: str) -> CameraPipeline | None:
+        """A camera's pipeline (``None`` while it is disabled). Raises :class:`CameraNotFound`."""
+        self.camera(camera_id)
+        return self._runtimes[camera_id].pipeline
+
+    def status(self, camera_id: str) -> CameraStatusView:
+        """A camera's live status. Raises :class:`CameraNotFound`."""
+        rt = self._runtimes.get(camera_id)
+        if rt is None:
+            raise CameraNotFound(camera_id)
+        if rt.reader is None:
+            return CameraStatusView("offline", last_error="disabled")
+        st = rt.reader.status
+        err = getattr(st, "last_error", None)
+        return CameraStatusView(
+            state=st.state,
+            fps=float(getattr(st, "fps", 0.0)),
+            last_error=redact_text(err) if err else None,
+            dropped=int(getattr(st, "dropped", 0)),
+            reconnects=int(getattr(st, "reconnects", 0)),
+        )
+
+    def pipelines_running(self) -> bool:
+        """Whether every enabled camera has a live pipeline task."""
+        return all(
+            rt.task is not None and not rt.task.done()
+            for rt in self._runtimes.values()
+            if rt.settings.enabled
+        )
+
+    def camera_ids(self) -> list[str]:
+        """Camera ids in their configured order."""
+        return list(self._runtimes)
+
+    async def add_camera(self, camera: CameraSettings) -> CameraSettings:
+        """Add and start a camera; persists.
+
+        Raises :class:`CameraConflict` or :class:`TooManyCameras`.
+        """
+        async with self._lock:
+            if camera.id in self._runtimes:
+                raise CameraConflict(camera.id)
+            limit = self._settings.server.max_cameras
+            if len(self._runtimes) >= limit:
+                raise TooManyCameras(limit)
+            self._settings.cameras = [*self._settings.cameras, camera]
+            self.storage.save_camera(camera, len(self._settings.cameras) - 1)
+            self._start_camera(camera)
+            log.info("camera %s added", camera.id, extra={"url": redact_url(camera.url)})
+        return camera
+
+    async def update_camera(self, camera_id: str, changes: dict[str, Any]) -> CameraSettings:
+        """Apply a partial change (nested sections merge, lists replace); persists.
+
+        Raises :class:`CameraNotFound`, or pydantic's ``ValidationError`` (a ``ValueError``)
+        with locations relative to the camera.
+        """
+        async with self._lock:
+            rt = self._runtimes.get(camera_id)
+            if rt is None:
+                raise CameraNotFound(camera_id)
+            old = rt.settings
+            data = old.model_dump()
+            for key, value in changes.items():
+                if isinstance(value, dict) and isinstance(data.get(key), dict):
+                    data[key] = {**data[key], **value}
+                else:
+                    data[key] = value
+            for key in ("url", "detect_url"):
+                data[key] = _keep_credentials(data.get(key), getattr(old, key))
+            data["id"] = camera_id
+            new = CameraSettings.model_validate(data)
+            if new == old:
+                return old
+            self._settings.cameras = [
+                new if c.id == camera_id else c for c in self._settings.cameras
+            ]
+            position = list(self._runtimes).index(camera_id)
+            self.storage.save_camera(new, position)
+            restart = any(getattr(new, f) != getattr(old, f) for f in _SOURCE_FIELDS) or (
+                new.detect.max_width != old.detect.max_width
+            )
+            if restart:
+                await self._stop_runtime(rt, STOP_TIMEOUT)
+                self._start_camera(new)
+            else:
+                rt.settings = new
+                if rt.pipeline is not None:
+                    rt.pipeline.configure(new)
+            self._publish_status(camera_id)
+            log.info("camera %s updated%s", camera_id, " (reconnecting)" if restart else "")
+        return new
+
+    async def remove_camera(self, camera_id: str) -> None:
+        """Stop and delete a camera (its events stay); persists."""
+        async with self._lock:
+            rt = self._runtimes.get(camera_id)
+            if rt is None:
+                raise CameraNotFound(camera_id)
+            await self._stop_runtime(rt, STOP_TIMEOUT)
+            del self._runtimes[camera_id]
+            self._settings.cameras = [c for c in self._settings.cameras if c.id != camera_id]
+            self.storage.delete_camera(camera_id)
+            self._hub.publish(
+                CameraRemoved(camera=camera_id, zones=[z.name for z in rt.settings.zones])
+            )
+            log.info("camera %s deleted", camera_id)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _start_camera(self, camera: CameraSettings) -> None:
+        secrets.add_url(camera.url)
+        secrets.add_url(camera.detect_url)
+        rt = _Runtime(camera)
+        self._runtimes[camera.id] = rt
+        if not camera.enabled:
+            self._publish_status(camera.id)
+            return
+        reader = self._reader_factory(camera, self._settings.security)
+        rt.reader = reader
+        rt.unsubscribe.append(reader.on_status_change(lambda _s: self._status_changed(camera.id)))
+        reader.start()
+        rt.pipeline = CameraPipeline(
+            camera,
+            reader,
+            hub=self._hub,
+            storage=self.storage,
+            metrics=self.metrics,
+            new_id=self.ids.new,
+        )
+        if self._tg is None:
+            raise RuntimeError("the core is not started")
+        rt.task = self._tg.create_task(self._guard(rt.pipeline), name=f"camera:{camera.id}")
+        self._publish_status(camera.id)
+
+    async def _guard(self, pipeline: CameraPipeline) -> None:
+        """Run a pipeline; a crash is logged and must never take the whole server down."""
+        while True:
+            try:
+                await pipeline.run()
+            except* Exception as group:
+                log.error(
+                    "camera pipeline failed, restarting it",
+                    exc_info=group.exceptions[0],
+                    extra={"camera": pipeline.camera.id},
+                )
+            await asyncio.sleep(1.0)
+
+    async def _stop_runtime(self, rt: _Runtime, grace: float) -> None:
+        if rt.task is not None:
+            rt.task.cancel()
+            await asyncio.wait([rt.task], timeout=grace)
+            rt.task = None
+        if rt.pipeline is not None:
+            rt.pipeline.close_event(interrupted=True)
+        for unsubscribe in rt.unsubscribe:
+            with contextlib.suppress(Exception):
+                unsubscribe()
+        rt.unsubscribe.clear()
+        if rt.reader is not None:
+            try:
+                await rt.reader.stop(grace)
+            except Exception:
+                log.exception(
+                    "camera reader did not stop cleanly", extra={"camera": rt.settings.id}
+                )
+        rt.reader, rt.pipeline = None, None
+
+    def _status_changed(self, camera_id: str) -> None:
+        if camera_id in self._runtimes:
+            self._publish_status(camera_id)
+
+    def _publish_status(self, camera_id: str) -> None:
+        view = self.status(camera_id)
+        self._hub.publish(
+            CameraStatusMessage(
+                camera=camera_id, status=view.state, fps=view.fps, last_error=view.last_error
+            )
+        )
+
+    def _count_events(self, message: ServerMessage) -> None:
+        if isinstance(message, EventStartMessage):
+            self.events_total += 1
+
+    def _storage_failed(self, kind: str) -> None:
+        self.metrics.storage_errors.labels(kind=kind).inc()
+        self.metrics.storage_writable.set(0)
+
+    def _camera_samples(self) -> Iterator[CameraSample]:
+        for cam_id, rt in list(self._runtimes.items()):
+            view = self.status(cam_id)
+            p = rt.pipeline
+            yield CameraSample(
+                camera=cam_id,
+                up=view.state == "online",
+                processed=p.processed if p else 0,
+                dropped=view.dropped,
+                reconnects=view.reconnects,
+                events=p.events if p else 0,
+            )
+
+
+def _keep_credentials(new: Any, old: str | None) -> Any:
+    """A URL sent back exactly as the API showed it (redacted) keeps its stored credentials."""
+    if isinstance(new, str) and old is not None and new != old and new == redact_url(old):
+        return old
+    return new

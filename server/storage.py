@@ -1,0 +1,482 @@
+"""Events, snapshots and the live camera list, in SQLite (WAL) and JPEG files.
+
+Threads: one dedicated database thread owns the only SQLite connection, so writes happen
+in the order they were submitted and a read always sees every write submitted before it.
+Writers do not wait (:meth:`Storage.save_event` returns at once); readers await. JPEG
+encoding and file writes use a second thread, so a slow disk or a large frame never holds
+up the database. Nothing here ever runs on the event loop.
+
+Layout under ``storage.path``::
+
+    motionhub.db                  events, cameras (WAL mode)
+    snapshots/<camera>/<id>-start.jpg
+    snapshots/<camera>/<id>-peak.jpg
+
+Files are written to a temporary name and renamed, so a crash never leaves half a JPEG.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import ValidationError
+
+from server.config import CameraSettings, StorageSettings
+from server.events import utc
+from server.messages import Box, Event
+from server.snapshots import annotate, encode_jpeg
+
+__all__ = ["EventQuery", "SnapshotKind", "Storage", "StorageError", "StoredCameras"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+SnapshotKind = Literal["start", "peak"]
+RETENTION_INTERVAL = 600.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT PRIMARY KEY,
+    camera TEXT NOT NULL,
+    start REAL NOT NULL,
+    "end" REAL,
+    last_seen REAL NOT NULL,
+    peak_score REAL NOT NULL,
+    zones TEXT NOT NULL,
+    boxes TEXT NOT NULL,
+    snap_start INTEGER NOT NULL DEFAULT 0,
+    snap_peak INTEGER NOT NULL DEFAULT 0,
+    interrupted INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS events_camera_id ON events (camera, id);
+CREATE INDEX IF NOT EXISTS events_start ON events (start);
+CREATE TABLE IF NOT EXISTS cameras (
+    id TEXT PRIMARY KEY,
+    position INTEGER NOT NULL,
+    config TEXT,
+    updated REAL NOT NULL
+);
+"""
+
+
+_SELECT = (
+    'SELECT id, camera, start, "end", peak_score, zones, boxes, snap_start, snap_peak,'
+    " interrupted FROM events"
+)
+# Every query is built from these fixed fragments; values always go in as parameters.
+
+
+class StorageError(RuntimeError):
+    """Storage could not be opened (the data directory or database is unusable)."""
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    """Filters for :meth:`Storage.list_events`; results are newest first."""
+
+    camera: str | None = None
+    zone: str | None = None
+    since: float | None = None
+    until: float | None = None
+    before: str | None = None
+    """Cursor: only ids strictly smaller (older) than this."""
+    limit: int = 50
+
+
+@dataclass(frozen=True)
+class StoredCameras:
+    """Camera changes made through the API: full settings by id, and deleted ids."""
+
+    cameras: list[CameraSettings]
+    deleted: set[str]
+
+
+class Storage:
+    """The data directory; see the module docstring for threads and layout."""
+
+    def __init__(self, settings: StorageSettings) -> None:
+        self.settings = settings
+        self.root = Path(settings.path)
+        self.db_path = self.root / "motionhub.db"
+        self.snapshot_dir = self.root / "snapshots"
+        self._db_thread = ThreadPoolExecutor(1, thread_name_prefix="motionhub-db")
+        self._file_thread = ThreadPoolExecutor(1, thread_name_prefix="motionhub-snap")
+        self._conn: sqlite3.Connection | None = None
+        self._pending: set[asyncio.Future[None]] = set()
+        self._closed = False
+        self._lock = threading.Lock()
+        self.snapshot_error: str | None = None
+        """The last snapshot write failure (cleared by the next success)."""
+        self.db_error: str | None = None
+        """The last database write failure (cleared by the next success)."""
+        self.on_error: Callable[[str], None] = lambda kind: None
+        """Called on the loop with ``"snapshot"`` or ``"db"`` after each failure (metrics)."""
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> int:
+        """Create the directory and schema, and close events a killed process left open.
+
+        Returns how many such events were closed (marked ``interrupted``).
+        """
+        try:
+            return await self._db(self._open_sync)
+        except (OSError, sqlite3.Error) as exc:
+            raise StorageError(f"cannot open storage at {self.root}: {exc}") from exc
+
+    def _open_sync(self) -> int:
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        conn = sqlite3.connect(self.db_path, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # WAL with synchronous=NORMAL is durable against process crashes (the case that
+        # matters here); only a power cut can lose the last transactions.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.executescript(_SCHEMA)
+        self._conn = conn
+        cur = conn.execute(
+            'UPDATE events SET "end" = MAX(last_seen, start), interrupted = 1 WHERE "end" IS NULL'
+        )
+        return cur.rowcount
+
+    async def close(self) -> None:
+        """Wait for every submitted write, then close the database and the threads."""
+        await self.flush()
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                await self._db(self._close_sync)
+        self._closed = True
+        self._db_thread.shutdown(wait=True)
+        self._file_thread.shutdown(wait=True)
+
+    def _close_sync(self) -> None:
+        assert self._conn is not None
+        self._conn.execute("PRAGMA optimize")
+        self._conn.close()
+        self._conn = None
+
+    async def flush(self) -> None:
+        """Wait until every write submitted so far is on disk (in the WAL)."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    async def run(self) -> None:
+        """The storage task: applies retention now and every few minutes until cancelled."""
+        while True:
+            try:
+                removed = await self.apply_retention()
+                if removed:
+                    log.info("retention removed %d event(s)", removed)
+            except sqlite3.Error as exc:
+                log.warning("retention failed: %s", exc)
+            await asyncio.sleep(RETENTION_INTERVAL)
+
+    async def check_writable(self) -> bool:
+        """Whether the database accepts writes and the snapshot directory takes files."""
+        try:
+            await self._db(self._check_sync)
+        except (OSError, sqlite3.Error) as exc:
+            self.db_error = f"storage not writable: {exc}"
+            return False
+        return True
+
+    def _check_sync(self) -> None:
+        self._c().execute("CREATE TEMP TABLE IF NOT EXISTS probe (x)")
+        self._c().execute("INSERT INTO probe VALUES (1)")
+        self._c().execute("DELETE FROM probe")
+        self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+        probe = self.snapshot_dir / ".probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _c(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise sqlite3.ProgrammingError("storage is not open")
+        return self._conn
+
+    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            raise sqlite3.ProgrammingError("storage is closed")
+        return await asyncio.get_running_loop().run_in_executor(self._db_thread, fn, *args)
+
+    def _submit(self, fn: Callable[..., None], *args: Any) -> None:
+        """Queue a write on the database thread without waiting for it."""
+        if self._closed:
+            log.error("write after storage closed was dropped")
+            return
+        fut = asyncio.get_running_loop().run_in_executor(self._db_thread, fn, *args)
+        self._pending.add(fut)
+        fut.add_done_callback(self._write_done)
+
+    def _write_done(self, fut: asyncio.Future[None]) -> None:
+        self._pending.discard(fut)
+        exc = fut.exception() if not fut.cancelled() else None
+        if exc is not None:
+            self.db_error = f"database write failed: {exc}"
+            log.error("%s", self.db_error)
+            self.on_error("db")
+        else:
+            self.db_error = None
+
+    # -- events ------------------------------------------------------------------------------
+
+    def save_event(self, event: Event, last_seen: float | None = None) -> None:
+        """Insert or update ``event`` (ordered, non-blocking)."""
+        seen = last_seen if last_seen is not None else time.time()
+        self._submit(self._save_sync, event, seen)
+
+    def _save_sync(self, ev: Event, last_seen: float) -> None:
+        self._c().execute(
+            'INSERT INTO events (id, camera, start, "end", last_seen, peak_score, zones, boxes,'
+            " interrupted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ' ON CONFLICT(id) DO UPDATE SET "end" = excluded."end", last_seen = excluded.last_seen,'
+            " peak_score = excluded.peak_score, zones = excluded.zones, boxes = excluded.boxes,"
+            " interrupted = excluded.interrupted",
+            (
+                ev.id,
+                ev.camera,
+                ev.start.timestamp(),
+                ev.end.timestamp() if ev.end else None,
+                last_seen,
+                ev.peak_score,
+                json.dumps(ev.zones),
+                json.dumps([list(b) for b in ev.boxes]),
+                int(ev.interrupted),
+            ),
+        )
+
+    @staticmethod
+    def _row_event(row: sqlite3.Row | tuple[Any, ...]) -> Event:
+        id_, camera, start, end, peak, zones, boxes, snap_start, snap_peak, interrupted = row
+        return Event(
+            id=id_,
+            camera=camera,
+            zones=json.loads(zones),
+            start=utc(start),
+            end=utc(end) if end is not None else None,
+            peak_score=peak,
+            boxes=[tuple(b) for b in json.loads(boxes)],
+            has_snapshot=bool(snap_start or snap_peak),
+            interrupted=bool(interrupted),
+        )
+
+    async def get_event(self, event_id: str) -> Event | None:
+        """One event by id."""
+
+        def q() -> Event | None:
+            row = self._c().execute(_SELECT + " WHERE id = ?", (event_id,)).fetchone()
+            return self._row_event(row) if row else None
+
+        return await self._db(q)
+
+    async def list_events(self, query: EventQuery) -> list[Event]:
+        """Events matching ``query``, newest first."""
+        where: list[str] = []
+        args: list[Any] = []
+        if query.camera is not None:
+            where.append("camera = ?")
+            args.append(query.camera)
+        if query.zone is not None:
+            where.append("EXISTS (SELECT 1 FROM json_each(events.zones) WHERE value = ?)")
+            args.append(query.zone)
+        if query.since is not None:
+            where.append("start >= ?")
+            args.append(query.since)
+        if query.until is not None:
+            where.append("start < ?")
+            args.append(query.until)
+        if query.before is not None:
+            where.append("id < ?")
+            args.append(query.before)
+        sql = _SELECT
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(query.limit)
+
+        def q() -> list[Event]:
+            return [self._row_event(r) for r in self._c().execute(sql, args)]
+
+        return await self._db(q)
+
+    async def events_after(
+        self, event_id: str, cameras: set[str] | None = None, limit: int = 1000
+    ) -> list[Event]:
+        """Events with an id greater than ``event_id``, oldest first."""
+        sql = _SELECT + " WHERE id > ?"
+        args: list[Any] = [event_id]
+        if cameras is not None:
+            sql += f" AND camera IN ({','.join('?' * len(cameras))})"
+            args.extend(sorted(cameras))
+        sql += " ORDER BY id LIMIT ?"
+        args.append(limit)
+
+        def q() -> list[Event]:
+            return [self._row_event(r) for r in self._c().execute(sql, args)]
+
+        return await self._db(q)
+
+    async def delete_event(self, event_id: str) -> bool:
+        """Delete an event and its snapshots; returns whether it existed."""
+
+        def q() -> str | None:
+            row = (
+                self._c().execute("SELECT camera FROM events WHERE id = ?", (event_id,)).fetchone()
+            )
+            if row is None:
+                return None
+            self._c().execute("DELETE FROM events WHERE id = ?", (event_id,))
+            return str(row[0])
+
+        camera = await self._db(q)
+        if camera is None:
+            return False
+        await self._files(self._unlink_snapshots, [(event_id, camera)])
+        return True
+
+    async def count_events(self) -> int:
+        """How many events are stored."""
+        return await self._db(
+            lambda: int(self._c().execute("SELECT COUNT(*) FROM events").fetchone()[0])
+        )
+
+    async def apply_retention(self, now: float | None = None) -> int:
+        """Delete events older than ``retention_days`` and beyond ``max_events``."""
+        cutoff = (time.time() if now is None else now) - self.settings.retention_days * 86400
+
+        def q() -> list[tuple[str, str]]:
+            c = self._c()
+            doomed = c.execute(
+                "SELECT id, camera FROM events WHERE start < ? OR id NOT IN"
+                " (SELECT id FROM events ORDER BY id DESC LIMIT ?)",
+                (cutoff, self.settings.max_events),
+            ).fetchall()
+            c.executemany("DELETE FROM events WHERE id = ?", [(d[0],) for d in doomed])
+            return [(str(a), str(b)) for a, b in doomed]
+
+        doomed = await self._db(q)
+        if doomed:
+            await self._files(self._unlink_snapshots, doomed)
+        return len(doomed)
+
+    # -- snapshots ---------------------------------------------------------------------------
+
+    def snapshot_path(self, camera: str, event_id: str, kind: SnapshotKind) -> Path:
+        """Where an event's snapshot lives."""
+        return self.snapshot_dir / camera / f"{event_id}-{kind}.jpg"
+
+    async def _files(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._file_thread, fn, *args)
+
+    def _unlink_snapshots(self, items: Sequence[tuple[str, str]]) -> None:
+        for event_id, camera in items:
+            for kind in ("start", "peak"):
+                with contextlib.suppress(FileNotFoundError):
+                    self.snapshot_path(camera, event_id, kind).unlink()
+
+    async def write_snapshot(
+        self,
+        event: Event,
+        kind: SnapshotKind,
+        frame: npt.NDArray[np.uint8],
+        boxes: Sequence[Box],
+    ) -> bool:
+        """Draw ``boxes`` on ``frame``, store it as the event's ``kind`` snapshot.
+
+        Returns ``False`` (and records :attr:`snapshot_error`) when it cannot be written; the
+        caller carries on without it.
+        """
+        path = self.snapshot_path(event.camera, event.id, kind)
+        try:
+            await self._files(self._write_jpeg_sync, path, frame, boxes)
+        except OSError as exc:
+            self.snapshot_error = f"cannot write snapshot to {path.parent}: {exc.strerror or exc}"
+            log.error("%s", self.snapshot_error, extra={"camera": event.camera})
+            self.on_error("snapshot")
+            return False
+        self.snapshot_error = None
+        column = "snap_start" if kind == "start" else "snap_peak"
+        self._submit(self._mark_sync, event.id, column)
+        return True
+
+    def _write_jpeg_sync(
+        self, path: Path, frame: npt.NDArray[np.uint8], boxes: Sequence[Box]
+    ) -> None:
+        data = encode_jpeg(annotate(frame, boxes), self.settings.snapshot_quality)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+
+    def _mark_sync(self, event_id: str, column: str) -> None:
+        self._c().execute(f"UPDATE events SET {column} = 1 WHERE id = ?", (event_id,))  # noqa: S608
+
+    async def read_snapshot(self, event_id: str, kind: SnapshotKind | None = None) -> bytes | None:
+        """The JPEG of an event: the peak (best) one, else the start one, or ``kind``."""
+        event = await self.get_event(event_id)
+        if event is None:
+            return None
+        kinds: list[SnapshotKind] = [kind] if kind else ["peak", "start"]
+        for k in kinds:
+            path = self.snapshot_path(event.camera, event_id, k)
+            with contextlib.suppress(FileNotFoundError):
+                return await self._files(path.read_bytes)
+        return None
+
+    # -- cameras -----------------------------------------------------------------------------
+
+    def save_camera(self, camera: CameraSettings, position: int) -> None:
+        """Persist a camera created or changed through the API (ordered, non-blocking)."""
+        config = camera.model_dump_json()
+        self._submit(self._camera_sync, camera.id, position, config)
+
+    def delete_camera(self, camera_id: str) -> None:
+        """Remember that a camera was deleted, so the config file cannot bring it back."""
+        self._submit(self._camera_sync, camera_id, -1, None)
+
+    def _camera_sync(self, camera_id: str, position: int, config: str | None) -> None:
+        self._c().execute(
+            "INSERT INTO cameras (id, position, config, updated) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(id) DO UPDATE SET position = excluded.position,"
+            " config = excluded.config, updated = excluded.updated",
+            (camera_id, position, config, time.time()),
+        )
+
+    async def load_cameras(self) -> StoredCameras:
+        """The camera changes stored by earlier runs."""
+
+        def q() -> list[tuple[str, str | None]]:
+            rows = self._c().execute("SELECT id, config FROM cameras ORDER BY position, updated")
+            return [(str(a), b) for a, b in rows]
+
+        cameras, deleted = [], set()
+        for cam_id, config in await self._db(q):
+            if config is None:
+                deleted.add(cam_id)
+                continue
+            try:
+                cameras.append(CameraSettings.model_validate_json(config))
+            except ValidationError as exc:
+                log.warning(
+                    "stored settings of camera %s are no longer valid, using the config file: %s",
+                    cam_id,
+                    exc.error_count(),
+                )
+        return StoredCameras(cameras, deleted)

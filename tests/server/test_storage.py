@@ -1,0 +1,151 @@
+"""SQLite storage on a real file: ordering, filters, paging, retention, snapshots, recovery."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from server.config import CameraSettings, StorageSettings
+from server.events import utc
+from server.ids import UlidGenerator
+from server.messages import Event
+from server.storage import EventQuery, Storage
+
+T0 = 1_750_000_000.0
+
+
+def make_event(
+    gen: UlidGenerator, camera: str, ts: float, zones: list[str], end: bool = True
+) -> Event:
+    return Event(
+        id=gen.new(ts),
+        camera=camera,
+        zones=zones,
+        start=utc(ts),
+        end=utc(ts + 3) if end else None,
+        peak_score=0.25,
+        boxes=[(0.1, 0.2, 0.3, 0.4)],
+    )
+
+
+async def open_storage(path: Path, **kw: object) -> Storage:
+    s = Storage(StorageSettings(path=path, **kw))  # type: ignore[arg-type]
+    await s.open()
+    return s
+
+
+async def test_filters_paging_and_resume(tmp_path: Path) -> None:
+    s = await open_storage(tmp_path)
+    gen = UlidGenerator()
+    events = [
+        make_event(gen, "cam1" if i % 2 else "cam2", T0 + i * 10, ["door"] if i % 3 == 0 else [])
+        for i in range(25)
+    ]
+    for ev in events:
+        s.save_event(ev, ev.start.timestamp())
+    # No flush: a read submitted after the writes sees them.
+    page = await s.list_events(EventQuery(limit=10))
+    assert [e.id for e in page] == [e.id for e in reversed(events)][:10]
+    seen, cursor = [], None
+    while True:
+        page = await s.list_events(EventQuery(camera="cam1", limit=4, before=cursor))
+        seen += page
+        if len(page) < 4:
+            break
+        cursor = page[-1].id
+    assert [e.id for e in seen] == [e.id for e in reversed(events) if e.camera == "cam1"]
+    door = await s.list_events(EventQuery(zone="door", limit=100))
+    assert {e.id for e in door} == {e.id for e in events if "door" in e.zones}
+    window = await s.list_events(EventQuery(since=T0 + 50, until=T0 + 100, limit=100))
+    assert sorted(e.id for e in window) == [e.id for e in events[5:10]]
+    after = await s.events_after(events[20].id, {"cam2"})
+    assert [e.id for e in after] == [e.id for e in events[21:] if e.camera == "cam2"]
+    got = await s.get_event(events[3].id)
+    assert got == events[3]
+    await s.close()
+
+
+async def test_open_events_are_closed_as_interrupted_on_next_open(tmp_path: Path) -> None:
+    s = await open_storage(tmp_path)
+    gen = UlidGenerator()
+    ev = make_event(gen, "cam1", T0, [], end=False)
+    s.save_event(ev, T0 + 7)
+    await s.flush()
+    # Simulate a killed process: the connection is dropped without closing the event.
+    s._db_thread.shutdown(wait=True)
+    s2 = await open_storage(tmp_path)
+    got = await s2.get_event(ev.id)
+    assert got is not None
+    assert got.interrupted
+    assert got.end is not None
+    assert got.end.timestamp() == pytest.approx(T0 + 7)
+    await s2.close()
+
+
+async def test_retention_by_age_and_count_removes_snapshots(tmp_path: Path) -> None:
+    s = await open_storage(tmp_path, retention_days=1, max_events=10)
+    gen = UlidGenerator()
+    now = T0 + 30 * 86400
+    old = [make_event(gen, "cam1", now - 3 * 86400 + i, []) for i in range(3)]
+    new = [make_event(gen, "cam1", now - 100 + i, []) for i in range(12)]
+    frame = np.zeros((48, 64, 3), np.uint8)
+    for ev in old + new:
+        s.save_event(ev)
+        assert await s.write_snapshot(ev, "start", frame, ev.boxes)
+    assert await s.apply_retention(now) == 5
+    left = await s.list_events(EventQuery(limit=100))
+    assert [e.id for e in left] == [e.id for e in reversed(new)][:10]
+    assert all(e.has_snapshot for e in left)
+    files = sorted(p.name for p in (tmp_path / "snapshots" / "cam1").iterdir())
+    assert files == sorted(f"{e.id}-start.jpg" for e in left)
+    await s.close()
+
+
+async def test_snapshot_write_failure_is_reported_and_nothing_breaks(tmp_path: Path) -> None:
+    s = await open_storage(tmp_path)
+    gen = UlidGenerator()
+    ev = make_event(gen, "cam1", T0, [])
+    s.save_event(ev)
+    kinds: list[str] = []
+    s.on_error = kinds.append
+    # A file where the camera's snapshot directory should be: a real write failure, as root too.
+    (tmp_path / "snapshots").mkdir(exist_ok=True)
+    (tmp_path / "snapshots" / "cam1").write_bytes(b"in the way")
+    ok = await s.write_snapshot(ev, "start", np.zeros((8, 8, 3), np.uint8), [])
+    assert not ok
+    assert s.snapshot_error is not None
+    assert "snapshot" in s.snapshot_error
+    assert kinds == ["snapshot"]
+    got = await s.get_event(ev.id)
+    assert got is not None
+    assert not got.has_snapshot
+    await s.close()
+
+
+async def test_cameras_persist_with_tombstones(tmp_path: Path) -> None:
+    s = await open_storage(tmp_path)
+    a = CameraSettings(id="a", url="rtsp://u:p@10.0.0.1/s")
+    b = CameraSettings(id="b", url="rtsp://10.0.0.2/s", name="Bee")
+    s.save_camera(a, 0)
+    s.save_camera(b, 1)
+    s.delete_camera("a")
+    await s.close()
+    s2 = await open_storage(tmp_path)
+    stored = await s2.load_cameras()
+    assert stored.cameras == [b]
+    assert stored.deleted == {"a"}
+    await s2.close()
+
+
+async def test_database_is_wal_and_threads_end_on_close(tmp_path: Path) -> None:
+    before = {t.name for t in threading.enumerate()}
+    s = await open_storage(tmp_path)
+    await s.close()
+    mode = sqlite3.connect(tmp_path / "motionhub.db").execute("PRAGMA journal_mode").fetchone()
+    assert mode[0] == "wal"
+    leftover = {t.name for t in threading.enumerate()} - before
+    assert not leftover
