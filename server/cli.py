@@ -72,6 +72,7 @@ def check(config: Path) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="Override server.port.")
 def serve(config: Path, host: str | None, port: int | None) -> None:
     """Run the server with the cameras in a config file."""
+    settings = settings_from(config, host, port)
     from server.app import run
 
-    run(settings_from(config, host, port))
+    run(settings)

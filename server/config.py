@@ -12,6 +12,7 @@ Environment variables override the file: ``MOTIONHUB_SERVER__PORT=9000`` sets
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -208,6 +209,15 @@ class MqttSettings(_Model):
         le=10_000_000,
         description="Event messages kept while the broker is away; older ones past it are dropped.",
     )
+    reconnect_min: float = Field(
+        default=0.5, gt=0, le=60, description="Seconds before the first reconnect attempt."
+    )
+    reconnect_max: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="Longest wait between reconnect attempts (doubling, jittered).",
+    )
 
     @field_validator("url")
     @classmethod
@@ -374,11 +384,16 @@ class ConfigError(Exception):
         self.lines = lines
 
 
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
 def _loc_text(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif not _PLAIN_KEY.match(part):
+            out += f"[{json.dumps(part)}]"
         else:
             out += f".{part}" if out else part
     return out or "(top level)"
@@ -413,7 +428,15 @@ def _error_lines(
     exc: ValidationError, source: str, root: yaml.Node | None, data: dict[str, Any]
 ) -> list[str]:
     lines = []
-    for err in exc.errors(include_url=False, include_input=False):
+    errors = exc.errors(include_url=False, include_input=False)
+    locs = [e["loc"] for e in errors]
+    for err in errors:
+        # A bad item also makes its container "too short after validation": say it once.
+        if err["type"] == "too_short" and any(
+            other[: len(err["loc"])] == err["loc"] and len(other) > len(err["loc"])
+            for other in locs
+        ):
+            continue
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function")))
         msg = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
@@ -440,6 +463,9 @@ def parse_settings(text: str, source: str = "<config>") -> Settings:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError([f"{source}: the top level must be a mapping of sections"])
+    odd = [k for k in data if not isinstance(k, str)]
+    if odd:
+        raise ConfigError([f"{source}: section names must be text, not {odd[0]!r}"])
     try:
         return Settings(**data)
     except ValidationError as exc:
