@@ -1,0 +1,275 @@
+"""The broker connection: one supervisor task owns the aiomqtt client for its lifetime.
+
+:meth:`MqttLink.run` connects, announces ``<prefix>/available = online`` (retained),
+subscribes, and hands the live client to its :class:`LinkHandler` until the
+connection breaks. Then it waits a capped, jittered, exponentially growing delay
+and starts over with a fresh client, resubscribing every time. The broker holds
+a last will of ``offline`` (retained, QoS 1) that fires if the process dies;
+:meth:`MqttLink.stop` publishes the same ``offline`` itself before a clean
+disconnect. The state is an enum plus an :class:`asyncio.Event` for readiness
+checks and metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import random
+import secrets
+import ssl
+from collections.abc import Callable
+from typing import Protocol
+from urllib.parse import unquote, urlsplit
+
+import aiomqtt
+
+from server.config import MqttSettings
+from server.mqtt.payloads import OFFLINE, ONLINE
+from server.mqtt.topics import Topics
+from server.redact import redact_url
+from server.redact import secrets as secret_registry
+
+__all__ = ["LinkHandler", "LinkState", "MqttLink", "backoff_delay"]
+
+log = logging.getLogger(__name__)
+
+_STABLE_AFTER = 5.0
+"""A connection that lasted this many seconds resets the backoff."""
+_INFLIGHT = 32
+"""QoS 1 messages on the wire at once before paho queues them (in order)."""
+
+
+class LinkState(enum.Enum):
+    """Where the supervisor is."""
+
+    STOPPED = "stopped"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    WAITING = "waiting"
+    """Disconnected, waiting out the backoff before the next attempt."""
+
+
+class LinkHandler(Protocol):
+    """What runs on top of a connection (see :class:`server.mqtt.service.MqttService`)."""
+
+    def subscriptions(self) -> list[str]:
+        """Topic filters to (re)subscribe to after every connect."""
+        ...
+
+    async def session(self, client: aiomqtt.Client) -> None:
+        """Publish for as long as the connection lives; an exception ends the connection."""
+        ...
+
+    async def handle(self, message: aiomqtt.Message) -> None:
+        """One incoming message; must not raise."""
+        ...
+
+    async def drain(self, grace: float) -> None:
+        """On a clean stop: give pending messages up to ``grace`` seconds to go out."""
+        ...
+
+
+class _Stopped(Exception):
+    """Raised inside a session to end it after a clean stop."""
+
+
+def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Seconds before reconnect attempt ``attempt`` (0-based): ``base * 2**attempt``
+    capped at ``cap``, with "equal jitter" (between half and all of it) so that many
+    servers losing one broker do not come back in lockstep."""
+    ceiling = min(cap, base * (2 ** min(attempt, 30)))
+    return rng.uniform(ceiling / 2, ceiling)
+
+
+def _flatten(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        out: list[BaseException] = []
+        for inner in exc.exceptions:
+            out.extend(_flatten(inner))
+        return out
+    return [exc]
+
+
+class MqttLink:
+    """Owns the aiomqtt client: connect, reconnect, announce availability, stop cleanly."""
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        handler: LinkHandler,
+        *,
+        timeout: float = 10.0,
+        stop_grace: float = 2.0,
+        rng: random.Random | None = None,
+        on_state: Callable[[LinkState], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._handler = handler
+        self._timeout = timeout
+        self._stop_grace = stop_grace
+        self._rng = rng or random.Random()
+        self._on_state = on_state
+        self.topics = Topics(settings.topic_prefix, settings.discovery.prefix)
+        self.client_id = (
+            settings.client_id or f"motionhub-{self.topics.node}-{secrets.token_hex(4)}"
+        )
+        self.state = LinkState.STOPPED
+        self.connected = asyncio.Event()
+        """Set while connected (``online`` published and subscriptions made)."""
+        self.connects = 0
+        """Successful connections so far; every one after the first is a reconnect."""
+        self.failures = 0
+        """Failed connection attempts and lost connections."""
+        self.last_error: str | None = None
+        self._stop = asyncio.Event()
+        self._done = asyncio.Event()
+        self._done.set()
+        parts = urlsplit(settings.url)
+        self._tls = parts.scheme == "mqtts"
+        self._host = parts.hostname or "localhost"
+        self._port = parts.port or (8883 if self._tls else 1883)
+        self._username = settings.username or (unquote(parts.username) if parts.username else None)
+        password = settings.password.get_secret_value() if settings.password else None
+        if password is None and parts.password:
+            password = unquote(parts.password)
+        self._password = password
+        # Whatever text leaves this process (logs, errors) is scrubbed of these.
+        secret_registry.add(password)
+        secret_registry.add_url(settings.url)
+        self.where = redact_url(settings.url)
+
+    @property
+    def reconnects(self) -> int:
+        """Connections made after the first one."""
+        return max(0, self.connects - 1)
+
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to publish ``offline``, disconnect and return."""
+        self._stop.set()
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Request a clean stop and wait (up to ``grace`` seconds) for :meth:`run` to return."""
+        self.request_stop()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await self._done.wait()
+
+    async def run(self) -> None:
+        """Keep a connection to the broker until :meth:`stop`; never raises on broker trouble."""
+        self._done.clear()
+        loop = asyncio.get_running_loop()
+        attempt = 0
+        try:
+            while not self._stop.is_set():
+                self._set_state(LinkState.CONNECTING)
+                started: float | None = None
+                try:
+                    client = self._new_client()
+                    async with client:
+                        started = loop.time()
+                        await self._session(client)
+                except Exception as exc:  # the supervisor outlives any failure
+                    self._failed(exc, attempt)
+                finally:
+                    self.connected.clear()
+                if self._stop.is_set():
+                    break
+                if started is not None and loop.time() - started >= _STABLE_AFTER:
+                    attempt = 0
+                delay = backoff_delay(
+                    attempt, self._settings.reconnect_min, self._settings.reconnect_max, self._rng
+                )
+                attempt += 1
+                self._set_state(LinkState.WAITING)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._stop.wait()
+        finally:
+            self.connected.clear()
+            self._set_state(LinkState.STOPPED)
+            self._done.set()
+
+    def _failed(self, exc: Exception, attempt: int) -> None:
+        errors = [e for e in _flatten(exc) if not isinstance(e, _Stopped)]
+        if not errors:
+            return
+        self.failures += 1
+        mqtt_errors = [e for e in errors if isinstance(e, aiomqtt.MqttError)]
+        first = mqtt_errors[0] if mqtt_errors else errors[0]
+        self.last_error = f"{type(first).__name__}: {first}"
+        if not mqtt_errors:
+            log.error("MQTT session failed; reconnecting", exc_info=first)
+        elif self.state is LinkState.CONNECTED:
+            log.warning("MQTT connection to %s lost: %s", self.where, first)
+        elif attempt & (attempt - 1) == 0:
+            # Attempts 0, 1, 2, 4, 8...: enough to see the problem without flooding the log.
+            log.warning(
+                "MQTT broker %s unreachable (attempt %d): %s", self.where, attempt + 1, first
+            )
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        topics = self.topics
+        await client.publish(topics.available, ONLINE, qos=1, retain=True)
+        for topic in self._handler.subscriptions():
+            await client.subscribe(topic, qos=1)
+        self.connects += 1
+        self._set_state(LinkState.CONNECTED)
+        self.connected.set()
+        log.info("MQTT connected to %s as %s", self.where, self.client_id)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._read(client), name="mqtt-read")
+                tg.create_task(self._handler.session(client), name="mqtt-publish")
+                tg.create_task(self._until_stop(client), name="mqtt-stop")
+        except* _Stopped:
+            log.info("MQTT disconnecting from %s", self.where)
+
+    async def _read(self, client: aiomqtt.Client) -> None:
+        # The iterator raises MqttError as soon as the connection drops, which ends the
+        # session's task group and with it any publish waiting for an acknowledgement.
+        async for message in client.messages:
+            await self._handler.handle(message)
+
+    async def _until_stop(self, client: aiomqtt.Client) -> None:
+        await self._stop.wait()
+        await self._handler.drain(self._stop_grace)
+        await client.publish(
+            self.topics.available, OFFLINE, qos=1, retain=True, timeout=self._stop_grace
+        )
+        raise _Stopped
+
+    def _new_client(self) -> aiomqtt.Client:
+        s = self._settings
+        tls_params: aiomqtt.TLSParameters | None = None
+        if self._tls:
+            tls_params = aiomqtt.TLSParameters(
+                ca_certs=str(s.tls.ca) if s.tls.ca else None,
+                certfile=str(s.tls.cert) if s.tls.cert else None,
+                keyfile=str(s.tls.key) if s.tls.key else None,
+                cert_reqs=ssl.CERT_NONE if s.tls.insecure else ssl.CERT_REQUIRED,
+            )
+        client = aiomqtt.Client(
+            self._host,
+            self._port,
+            username=self._username,
+            password=self._password,
+            identifier=self.client_id,
+            will=aiomqtt.Will(self.topics.available, OFFLINE, qos=1, retain=True),
+            keepalive=s.keepalive,
+            timeout=self._timeout,
+            tls_params=tls_params,
+            tls_insecure=s.tls.insecure if self._tls else None,
+            max_inflight_messages=_INFLIGHT,
+        )
+        # A reconnect republishes every retained state at once; that is expected, not a leak.
+        client.pending_calls_threshold = 1 << 20
+        return client
+
+    def _set_state(self, state: LinkState) -> None:
+        if state is self.state:
+            return
+        self.state = state
+        if self._on_state is not None:
+            self._on_state(state)
