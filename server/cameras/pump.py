@@ -1,0 +1,245 @@
+"""The reader thread: open a camera, read it, and reconnect forever.
+
+One :class:`Pump` owns one thread and one source at a time. It never gives up on a
+camera that may come back: every failure is recorded in the camera's status, then
+the pump waits a capped, jittered, exponentially growing delay and opens the
+source again. No frame for ``stall_timeout`` seconds counts as a failure too.
+Every blocking call underneath is bounded by the camera's open or read timeout,
+so a dead camera can delay stopping by at most that long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import threading
+import time
+import traceback
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from server.cameras.errors import BadFrame, SourceError
+from server.cameras.policy import SourceKind, check_host, plan_source
+from server.cameras.sources import HttpCameraClient, Sample, Source, make_source, probe_http_kind
+from server.cameras.status import StatusTracker
+from server.config import CameraSettings, SecuritySettings
+from server.redact import redact_text
+
+__all__ = ["Backoff", "Publish", "Pump", "RateLimit", "call_in_loop"]
+
+log = logging.getLogger("server.cameras")
+
+Publish = Callable[[Sample, NDArray[np.uint8] | None, float, float], None]
+"""``publish(sample, luma, mono_time, wall_time)``; ``luma`` is None when not asked for."""
+
+
+def call_in_loop(
+    loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *args: object
+) -> None:
+    """Schedule ``callback(*args)`` on ``loop`` from any thread; a no-op once it is closed."""
+    with contextlib.suppress(RuntimeError):  # closed loop: nobody is left to tell
+        loop.call_soon_threadsafe(callback, *args)
+
+
+class Backoff:
+    """Exponential delays with "equal jitter": half fixed, half random, never above ``cap``.
+
+    The cap is low because the issue is recovery time: a camera that comes back is
+    online within one cap plus its connect time. Failing attempts are cheap
+    (a refused connect) or already slow (a timeout), so a low cap costs little.
+    """
+
+    def __init__(self, first: float = 0.5, cap: float = 3.0) -> None:
+        self.first = first
+        self.cap = cap
+        self._attempt = 0
+
+    def next(self) -> float:
+        """The delay before the next attempt."""
+        delay = min(self.cap, self.first * 2.0**self._attempt)
+        self._attempt = min(self._attempt + 1, 16)
+        return delay / 2 + random.uniform(0, delay / 2)
+
+    def reset(self) -> None:
+        """Start again from the shortest delay (after a connection that worked)."""
+        self._attempt = 0
+
+
+class RateLimit:
+    """Lets through at most ``fps`` frames a second, on average, from any source rate.
+
+    A quarter-interval of slack keeps a camera sending exactly ``fps`` from losing
+    frames to timing jitter; the schedule advances by whole intervals, so the
+    average never exceeds ``fps``.
+    """
+
+    def __init__(self, fps: float | None) -> None:
+        self.interval = 1.0 / fps if fps else 0.0
+        self._next = 0.0
+
+    def due(self, now: float) -> bool:
+        """Whether a frame arriving at ``now`` (monotonic) should be used."""
+        if not self.interval:
+            return True
+        if now < self._next - self.interval / 4:
+            return False
+        behind = now - self._next >= self.interval
+        self._next = now + self.interval if behind else self._next + self.interval
+        return True
+
+
+class Pump:
+    """Reads one camera URL on a dedicated thread until stopped.
+
+    ``publish`` receives the frames the rate limit lets through; ``idle``, if given,
+    is polled between frames and attempts and ends the pump when it returns True
+    (used for the on-demand main stream).
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        loop: asyncio.AbstractEventLoop,
+        url: str,
+        settings: CameraSettings,
+        security: SecuritySettings,
+        tracker: StatusTracker,
+        publish: Publish,
+        fps: float | None,
+        detect_width: int,
+        need_luma: bool = True,
+        idle: Callable[[], bool] | None = None,
+    ) -> None:
+        self.url = url
+        self.settings = settings
+        self.security = security
+        self.tracker = tracker
+        self._publish = publish
+        self._rate = RateLimit(fps)
+        self._detect_width = detect_width
+        self._need_luma = need_luma
+        self._idle = idle
+        self._stop = threading.Event()
+        self._loop = loop
+        self._exited = asyncio.Event()
+        self._kind: SourceKind | None = None
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        """Start the thread."""
+        self.thread.start()
+
+    def request_stop(self) -> None:
+        """Ask the thread to finish; it does so at its next check (see the module doc)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        """True once a stop was requested (or the pump ended itself)."""
+        return self._stop.is_set()
+
+    def _stalled(self) -> float:
+        stall = self.settings.stall_timeout
+        if self._kind == "snapshot":
+            stall = max(stall, 2 * self.settings.snapshot_interval)
+        return stall
+
+    def _run(self) -> None:
+        backoff = Backoff()
+        try:
+            while not self._stop.is_set() and not (self._idle and self._idle()):
+                healthy = False
+                source: Source | None = None
+                try:
+                    source = self._open()
+                    healthy = self._read(source)
+                except SourceError as exc:
+                    if self._stop.is_set():
+                        break
+                    self.tracker.offline(exc.reason)
+                    if not exc.retry:
+                        break
+                except Exception:
+                    # A bug or a library surprise must not kill the camera for good.
+                    reason = "internal error while reading the camera (see the server log)"
+                    log.error(
+                        "camera reader %s failed: %s",
+                        self.thread.name,
+                        redact_text(traceback.format_exc()),
+                    )
+                    self.tracker.offline(reason)
+                finally:
+                    if source is not None:
+                        source.close()
+                if healthy:
+                    backoff.reset()
+                if self._stop.wait(backoff.next()):
+                    break
+        finally:
+            self._stop.set()
+            call_in_loop(self._loop, self._exited.set)
+
+    async def wait_stopped(self) -> None:
+        """Wait (on the event loop) until the thread has finished."""
+        await self._exited.wait()
+        self.thread.join()
+
+    def _open(self) -> Source:
+        plan = plan_source(self.url, self.settings.kind, self.security)
+        check_host(plan, self.security)
+        if plan.kind == "http":
+            if self._kind is None:
+                client = HttpCameraClient(plan, self.settings, self.security)
+                try:
+                    self._kind = probe_http_kind(client, self.settings.open_timeout)
+                finally:
+                    client.close()
+        else:
+            self._kind = plan.kind
+        assert self._kind is not None
+        self.tracker.set_kind(self._kind)
+        source = make_source(self._kind, plan, self.settings, self.security, self._stop)
+        try:
+            source.open()
+        except BaseException:
+            source.close()
+            raise
+        return source
+
+    def _read(self, source: Source) -> bool:
+        """Read until stopped (returns) or the source fails (raises). True if any frame came."""
+        stall = self._stalled()
+        last_good = time.monotonic()
+        got_any = False
+        samples = source.samples()
+        try:
+            for item in samples:
+                now = time.monotonic()
+                if item is None or isinstance(item, BadFrame):
+                    if item is not None:
+                        self.tracker.bad_frame(item.reason)
+                    if now - last_good > stall:
+                        raise SourceError(f"no valid frame for {stall:g} s")
+                    if self._stop.is_set():
+                        break
+                    continue
+                last_good, got_any = now, True
+                wall = time.time()
+                self.tracker.frame(now, wall, item.width, item.height)
+                if self._rate.due(now):
+                    try:
+                        luma = item.luma(self._detect_width) if self._need_luma else None
+                    except BadFrame as bad:
+                        self.tracker.bad_frame(bad.reason)
+                    else:
+                        self._publish(item, luma, now, wall)
+                if self._stop.is_set() or (self._idle and self._idle()):
+                    break
+        finally:
+            samples.close()
+        return got_any

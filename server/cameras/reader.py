@@ -1,0 +1,240 @@
+"""The asyncio face of one camera: a reader thread and a latest-frame slot.
+
+The thread decodes everything the camera sends (FFmpeg releases the GIL while it
+does) and puts the newest rate-limited frame into a one-frame slot. The event loop
+is woken with ``call_soon_threadsafe`` only when a coroutine is actually waiting
+in :meth:`CameraReader.next_frame`. If the pipeline has not taken a frame by the
+time the next one arrives, the older one is replaced and counted as dropped: the
+pipeline always works on the newest picture and never falls behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from server.cameras.errors import BadFrame, SourceError
+from server.cameras.frame import Frame
+from server.cameras.mainstream import MainStream
+from server.cameras.pump import Pump, call_in_loop
+from server.cameras.sources import Sample
+from server.cameras.status import CameraStatus, StatusTracker
+from server.config import CameraSettings, SecuritySettings
+
+__all__ = ["CameraReader", "StatusCallback"]
+
+log = logging.getLogger("server.cameras")
+
+StatusCallback = Callable[[CameraStatus], None]
+
+# A consumer that called next_frame this recently still counts as keeping up, so a
+# frame it never took was dropped rather than merely unwanted.
+_CONSUMER_ACTIVE = 1.0
+
+
+class CameraReader:
+    """Reads one camera on its own thread and hands the newest frame to the event loop.
+
+    ``detect_width`` is the detector's working width: JPEG sources are decoded
+    reduced, but never narrower than this.
+    """
+
+    def __init__(
+        self, settings: CameraSettings, security: SecuritySettings, detect_width: int = 320
+    ) -> None:
+        self.settings = settings
+        self.security = security
+        self.detect_width = detect_width
+        self._lock = threading.Lock()
+        self._slot: Frame | None = None
+        self._seq = 0
+        self._taken = 0
+        self._consumer_at = float("-inf")
+        self._waiters: list[asyncio.Future[None]] = []
+        self._callbacks: list[StatusCallback] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        self._logged_state = "starting"
+        self._tracker = StatusTracker(settings.id, self._status_changed)
+        self._pump: Pump | None = None
+        self._main = MainStream(settings, security) if settings.detect_url else None
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the reader thread; call from inside the running event loop."""
+        if self._loop is not None:
+            raise RuntimeError(f"camera {self.settings.id} reader already started")
+        self._loop = asyncio.get_running_loop()
+        if not self.settings.enabled:
+            self._tracker.offline("camera disabled in the configuration")
+            return
+        self._pump = Pump(
+            name=f"camera-{self.settings.id}",
+            loop=self._loop,
+            url=self.settings.detect_url or self.settings.url,
+            settings=self.settings,
+            security=self.security,
+            tracker=self._tracker,
+            publish=self._publish,
+            fps=self.settings.detect.fps,
+            detect_width=self.detect_width,
+        )
+        self._pump.start()
+
+    # The server core calls stop(timeout=...): the name is part of the interface.
+    async def stop(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        """Stop and join the reader thread(s), then fail any waiting :meth:`next_frame`.
+
+        A thread blocked inside a network read cannot be interrupted; it finishes
+        when that read times out (the camera's read timeout) and then closes its
+        connection. If that is later than ``timeout``, a warning is logged and the
+        (daemon) thread is left to finish on its own.
+        """
+        pumps = [p for p in (self._pump, *(self._main.pumps if self._main else [])) if p]
+        for pump in pumps:
+            pump.request_stop()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                for pump in pumps:
+                    await pump.wait_stopped()
+        for pump in pumps:
+            if pump.thread.is_alive():
+                log.warning(
+                    "camera %s: reader thread %s still blocked in I/O after %g s; "
+                    "it ends when the read times out",
+                    self.settings.id,
+                    pump.thread.name,
+                    timeout,
+                )
+        with self._lock:
+            self._closed = True
+            waiters, self._waiters = self._waiters, []
+        _wake(waiters)
+
+    # -- frames ----------------------------------------------------------------
+
+    def _publish(
+        self, sample: Sample, luma: NDArray[np.uint8] | None, mono: float, wall: float
+    ) -> None:
+        assert luma is not None
+        with self._lock:
+            self._seq += 1
+            frame = Frame(
+                seq=self._seq,
+                luma=luma,
+                wall_time=wall,
+                mono_time=mono,
+                width=sample.width,
+                height=sample.height,
+                color_source=sample.color,
+            )
+            old = self._slot
+            dropped = (
+                old is not None
+                and old.seq > self._taken
+                and mono - self._consumer_at < _CONSUMER_ACTIVE
+            )
+            self._slot = frame
+            waiters = self._waiters
+            if waiters:
+                self._waiters = []
+        if dropped:
+            self._tracker.add_dropped()
+        if waiters and self._loop is not None:
+            call_in_loop(self._loop, _wake, waiters)
+
+    async def next_frame(self, after_seq: int) -> Frame:
+        """The newest frame with ``seq > after_seq``, waiting for one if needed.
+
+        Cancellable. Raises :class:`SourceError` once the reader has been stopped.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise SourceError(f"camera {self.settings.id} reader stopped")
+                self._consumer_at = time.monotonic()
+                frame = self._slot
+                if frame is not None and frame.seq > after_seq:
+                    self._taken = max(self._taken, frame.seq)
+                    return frame
+                waiter: asyncio.Future[None] = loop.create_future()
+                self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if not waiter.done():
+                    with self._lock:
+                        if waiter in self._waiters:
+                            self._waiters.remove(waiter)
+
+    def latest(self) -> Frame | None:
+        """The newest frame, without waiting (and without counting as taken)."""
+        return self._slot
+
+    async def color_frame(self) -> NDArray[np.uint8] | None:
+        """A full-size BGR image from the main ``url`` stream, or None if there is none.
+
+        Without a ``detect_url`` this is the newest frame of the one stream. With one,
+        the main stream is opened on demand and closed again after it goes unused.
+        The conversion runs in a worker thread, off the event loop.
+        """
+        if self._main is not None:
+            if self._closed:
+                return None
+            return await self._main.color_frame()
+        frame = self._slot
+        if frame is None:
+            return None
+        try:
+            return await asyncio.to_thread(frame.to_bgr)
+        except BadFrame:
+            return None
+
+    # -- status ----------------------------------------------------------------
+
+    @property
+    def status(self) -> CameraStatus:
+        """A consistent copy of the camera's status."""
+        return self._tracker.snapshot()
+
+    def on_status_change(self, callback: StatusCallback) -> None:
+        """Call ``callback(status)`` on the event loop whenever the state or
+        ``last_error`` changes."""
+        self._callbacks.append(callback)
+
+    def _status_changed(self, status: CameraStatus) -> None:
+        # Runs on the reader thread (or the loop); logs once per change.
+        previous, self._logged_state = self._logged_state, status.state
+        if status.state == "online" and previous != "online":
+            size = f" {status.width}x{status.height}" if status.width else ""
+            log.info("camera %s online (%s%s)", status.camera, status.kind, size)
+        elif status.state == "offline":
+            log.warning("camera %s offline: %s", status.camera, status.last_error)
+        else:
+            log.warning("camera %s: %s", status.camera, status.last_error)
+        loop = self._loop
+        if loop is None or not self._callbacks:
+            return
+        call_in_loop(loop, self._dispatch, status)
+
+    def _dispatch(self, status: CameraStatus) -> None:
+        for callback in list(self._callbacks):
+            try:
+                callback(status)
+            except Exception:
+                log.exception("camera %s status callback failed", self.settings.id)
+
+
+def _wake(waiters: list[asyncio.Future[None]]) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(None)

@@ -1,0 +1,160 @@
+"""FFmpeg-decoded sources through PyAV: RTSP(S) streams, video files and V4L2 devices.
+
+PyAV releases the GIL while FFmpeg reads and decodes, hands back frames in their
+native YUV, and takes per-open options, which is what keeps the detection path at
+the decoder's own speed: the Y plane is used as is, with no colour conversion.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Generator, Iterator
+from typing import Any
+
+import av
+import av.error
+
+from server.cameras.errors import BadFrame, SourceError, describe
+from server.cameras.policy import FILE_FORMATS, PROTOCOL_WHITELIST, SourceKind
+from server.cameras.sources.base import Sample, Source, VideoSample
+
+__all__ = ["VideoSource", "decoder_threads"]
+
+_LATE_REBASE = 1.0  # a file reader this far behind its clock restarts the clock instead of racing
+
+
+def decoder_threads() -> int:
+    """FFmpeg decoder threads per camera.
+
+    Two frame threads measured best on small hosts: most of the single-camera
+    speed-up of FFmpeg's automatic count at far less memory per camera (each frame
+    thread holds its own reference frames), and with several cameras the cores are
+    shared between them anyway. ``MOTIONHUB_DECODER_THREADS`` overrides it (0 = auto).
+    """
+    value = os.environ.get("MOTIONHUB_DECODER_THREADS", "")
+    return int(value) if value.isdigit() else 2
+
+
+class VideoSource(Source):
+    """An RTSP stream, a video file (paced to real time, optionally looped) or a V4L2 device."""
+
+    def __init__(self, *args: Any, kind: SourceKind, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.kind = kind
+        self._container: av.container.InputContainer | None = None
+        self._stream: av.VideoStream | None = None
+
+    def _options(self) -> tuple[str | None, dict[str, str]]:
+        options = {"protocol_whitelist": PROTOCOL_WHITELIST[self.kind]}
+        if self.kind == "rtsp":
+            micros = str(int(self.read_timeout * 1_000_000))
+            options.update(
+                rtsp_transport=self.settings.rtsp_transport,
+                # Socket I/O timeout inside FFmpeg, on top of PyAV's interrupt timeout.
+                timeout=micros,
+                # A live stream's parameters are in the SDP and first keyframe; the
+                # default 5 s of analysis only delays going online.
+                analyzeduration="1000000",
+                # Let UDP reordering wait at most a frame or two instead of 0.5 s of packets.
+                max_delay="200000",
+            )
+            if self.settings.rtsp_transport == "udp":
+                options["buffer_size"] = str(4 << 20)
+            return "rtsp", options
+        if self.kind == "file":
+            options["format_whitelist"] = FILE_FORMATS
+            return None, options
+        return "v4l2", options
+
+    def open(self) -> None:
+        fmt, options = self._options()
+        try:
+            container = av.open(
+                self.plan.target,
+                format=fmt,
+                container_options=options,
+                timeout=(self.settings.open_timeout, self.read_timeout),
+            )
+        except Exception as exc:
+            raise SourceError(
+                describe(
+                    exc, where=self.plan.where, doing="opening", timeout=self.settings.open_timeout
+                ),
+                retry=not isinstance(exc, av.error.ArgumentError | av.error.PermissionError),
+            ) from None
+        if not container.streams.video:
+            container.close()
+            raise SourceError(f"no video stream in {self.plan.where}")
+        stream = container.streams.video[0]
+        if stream.codec_context is None:
+            container.close()
+            raise SourceError(f"no decoder for the video codec of {self.plan.where}", retry=False)
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = decoder_threads()
+        self._container, self._stream = container, stream
+
+    def close(self) -> None:
+        container, self._container, self._stream = self._container, None, None
+        if container is not None:
+            container.close()
+
+    def samples(self) -> Generator[Sample | BadFrame | None, None, None]:
+        container, stream = self._container, self._stream
+        if container is None or stream is None:
+            raise SourceError("source is not open")
+        pace = self.kind == "file"
+        clock: float | None = None  # monotonic time of media time 0 for pacing
+        while True:
+            delivered = 0
+            for frame in self._frames(container, stream):
+                if isinstance(frame, BadFrame):
+                    yield frame
+                    continue
+                if pace:
+                    media = frame.time if frame.time is not None else delivered / 25.0
+                    now = time.monotonic()
+                    if clock is None or now - (clock + media) > _LATE_REBASE:
+                        clock = now - media
+                    delay = clock + media - now
+                    if delay > 0 and self.stop.wait(delay):
+                        return
+                delivered += 1
+                yield VideoSample(frame)
+                if self.stop.is_set():
+                    return
+            if self.kind != "file":
+                raise SourceError(f"stream ended ({self.plan.where})")
+            if not self.settings.loop:
+                raise SourceError(f"end of file {self.plan.where} (loop is off)", retry=False)
+            if delivered == 0:
+                raise SourceError(f"no decodable video frames in {self.plan.where}", retry=False)
+            container.seek(0)
+            stream.codec_context.flush_buffers()
+            clock = None
+
+    def _frames(
+        self, container: av.container.InputContainer, stream: av.VideoStream
+    ) -> Iterator[av.VideoFrame | BadFrame]:
+        """Decoded frames until the end of the stream; read failures raise SourceError."""
+        packets = container.demux(stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except Exception as exc:
+                raise SourceError(
+                    describe(exc, where=self.plan.where, doing="reading", timeout=self.read_timeout)
+                ) from None
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                # A broken packet; the decoder conceals or resyncs at the next keyframe.
+                yield BadFrame("corrupt video data skipped")
+                continue
+            for frame in frames:
+                if frame.is_corrupt:
+                    yield BadFrame("corrupt video frame skipped")
+                else:
+                    yield frame
