@@ -19,11 +19,10 @@ To hand a camera back to the file, delete it through the API and remove its row 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from server.auth import Role, TokenAuth
@@ -97,7 +96,7 @@ class Reader(Protocol):
     @property
     def status(self) -> Any: ...
     def start(self) -> None: ...
-    def on_status_change(self, callback: Callable[[Any], None]) -> Any: ...
+    def on_status_change(self, callback: Callable[[Any], None]) -> None: ...
     async def next_frame(self, after_seq: int) -> Any: ...
     async def color_frame(self) -> Any: ...
     async def stop(self, timeout: float = ...) -> None: ...  # noqa: ASYNC109 (its API)
@@ -130,7 +129,6 @@ class _Runtime:
     reader: Reader | None = None
     pipeline: CameraPipeline | None = None
     task: asyncio.Task[None] | None = None
-    unsubscribe: list[Callable[[], Any]] = field(default_factory=list)
 
 
 class Core:
@@ -341,7 +339,8 @@ class Core:
             position = list(self._runtimes).index(camera_id)
             self.storage.save_camera(new, position)
             restart = any(getattr(new, f) != getattr(old, f) for f in _SOURCE_FIELDS) or (
-                new.detect.max_width != old.detect.max_width
+                # The reader decodes at this width and paces itself at this rate.
+                (new.detect.max_width, new.detect.fps) != (old.detect.max_width, old.detect.fps)
             )
             if restart:
                 await self._stop_runtime(rt, STOP_TIMEOUT)
@@ -381,7 +380,7 @@ class Core:
             return
         reader = self._reader_factory(camera, self._settings.security)
         rt.reader = reader
-        rt.unsubscribe.append(reader.on_status_change(lambda _s: self._status_changed(camera.id)))
+        reader.on_status_change(lambda _status: self._status_changed(camera.id, reader))
         reader.start()
         rt.pipeline = CameraPipeline(
             camera,
@@ -416,10 +415,6 @@ class Core:
             rt.task = None
         if rt.pipeline is not None:
             rt.pipeline.close_event(interrupted=True)
-        for unsubscribe in rt.unsubscribe:
-            with contextlib.suppress(Exception):
-                unsubscribe()
-        rt.unsubscribe.clear()
         if rt.reader is not None:
             try:
                 await rt.reader.stop(grace)
@@ -429,8 +424,10 @@ class Core:
                 )
         rt.reader, rt.pipeline = None, None
 
-    def _status_changed(self, camera_id: str) -> None:
-        if camera_id in self._runtimes:
+    def _status_changed(self, camera_id: str, reader: Reader) -> None:
+        rt = self._runtimes.get(camera_id)
+        # A stopped reader's last word must not overwrite its successor's status.
+        if rt is not None and rt.reader is reader:
             self._publish_status(camera_id)
 
     def _publish_status(self, camera_id: str) -> None:

@@ -126,3 +126,26 @@ def mqtt_prefix() -> str:
 
 
 # ---- end MQTT ----------------------------------------------------------------------------------
+
+
+# ---- server core: simulated HTTP cameras for the server tests ----------------------------------
+
+
+@pytest.fixture(scope="session")
+def sim_cameras() -> Iterator[object]:
+    """One simulated HTTP (MJPEG) camera server for the session, with two scenes:
+
+    ``busy``: objects always moving (an event opens and stays open);
+    ``cycle``: 3 s of moving objects, then 5 s still, repeating (events start and end).
+    """
+    from clients.sim import HttpCamera, SceneSpec
+
+    busy = SceneSpec(width=320, height=240, fps=10, seed=3, objects=2, active_seconds=6,
+                     still_seconds=0, loop_seconds=12)  # fmt: skip
+    cycle = SceneSpec(width=320, height=240, fps=10, seed=5, objects=2, active_seconds=3,
+                      still_seconds=5, loop_seconds=16)  # fmt: skip
+    with HttpCamera({"busy": busy, "cycle": cycle}) as cam:
+        yield cam
+
+
+# ---- end server core ---------------------------------------------------------------------------

@@ -1,0 +1,152 @@
+"""Camera CRUD over real HTTP against real simulated cameras, live changes, bad payloads."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from server.messages import CameraRemoved, MotionMessage
+from server_harness import camera_threads, serve, settings_for
+
+PASSWORD = "s3cr3t-pw-xyz"
+
+
+def with_password(url: str) -> str:
+    return url.replace("http://", f"http://viewer:{PASSWORD}@")
+
+
+async def test_crud_live_changes_and_clean_delete(tmp_path: Path, sim_cameras: Any) -> None:
+    async with serve(settings_for(tmp_path, [])) as srv:
+        c = srv.client
+        assert (await c.get("/api/cameras")).json() == {"cameras": []}
+
+        body = {
+            "id": "yard",
+            "name": "Yard",
+            "url": with_password(sim_cameras.mjpeg_url_for("cycle")),
+            "events": {"min_frames": 2, "off_delay": 1.0},
+        }
+        r = await c.post("/api/cameras", json=body)
+        assert r.status_code == 201, r.text
+        assert PASSWORD not in r.text
+        created = r.json()
+        assert created["url"].startswith("http://***:***@127.0.0.1")
+        assert created["events"]["off_delay"] == 1.0
+        assert (await c.post("/api/cameras", json=body)).status_code == 409
+
+        await srv.wait_online("yard")
+        listed = (await c.get("/api/cameras")).json()["cameras"]
+        assert [cam["id"] for cam in listed] == ["yard"]
+        assert listed[0]["last_error"] is None
+        assert PASSWORD not in (await c.get("/api/cameras/yard")).text
+
+        # A zone over the whole frame: motion messages start reporting it, no restart.
+        reader_before = srv.core._runtimes["yard"].reader
+        zone = {"name": "all", "points": [[0, 0], [1, 0], [1, 1], [0, 1]]}
+        r = await c.patch("/api/cameras/yard", json={"zones": [zone], "detect": {"threshold": 30}})
+        assert r.status_code == 200, r.text
+        assert r.json()["zones"] == [zone]
+        assert r.json()["detect"]["threshold"] == 30
+        assert r.json()["detect"]["sensitivity"] == 50  # merged, not replaced
+        assert srv.core._runtimes["yard"].reader is reader_before
+        msg = await srv.wait_for(MotionMessage, lambda m: m.camera == "yard" and "all" in m.zones)
+        assert set(msg.zones) == {"all"}
+        for _ in range(40):  # the rate is measured over a second or more
+            if (fps := (await c.get("/api/cameras/yard")).json()["fps"]) > 0:
+                break
+            await asyncio.sleep(0.1)
+        assert 5 < fps < 15
+
+        # The redacted URL sent back keeps the stored password; a new name applies.
+        r = await c.patch("/api/cameras/yard", json={"url": created["url"], "name": "Back yard"})
+        assert r.status_code == 200, r.text
+        assert srv.core.camera("yard").url == body["url"]
+        assert r.json()["name"] == "Back yard"
+
+        snap = await c.get("/api/cameras/yard/snapshot.jpg", params={"boxes": 1})
+        assert snap.status_code == 200
+        assert snap.headers["content-type"] == "image/jpeg"
+        assert snap.content[:2] == b"\xff\xd8"
+
+        assert camera_threads("camera-yard")
+        r = await c.delete("/api/cameras/yard")
+        assert r.status_code == 204
+        assert (await c.get("/api/cameras/yard")).status_code == 404
+        assert (await c.delete("/api/cameras/yard")).status_code == 404
+        await srv.wait_for(CameraRemoved, lambda m: m.camera == "yard")
+        for _ in range(50):
+            if not camera_threads("camera-yard"):
+                break
+            await asyncio.sleep(0.1)
+        assert camera_threads("camera-yard") == []
+
+
+async def test_mjpeg_stream_is_capped_and_ends_on_disconnect(
+    tmp_path: Path, sim_cameras: Any
+) -> None:
+    cams = [{"id": "busy", "url": sim_cameras.mjpeg_url_for("busy")}]
+    async with serve(settings_for(tmp_path, cams)) as srv:
+        await srv.wait_online("busy")
+        processed_before = srv.core.pipeline("busy").processed  # type: ignore[union-attr]
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        parts = 0
+        async with srv.client.stream(
+            "GET", "/api/cameras/busy/stream.mjpeg", params={"fps": 4}
+        ) as r:
+            assert r.status_code == 200
+            assert r.headers["content-type"].startswith("multipart/x-mixed-replace")
+            async for chunk in r.aiter_bytes():
+                parts += chunk.count(b"--frame\r\n")
+                if parts >= 6:
+                    break
+        elapsed = loop.time() - started
+        # 6 frames at 4 fps: at least ~1.25 s (the first is immediate).
+        assert elapsed >= 1.1, elapsed
+        await asyncio.sleep(0.5)
+        # Detection kept going at the camera's rate while the stream ran.
+        processed = srv.core.pipeline("busy").processed  # type: ignore[union-attr]
+        assert processed - processed_before >= 8
+        assert (await srv.client.get("/healthz")).status_code == 200
+
+
+async def test_bad_payloads_get_field_errors_without_secrets(
+    tmp_path: Path, sim_cameras: Any
+) -> None:
+    cams = [{"id": "cam1", "url": sim_cameras.mjpeg_url_for("busy")}]
+    async with serve(settings_for(tmp_path, cams, max_cameras=1)) as srv:
+        c = srv.client
+        cases: list[tuple[str, str, dict[str, Any], list[Any]]] = [
+            ("POST", "/api/cameras", {"id": "x"}, ["body", "url"]),
+            ("POST", "/api/cameras", {"id": "Bad Id!", "url": "rtsp://h/s"}, ["body", "id"]),
+            ("POST", "/api/cameras", {"id": "x", "url": "rtsp://h/s", "colour": 1}, ["body", "colour"]),
+            ("POST", "/api/cameras", {"id": "x", "url": f"ftp://u:{PASSWORD}@h/s"}, ["body", "url"]),
+            ("PATCH", "/api/cameras/cam1", {"detect": {"threshold": 999}}, ["body", "detect", "threshold"]),
+            ("PATCH", "/api/cameras/cam1", {"url": f"gopher://u:{PASSWORD}@h/"}, ["body", "url"]),
+            ("PATCH", "/api/cameras/cam1", {"zones": [{"name": "z", "points": [[0, 0], [2, 0], [1, 1]]}]},
+             ["body", "zones", 0, "points", 1, 0]),
+            ("PATCH", "/api/cameras/cam1", {"events": {"min_frames": 0}}, ["body", "events", "min_frames"]),
+            ("PATCH", "/api/cameras/cam1", {"id": "other"}, ["body", "id"]),
+        ]  # fmt: skip
+        for method, path, payload, loc in cases:
+            r = await c.request(method, path, json=payload)
+            assert r.status_code == 422, (payload, r.text)
+            detail = r.json()["detail"]
+            assert any(d["loc"] == loc for d in detail), (loc, detail)
+            assert all({"loc", "msg", "type"} == set(d) for d in detail)
+            assert PASSWORD not in r.text
+        r = await c.post(
+            "/api/cameras", content=b"{not json", headers={"content-type": "application/json"}
+        )
+        assert r.status_code == 422
+        # Over server.max_cameras.
+        r = await c.post("/api/cameras", json={"id": "cam2", "url": "rtsp://10.0.0.1/s"})
+        assert r.status_code == 422
+        assert "max_cameras" in r.text
+        # Bodies over server.max_body_bytes.
+        r = await c.post(
+            "/api/cameras", content=b"x" * (2 << 20), headers={"content-type": "application/json"}
+        )
+        assert r.status_code == 413
+        assert srv.core.camera("cam1").detect.threshold == 0
