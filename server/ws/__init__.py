@@ -1,0 +1,27 @@
+"""The WebSocket API: ``/ws`` and the fan-out that feeds it (see ``docs/websocket.md``).
+
+Wiring, in the app factory and its lifespan::
+
+    app.include_router(server.ws.router)
+    app.state.ws_api = ws_api = WebSocketApi.from_settings(services, settings)
+    tg.create_task(ws_api.run(), name="ws-fanout")
+"""
+
+from __future__ import annotations
+
+from server.ws.endpoint import SUBPROTOCOL, WebSocketApi, WsOptions, origin_allowed, router
+from server.ws.fanout import ClientQueue, CloseRequest, FanOut, FanOutLimits
+from server.ws.session import parse_client_message
+
+__all__ = [
+    "SUBPROTOCOL",
+    "ClientQueue",
+    "CloseRequest",
+    "FanOut",
+    "FanOutLimits",
+    "WebSocketApi",
+    "WsOptions",
+    "origin_allowed",
+    "parse_client_message",
+    "router",
+]

@@ -1,0 +1,212 @@
+"""The fan-out's queueing rules, driven through a real Hub into in-memory client sinks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from ws_harness import make_event
+
+from server.bus import Hub
+from server.messages import (
+    CameraStatusMessage,
+    EventEndMessage,
+    EventStartMessage,
+    MotionMessage,
+    StatsMessage,
+)
+from server.ws import CloseRequest, FanOut, FanOutLimits
+
+
+class Sink:
+    """A client socket stand-in: records what is sent; can be told to stall."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.open = asyncio.Event()
+        self.open.set()
+
+    async def send(self, data: str) -> None:
+        await self.open.wait()
+        self.received.append(json.loads(data))
+
+    def kinds(self) -> list[tuple[str, Any]]:
+        out = []
+        for m in self.received:
+            key = m.get("camera") or m.get("event", {}).get("id")
+            out.append((m["type"], key))
+        return out
+
+
+def motion(camera: str, score: float, moving: bool = True) -> MotionMessage:
+    return MotionMessage(camera=camera, ts=score, motion=moving, score=score)
+
+
+async def drain() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_stale_motion_is_replaced_and_events_are_kept_in_order() -> None:
+    hub = Hub()
+    fanout = FanOut(hub, FanOutLimits(motion_interval=0))
+    hub.subscribe("ws", fanout.publish)
+    sink = Sink()
+    sink.open.clear()
+    client = fanout.register("c", sink.send)
+    assert client is not None
+    writer = asyncio.create_task(client.run())
+    hub.publish(motion("cam1", 0.1))
+    await drain()
+    # The writer is now stuck sending that first message; queue up behind it.
+    hub.publish(motion("cam1", 0.2))
+    hub.publish(EventStartMessage(event=make_event(1, "cam1", ended=False)))
+    hub.publish(motion("cam2", 0.3))
+    hub.publish(motion("cam1", 0.4))
+    hub.publish(CameraStatusMessage(camera="cam2", status="offline"))
+    hub.publish(CameraStatusMessage(camera="cam2", status="online"))
+    hub.publish(EventEndMessage(event=make_event(1, "cam1")))
+    hub.publish(motion("cam2", 0.5))
+    assert client.unsent_events == 2
+    sink.open.set()
+    await drain()
+    assert sink.kinds() == [
+        ("motion", "cam1"),  # the one in flight when the socket stalled
+        ("event_start", make_event(1, "cam1").id),
+        ("motion", "cam1"),
+        ("camera_status", "cam2"),
+        ("event_end", make_event(1, "cam1").id),
+        ("motion", "cam2"),
+    ]
+    assert [m["score"] for m in sink.received if m["type"] == "motion"] == [0.1, 0.4, 0.5]
+    assert sink.received[3]["status"] == "online"
+    assert client.unsent_events == 0
+    assert client.backlog_since is None
+    writer.cancel()
+
+
+async def test_filter_applies_to_new_and_queued_messages() -> None:
+    hub = Hub()
+    fanout = FanOut(hub, FanOutLimits(motion_interval=0))
+    hub.subscribe("ws", fanout.publish)
+    sink = Sink()
+    client = fanout.register("c", sink.send, frozenset({"cam1"}))
+    assert client is not None
+    hub.publish(motion("cam1", 0.1))
+    hub.publish(motion("cam2", 0.2))
+    hub.publish(EventStartMessage(event=make_event(2, "cam2", ended=False)))
+    hub.publish(StatsMessage(uptime=1, cameras_online=2, cameras_total=2, clients=1,
+                             events_total=0))  # fmt: skip
+    client.refilter(frozenset({"cam3"}))
+    hub.publish(motion("cam3", 0.3))
+    writer = asyncio.create_task(client.run())
+    await drain()
+    assert sink.kinds() == [("stats", None), ("motion", "cam3")]
+    writer.cancel()
+
+
+async def test_overflow_finishes_the_client_with_1013() -> None:
+    hub = Hub()
+    fanout = FanOut(hub, FanOutLimits(queue_size=3))
+    hub.subscribe("ws", fanout.publish)
+    client = fanout.register("c", Sink().send)
+    assert client is not None
+    for n in range(3):
+        hub.publish(EventStartMessage(event=make_event(n, "cam1", ended=False)))
+    assert not client.finished.done()
+    hub.publish(EventStartMessage(event=make_event(9, "cam1", ended=False)))
+    assert client.finished.result() == CloseRequest(
+        1013, "client too slow: too many unsent messages"
+    )
+    assert fanout.client_count == 0
+    assert len(client) == 0, "the backlog is released at once"
+
+
+async def test_sweep_closes_only_clients_behind_for_too_long() -> None:
+    hub = Hub()
+    fanout = FanOut(hub, FanOutLimits(slow_client_timeout=0.05))
+    hub.subscribe("ws", fanout.publish)
+    slow_sink, quick_sink = Sink(), Sink()
+    slow_sink.open.clear()
+    slow = fanout.register("slow", slow_sink.send)
+    quick = fanout.register("quick", quick_sink.send)
+    assert slow is not None
+    assert quick is not None
+    tasks = [asyncio.create_task(c.run()) for c in (slow, quick)]
+    for n in range(3):
+        hub.publish(EventStartMessage(event=make_event(n, "cam1", ended=False)))
+        await asyncio.sleep(0.03)
+        fanout.sweep()
+    assert slow.finished.done()
+    assert slow.finished.result().code == 1013
+    assert not quick.finished.done()
+    assert len(quick_sink.received) == 3
+    assert fanout.client_count == 1
+    for t in tasks:
+        t.cancel()
+
+
+async def test_motion_rate_limit_passes_state_changes_at_once() -> None:
+    hub = Hub()
+    fanout = FanOut(hub, FanOutLimits(motion_interval=10, idle_motion_interval=10))
+    hub.subscribe("ws", fanout.publish)
+    sink = Sink()
+    client = fanout.register("c", sink.send)
+    assert client is not None
+    writer = asyncio.create_task(client.run())
+    hub.publish(motion("cam1", 0.1))
+    await drain()
+    hub.publish(motion("cam1", 0.2))  # same state, too soon: held back
+    await drain()
+    hub.publish(motion("cam1", 0.0, moving=False))  # state change: sent
+    await drain()
+    hub.publish(motion("cam2", 0.3))  # another camera has its own budget
+    await drain()
+    assert [(m["camera"], m["score"]) for m in sink.received] == [
+        ("cam1", 0.1),
+        ("cam1", 0.0),
+        ("cam2", 0.3),
+    ]
+    assert fanout.rate_limited == 1
+    writer.cancel()
+
+
+async def test_direct_replies_go_first_and_a_failing_socket_ends_the_session() -> None:
+    hub = Hub()
+    fanout = FanOut(hub, FanOutLimits(direct_size=2))
+    hub.subscribe("ws", fanout.publish)
+    sent: list[str] = []
+
+    async def send(data: str) -> None:
+        if len(sent) == 3:
+            raise OSError("connection reset")
+        sent.append(data)
+
+    client = fanout.register("c", send)
+    assert client is not None
+    hub.publish(motion("cam1", 0.1))
+    assert client.push_direct('{"type": "a"}')
+    assert client.push_direct('{"type": "b"}')
+    assert not client.push_direct('{"type": "c"}')
+    assert client.push_direct('{"type": "error"}', droppable=True)
+    hub.publish(motion("cam1", 0.2, moving=False))
+    hub.publish(EventStartMessage(event=make_event(1, "cam1", ended=False)))
+    await asyncio.wait_for(client.run(), 5)
+    assert [json.loads(s)["type"] for s in sent] == ["a", "b", "motion"]
+    assert json.loads(sent[2])["score"] == 0.2
+    assert client.finished.result() == CloseRequest(None)
+
+
+async def test_run_subscribes_and_closes_everyone_on_shutdown() -> None:
+    hub = Hub()
+    fanout = FanOut(hub)
+    client = fanout.register("c", Sink().send)
+    assert client is not None
+    task = asyncio.create_task(fanout.run())
+    await drain()
+    assert hub.subscriber_names == ["websocket"]
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert hub.subscriber_names == []
+    assert client.finished.result().code == 1001
