@@ -8,6 +8,7 @@ from typing import NoReturn
 
 import click
 
+from clients.sim.cli import sim_command
 from server.config import ConfigError, Settings, load_settings
 
 __all__ = ["main"]
@@ -76,3 +77,6 @@ def serve(config: Path, host: str | None, port: int | None) -> None:
     from server.app import run
 
     run(settings)
+
+
+main.add_command(sim_command, name="sim")
