@@ -11,6 +11,7 @@ never waits for any of it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -125,6 +126,7 @@ class MqttService:
         self._open: dict[str, dict[str, tuple[str, ...]]] = {}
         self._snapshot_version = 0
         self._sync_needed = True
+        self._synced = asyncio.Event()
         self._unsubscribe: Callable[[], None] | None = None
         self._bad_command_log = _Throttle(5.0)
 
@@ -194,10 +196,10 @@ class MqttService:
                 ONLINE if message.status == "online" else OFFLINE,
             )
             self.states.set(self.topics.fps(message.camera), fps_payload(message.fps))
-            self._sync_needed = True
+            self._request_sync()
         elif isinstance(message, CameraRemoved):
             self._forget_camera(message.camera, message.zones)
-            self._sync_needed = True
+            self._request_sync()
 
     def _on_event(self, message: EventStartMessage | EventUpdateMessage | EventEndMessage) -> None:
         event = message.event
@@ -242,6 +244,25 @@ class MqttService:
                 views[info.id] = CameraView(info.id, info.name or info.id, tuple(info.zones))
         return list(views.values())
 
+    def _request_sync(self) -> None:
+        # The camera list may have changed; the publishing loop re-reads it (not here: the
+        # hub callback must stay cheap).
+        self._sync_needed = True
+        self._synced.clear()
+        self.states.changed.set()
+
+    async def wait_idle(self, within: float = 5.0) -> bool:
+        """Wait up to ``within`` seconds until camera changes are applied and every
+        retained state is sent."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await self._synced.wait()
+        return self._synced.is_set() and await self.states.wait_idle(
+            max(0.0, deadline - loop.time())
+        )
+
     def _sync_cameras(self) -> None:
         """Bring retained states and discovery configs in line with the configured cameras."""
         self._sync_needed = False
@@ -271,6 +292,7 @@ class MqttService:
                 log.info("removing stale discovery config %s", topic)
                 self.states.clear(topic)
             self._stale.clear()
+        self._synced.set()
 
     def _cameras_settled(self) -> bool:
         # The core loads cameras added through the API from storage as it starts; until
@@ -330,7 +352,7 @@ class MqttService:
 
     async def session(self, client: aiomqtt.Client) -> None:
         """Publish events and states for as long as the connection lives."""
-        self._sync_needed = True
+        self._request_sync()
         self.states.mark_all()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._publish_events(client), name="mqtt-events")
@@ -381,7 +403,7 @@ class MqttService:
                 async with asyncio.timeout(_SYNC_INTERVAL):
                     await self.states.changed.wait()
             except TimeoutError:
-                self._sync_needed = True
+                self._request_sync()
 
     async def _publish_state(self, client: aiomqtt.Client, topic: str, value: StateValue) -> None:
         sent = False
@@ -421,8 +443,7 @@ class MqttService:
                 # the next camera sync removes it if it is still not wanted.
                 if payload and topic not in self._configs:
                     self._stale.add(topic)
-                    self._sync_needed = True
-                    self.states.changed.set()
+                    self._request_sync()
                 return
             parsed = self.topics.parse_command(topic)
             if parsed is not None:
@@ -433,6 +454,10 @@ class MqttService:
     async def _command(
         self, camera: str, kind: CommandKind, payload: bytes, *, retained: bool
     ) -> None:
+        if not payload:
+            # How a client clears a retained command it sent by mistake: nothing to apply.
+            log.debug("empty MQTT %s command for %r ignored", kind, camera)
+            return
         if retained:
             # A retained command would be re-applied on every reconnect, undoing later changes.
             self._reject(camera, kind, payload, "retained commands are ignored")

@@ -86,14 +86,14 @@ class FakeServices:
         raise CameraNotFound(cam_id)
 
     async def set_detect_enabled(self, camera: str, enabled: bool) -> None:
-        self.calls.append(("detect", camera, enabled))
         self._update(camera, enabled=enabled)
+        self.calls.append(("detect", camera, enabled))
 
     async def set_threshold(self, camera: str, threshold: int) -> None:
         if not 0 <= threshold <= 255:
             raise ValueError("threshold must be within 0..255")
-        self.calls.append(("threshold", camera, threshold))
         self._update(camera, threshold=threshold)
+        self.calls.append(("threshold", camera, threshold))
 
     async def event_snapshot(self, event_id: str) -> bytes | None:
         return self.snapshots.get(event_id)

@@ -126,11 +126,11 @@ async def test_deleted_camera_clears_its_retained_topics(
     service = MqttService(services, mqtt_settings(mosquitto.url, mqtt_prefix), data_dir(tmp_path))
     t = Topics(mqtt_prefix)
     async with running(service):
-        await service.states.wait_idle(5.0)
+        assert await service.wait_idle()
         before = await retained(mosquitto.url, f"{mqtt_prefix}/gone/#")
         assert t.zone_motion("gone", "z1") in before
         services.remove_camera("gone")
-        await service.states.wait_idle(5.0)
+        assert await service.wait_idle()
         after_gone = await retained(mosquitto.url, f"{mqtt_prefix}/gone/#")
         after_keep = await retained(mosquitto.url, f"{mqtt_prefix}/keep/#")
     assert after_gone == {}

@@ -1,0 +1,244 @@
+"""Home Assistant discovery, checked against the keys HA documents for each platform.
+
+The key lists below come from HA's MQTT integration pages (binary_sensor.mqtt, sensor.mqtt,
+switch.mqtt, image.mqtt and the MQTT discovery section); a key we send that HA does not
+document would be silently ignored by HA, so it fails here instead.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+from mqtt_harness import (
+    FakeServices,
+    Recorder,
+    camera,
+    data_dir,
+    mqtt_settings,
+    retained,
+    running,
+)
+
+from server.messages import CameraStatusMessage
+from server.mqtt import MqttService
+from server.mqtt.topics import Topics
+
+COMMON = {
+    "availability", "availability_mode", "availability_template", "availability_topic",
+    "default_entity_id", "device", "enabled_by_default", "encoding", "entity_category",
+    "entity_picture", "icon", "json_attributes_template", "json_attributes_topic", "name",
+    "object_id", "origin", "platform", "qos", "unique_id",
+}  # fmt: skip
+PLATFORM_KEYS = {
+    "binary_sensor": COMMON | {
+        "device_class", "expire_after", "force_update", "off_delay", "payload_available",
+        "payload_not_available", "payload_off", "payload_on", "state_topic", "value_template",
+    },
+    "sensor": COMMON | {
+        "device_class", "expire_after", "force_update", "last_reset_value_template", "options",
+        "payload_available", "payload_not_available", "suggested_display_precision",
+        "state_class", "state_topic", "unit_of_measurement", "value_template",
+    },
+    "switch": COMMON | {
+        "command_template", "command_topic", "device_class", "optimistic", "payload_off",
+        "payload_on", "retain", "state_off", "state_on", "state_topic", "value_template",
+    },
+    "image": COMMON | {
+        "content_type", "image_encoding", "image_topic", "url_template", "url_topic",
+    },
+}  # fmt: skip
+REQUIRED = {
+    "binary_sensor": {"state_topic"},
+    "sensor": {"state_topic"},
+    "switch": {"command_topic"},
+    "image": set(),  # exactly one of image_topic / url_topic, checked below
+}
+DEVICE_KEYS = {
+    "configuration_url", "connections", "hw_version", "identifiers", "manufacturer", "model",
+    "model_id", "name", "serial_number", "suggested_area", "sw_version", "via_device",
+}  # fmt: skip
+ORIGIN_KEYS = {"name", "sw_version", "support_url"}
+AVAILABILITY_KEYS = {"payload_available", "payload_not_available", "topic", "value_template"}
+ID_CHARS = re.compile(r"^[a-zA-Z0-9_-]+$")
+
+
+def validate(topic: str, disc_prefix: str, config: dict[str, Any]) -> str:
+    """Check one config against HA's documented schema; returns its component."""
+    assert topic.startswith(disc_prefix + "/")
+    parts = topic[len(disc_prefix) + 1 :].split("/")
+    assert len(parts) in (3, 4), topic
+    assert parts[-1] == "config"
+    component = parts[0]
+    assert component in PLATFORM_KEYS, component
+    for ident in parts[1:-1]:
+        assert ID_CHARS.match(ident), f"node_id/object_id {ident!r} has characters HA rejects"
+    unknown = set(config) - PLATFORM_KEYS[component]
+    assert not unknown, f"{topic}: keys HA does not document: {unknown}"
+    missing = REQUIRED[component] - set(config)
+    assert not missing, f"{topic}: required keys missing: {missing}"
+    if component == "image":
+        assert ("image_topic" in config) != ("url_topic" in config)
+        assert not ("content_type" in config and "url_topic" in config)
+    # A device block only works with a unique_id, and needs identifiers or connections.
+    assert isinstance(config["unique_id"], str)
+    assert config["unique_id"]
+    device = config["device"]
+    assert set(device) <= DEVICE_KEYS
+    assert device.get("identifiers") or device.get("connections")
+    assert set(config["origin"]) <= ORIGIN_KEYS
+    assert config["origin"]["name"]
+    assert not ("availability" in config and "availability_topic" in config)
+    for item in config.get("availability", []):
+        assert set(item) <= AVAILABILITY_KEYS
+        assert item["topic"]
+    assert config.get("availability_mode", "latest") in ("all", "any", "latest")
+    if "entity_category" in config:
+        assert config["entity_category"] in ("config", "diagnostic")
+    if "state_class" in config:
+        assert config["state_class"] in ("measurement", "total", "total_increasing")
+    return component
+
+
+async def test_discovery_configs_follow_the_documented_schema(
+    mosquitto, mqtt_prefix: str, tmp_path: Path
+) -> None:
+    services = FakeServices([camera("front", ["door", "Yard_2"], name="Front door"), camera("b")])
+    settings = mqtt_settings(mosquitto.url, mqtt_prefix)
+    service = MqttService(services, settings, data_dir(tmp_path))
+    disc = settings.discovery.prefix
+    t = Topics(mqtt_prefix, disc)
+    async with running(service):
+        assert await service.wait_idle()
+        configs = await retained(mosquitto.url, f"{disc}/#")
+        states = await retained(mosquitto.url, f"{mqtt_prefix}/#")
+
+    parsed = {topic: json.loads(m.payload) for topic, m in configs.items()}
+    components = sorted(validate(topic, disc, c) for topic, c in parsed.items())
+    # Per camera: motion, snapshot, detection switch, fps; plus one motion sensor per zone.
+    assert components == sorted(
+        ["binary_sensor"] * 4 + ["image"] * 2 + ["switch"] * 2 + ["sensor"] * 2
+    )
+    unique_ids = [c["unique_id"] for c in parsed.values()]
+    assert len(set(unique_ids)) == len(unique_ids)
+    # Every topic a config points at carries a retained value (the image one once an event
+    # has a snapshot), and every entity follows the server's availability.
+    for c in parsed.values():
+        for key in ("state_topic",):
+            if key in c:
+                assert c[key] in states, f"{key} {c[key]} has no retained value"
+        assert c["availability"][0]["topic"] == t.available
+        for item in c["availability"]:
+            assert item["topic"] in states
+    front = {c["unique_id"]: c for c in parsed.values() if c["device"]["name"] == "Front door"}
+    motion = front[f"{t.node}_front_motion"]
+    assert motion["device_class"] == "motion"
+    assert motion["state_topic"] == t.motion("front")
+    assert (motion["payload_on"], motion["payload_off"]) == ("ON", "OFF")
+    image = front[f"{t.node}_front_snapshot"]
+    assert image["image_topic"] == t.snapshot("front")
+    assert image["content_type"] == "image/jpeg"
+    switch = front[f"{t.node}_front_detect"]
+    assert switch["command_topic"] == t.command("front", "detect")
+    assert switch["state_topic"] == t.state("front", "detect")
+    zone = front[f"{t.node}_front_zone_Yard_2"]
+    assert zone["state_topic"] == t.zone_motion("front", "Yard_2")
+    assert zone["device_class"] == "motion"
+    assert all(m.retain for m in configs.values())
+    assert len({json.dumps(c["device"], sort_keys=True) for c in front.values()}) == 1
+
+
+async def _publish(url: str, topic: str, payload: bytes, retain: bool = False) -> None:
+    host, port = url.removeprefix("mqtt://").split(":")
+    async with aiomqtt.Client(host, int(port)) as client:
+        await client.publish(topic, payload, qos=1, retain=retain)
+
+
+async def test_configs_are_republished_when_home_assistant_comes_online(
+    mosquitto, mqtt_prefix: str, tmp_path: Path
+) -> None:
+    services = FakeServices([camera("cam1", ["z"])])
+    settings = mqtt_settings(mosquitto.url, mqtt_prefix)
+    service = MqttService(services, settings, data_dir(tmp_path))
+    disc = settings.discovery.prefix
+    async with running(service):
+        assert await service.wait_idle()
+        async with Recorder(mosquitto.url, f"{disc}/+/+/+/config") as rec:
+            await rec.wait_for(lambda ms: len(ms) == 5)
+            assert all(m.retain for m in rec.messages)
+            await _publish(mosquitto.url, f"{disc}/status", b"online")
+            # Sent again, live (so not flagged retained by the broker), one per entity.
+            await rec.wait_for(lambda ms: len([m for m in ms if not m.retain]) == 5)
+            await _publish(mosquitto.url, f"{disc}/status", b"offline")
+            await rec.quiet(0.3)
+        assert len(rec.messages) == 10
+
+
+async def test_deleted_cameras_and_zones_lose_their_entities(
+    mosquitto, mqtt_prefix: str, tmp_path: Path
+) -> None:
+    services = FakeServices([camera("cam1", ["a", "b"]), camera("cam2")])
+    settings = mqtt_settings(mosquitto.url, mqtt_prefix)
+    service = MqttService(services, settings, data_dir(tmp_path))
+    disc = settings.discovery.prefix
+    t = Topics(mqtt_prefix, disc)
+    async with running(service):
+        assert await service.wait_idle()
+        assert len(await retained(mosquitto.url, f"{disc}/#")) == 10
+        # A zone is deleted: the core changes the settings and announces the camera again.
+        cams = services.settings.cameras
+        services.settings.cameras = [camera("cam1", ["a"]), cams[1]]
+        services.hub.publish(CameraStatusMessage(camera="cam1", status="online"))
+        assert await service.wait_idle()
+        after_zone = await retained(mosquitto.url, f"{disc}/#")
+        assert t.discovery("binary_sensor", "cam1_zone_b") not in after_zone
+        assert t.discovery("binary_sensor", "cam1_zone_a") in after_zone
+        assert len(after_zone) == 9
+        assert t.zone_motion("cam1", "b") not in await retained(mosquitto.url, f"{mqtt_prefix}/#")
+
+        services.remove_camera("cam2")
+        assert await service.wait_idle()
+        after_cam = await retained(mosquitto.url, f"{disc}/#")
+    assert sorted(after_cam) == sorted(t for t in after_zone if "/cam2_" not in t)
+    assert len(after_cam) == 5
+
+
+async def test_stale_configs_from_an_earlier_run_are_removed(
+    mosquitto, mqtt_prefix: str, tmp_path: Path
+) -> None:
+    settings = mqtt_settings(mosquitto.url, mqtt_prefix)
+    disc = settings.discovery.prefix
+    t = Topics(mqtt_prefix, disc)
+    ghost = t.discovery("binary_sensor", "ghost_motion")
+    other_server = Topics(f"{mqtt_prefix}x", disc).discovery("binary_sensor", "ghost_motion")
+    await _publish(mosquitto.url, ghost, b'{"name": "old"}', retain=True)
+    await _publish(mosquitto.url, other_server, b'{"name": "not ours"}', retain=True)
+    services = FakeServices([camera("cam1")])
+    service = MqttService(services, settings, data_dir(tmp_path))
+    async with running(service):
+        # The ghost arrives after the subscription, is seen as stale, and is cleared.
+        for _ in range(20):
+            assert await service.wait_idle()
+            configs = await retained(mosquitto.url, f"{disc}/#")
+            if ghost not in configs:
+                break
+    assert ghost not in configs
+    assert other_server in configs
+    await _publish(mosquitto.url, other_server, b"", retain=True)
+
+
+async def test_discovery_can_be_switched_off(mosquitto, mqtt_prefix: str, tmp_path: Path) -> None:
+    settings = mqtt_settings(mosquitto.url, mqtt_prefix, discovery={"enabled": False})
+    service = MqttService(FakeServices([camera("cam1")]), settings, data_dir(tmp_path))
+    async with running(service):
+        assert await service.wait_idle()
+        configs = await retained(
+            mosquitto.url, "homeassistant/+/" + Topics(mqtt_prefix).node + "/#"
+        )
+        states = await retained(mosquitto.url, f"{mqtt_prefix}/#")
+    assert configs == {}
+    assert Topics(mqtt_prefix).motion("cam1") in states
+    assert service.subscriptions() == Topics(mqtt_prefix).command_filters
