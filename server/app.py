@@ -90,6 +90,15 @@ def create_app(settings: Settings) -> FastAPI:
     # ``app.state.services`` and report through ``core.metrics.set_websocket_clients`` and
     # ``core.metrics.set_mqtt_connected``.
     frontends: list[FrontEnd] = []
+    if settings.mqtt is not None:
+        from server.mqtt import MqttCollector, MqttService
+
+        mqtt = MqttService(
+            core, settings.mqtt, settings.storage.path, on_connected=core.metrics.set_mqtt_connected
+        )
+        core.metrics.registry.register(MqttCollector(mqtt))
+        app.state.mqtt = mqtt
+        frontends.append(("mqtt", mqtt.serve))
     # ---- END FRONT ENDS ----------------------------------------------------------------------
     app.state.frontends = frontends
     return app
