@@ -36,9 +36,12 @@ from server.api import build_router
 from server.auth import AuthFailed
 from server.config import Settings
 from server.core import Core
+from server.dashboard import mount_dashboard
 from server.logs import setup_logging
 from server.redact import redact_text, secrets
 from server.version import VERSION
+from server.ws import WebSocketApi
+from server.ws import router as ws_router
 
 __all__ = ["FrontEnd", "create_app", "run"]
 
@@ -90,6 +93,11 @@ def create_app(settings: Settings) -> FastAPI:
     # ``app.state.services`` and report through ``core.metrics.set_websocket_clients`` and
     # ``core.metrics.set_mqtt_connected``.
     frontends: list[FrontEnd] = []
+    ws_api = WebSocketApi.from_settings(core, settings, core.metrics.set_websocket_clients)
+    app.state.ws_api = ws_api
+    app.include_router(ws_router)
+    frontends.append(("websocket", ws_api.run))
+    mount_dashboard(app)
     if settings.mqtt is not None:
         from server.mqtt import MqttCollector, MqttService
 
@@ -278,6 +286,8 @@ def run(settings: Settings) -> None:
         lifespan="on",
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_HTTP_TIMEOUT,
+        ws_ping_interval=settings.server.websocket.ping_interval,
+        ws_ping_timeout=settings.server.websocket.ping_timeout,
     )
     server = _Server(config)
     core: Core = app.state.core

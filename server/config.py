@@ -125,7 +125,7 @@ class WebSocketSettings(_Model):
         "did not change (a change is always sent at once).",
     )
     idle_motion_interval: float = Field(
-        default=1.0,
+        default=0.5,
         ge=0,
         le=3600,
         description="The same while the camera sees no motion.",

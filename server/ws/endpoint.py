@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING
@@ -83,15 +83,21 @@ class WebSocketApi:
         services: Services,
         options: WsOptions | None = None,
         limits: FanOutLimits | None = None,
+        on_clients: Callable[[int], None] | None = None,
     ) -> None:
         self.services = services
         self.options = options or WsOptions()
-        self.fanout = FanOut(services.hub, limits)
+        self.fanout = FanOut(services.hub, limits, on_clients)
         self._ids = itertools.count(1)
 
     @classmethod
-    def from_settings(cls, services: Services, settings: Settings) -> WebSocketApi:
-        """Build from the configuration tree."""
+    def from_settings(
+        cls,
+        services: Services,
+        settings: Settings,
+        on_clients: Callable[[int], None] | None = None,
+    ) -> WebSocketApi:
+        """Build from the configuration tree; ``on_clients`` hears the client count."""
         ws = settings.server.websocket
         options = WsOptions(
             allowed_origins=tuple(settings.server.cors_origins),
@@ -107,7 +113,7 @@ class WebSocketApi:
             idle_motion_interval=ws.idle_motion_interval,
             direct_size=ws.replay_limit + 100,
         )
-        return cls(services, options, limits)
+        return cls(services, options, limits, on_clients)
 
     async def run(self) -> None:
         """Deliver hub messages to the clients until cancelled (then close them with 1001)."""

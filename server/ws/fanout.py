@@ -64,7 +64,7 @@ class FanOutLimits:
     slow_client_timeout: float = 10.0
     max_clients: int = 5000
     motion_interval: float = 0.1
-    idle_motion_interval: float = 1.0
+    idle_motion_interval: float = 0.5
     direct_size: int = 1100
     """Replies to one client (errors, acknowledgements, a replay) that may be unsent."""
 
@@ -270,9 +270,15 @@ class FanOut:
     that fall behind, and on shutdown closes every client with 1001.
     """
 
-    def __init__(self, hub: Hub, limits: FanOutLimits | None = None) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        limits: FanOutLimits | None = None,
+        on_count: Callable[[int], None] | None = None,
+    ) -> None:
         self._hub = hub
         self.limits = limits or FanOutLimits()
+        self._on_count = on_count
         self._clients: dict[ClientQueue, None] = {}
         self._seq = 0
         self._gate = _MotionGate(self.limits.motion_interval, self.limits.idle_motion_interval)
@@ -301,11 +307,18 @@ class FanOut:
             return None
         client = ClientQueue(name, send, cameras, self.limits.direct_size)
         self._clients[client] = None
+        self._count_changed()
         return client
 
     def unregister(self, client: ClientQueue) -> None:
         """Forget ``client``; safe to call twice."""
-        self._clients.pop(client, None)
+        if client in self._clients:
+            del self._clients[client]
+            self._count_changed()
+
+    def _count_changed(self) -> None:
+        if self._on_count is not None:
+            self._on_count(len(self._clients))
 
     def publish(self, message: ServerMessage) -> None:
         """The hub callback: serialise once, offer to each interested client, never wait."""
@@ -359,3 +372,4 @@ class FanOut:
             for client in list(self._clients):
                 client.finish(CloseRequest(CLOSE_GOING_AWAY, "server shutting down"))
             self._clients.clear()
+            self._count_changed()

@@ -121,6 +121,33 @@ def build_app(api: WebSocketApi) -> FastAPI:
 
 
 @contextlib.asynccontextmanager
+async def uvicorn_on_free_port(app: Any, **uvicorn_options: Any) -> AsyncIterator[int]:
+    """Run uvicorn for ``app`` in this event loop on a free loopback port; yields the port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port: int = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app, log_config=None, log_level="warning", lifespan="on", **uvicorn_options
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]), name="uvicorn")
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("uvicorn stopped before it started")
+        if time.monotonic() > deadline:
+            raise TimeoutError("uvicorn did not start within 20 s")
+        await asyncio.sleep(0.01)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
+        sock.close()
+
+
+@contextlib.asynccontextmanager
 async def live_server(
     cameras: list[str] | None = None,
     *,
@@ -129,31 +156,11 @@ async def live_server(
     limits: FanOutLimits | None = None,
     **uvicorn_options: Any,
 ) -> AsyncIterator[LiveServer]:
-    """Run uvicorn in this event loop on a free loopback port until the block exits."""
+    """Serve ``/ws`` over the fake core with uvicorn on a free port until the block exits."""
     services = FakeServices(cameras or ["cam1", "cam2"], auth=auth)
     api = WebSocketApi(services, options, limits or FanOutLimits(motion_interval=0))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        build_app(api), log_config=None, log_level="warning", lifespan="on", **uvicorn_options
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]), name="uvicorn")
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("uvicorn stopped before it started")
-        if time.monotonic() > deadline:
-            raise TimeoutError("uvicorn did not start within 10 s")
-        await asyncio.sleep(0.01)
-    try:
+    async with uvicorn_on_free_port(build_app(api), **uvicorn_options) as port:
         yield LiveServer(f"ws://127.0.0.1:{port}/ws", f"http://127.0.0.1:{port}", services, api)
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 15)
-        sock.close()
 
 
 async def recv_json(ws: Any, wait: float = 5.0) -> dict[str, Any]:

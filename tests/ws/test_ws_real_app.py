@@ -1,0 +1,72 @@
+"""``/ws`` on the real app: a simulated camera's status, motion and events reach a client."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+from ws_harness import close_code, closed_by_server, recv_json, uvicorn_on_free_port
+
+from server.app import create_app
+from server.config import Settings
+
+ADMIN = "admin-token-0123456789abcdef"
+VIEWER = "viewer-token-0123456789abcdef"
+
+
+def settings_for(tmp_path: Path, sim_cameras: Any) -> Settings:
+    tokens = [{"token": ADMIN, "role": "admin"}, {"token": VIEWER, "role": "viewer"}]
+    return Settings(
+        server={"auth": {"tokens": tokens}},
+        storage={"path": str(tmp_path)},
+        cameras=[
+            {
+                "id": "cycle",
+                "url": sim_cameras.mjpeg_url_for("cycle"),
+                "events": {"off_delay": 1.0, "min_frames": 2},
+            }
+        ],
+    )
+
+
+@pytest.mark.slow
+async def test_live_feed_from_the_real_pipeline(tmp_path: Path, sim_cameras: Any) -> None:
+    app = create_app(settings_for(tmp_path, sim_cameras))
+    async with uvicorn_on_free_port(app) as port:
+        url = f"ws://127.0.0.1:{port}/ws"
+        async with connect(url, subprotocols=["motionhub", "bearer.wrong-0123456789abc"]) as ws:
+            assert close_code(await closed_by_server(ws)) == 1008
+
+        async with connect(url, subprotocols=["motionhub", f"bearer.{VIEWER}"]) as ws:
+            hello = await recv_json(ws)
+            assert hello["type"] == "hello"
+            assert hello["role"] == "viewer"
+            assert [c["id"] for c in hello["cameras"]] == ["cycle"]
+            assert app.state.core.metrics.websocket_client_count == 1
+            seen: dict[str, dict[str, Any]] = {}
+            while "event_end" not in seen or "stats" not in seen:
+                msg = await recv_json(ws, 30)
+                seen.setdefault(msg["type"], msg)
+            assert seen["camera_status"]["status"] in ("starting", "online")
+            moving = seen["motion"]
+            assert moving["camera"] == "cycle"
+            for box in moving["boxes"]:
+                assert all(0 <= v <= 1 for v in box)
+            event = seen["event_end"]["event"]
+            assert event["camera"] == "cycle"
+            assert seen["stats"]["clients"] >= 1
+
+            # A client that was away asks for what it missed, from the beginning.
+            await ws.send(json.dumps({"type": "resume", "since": ""}))
+            replayed = []
+            while True:
+                msg = await recv_json(ws, 10)
+                if msg["type"] == "resumed":
+                    break
+                if msg["type"].startswith("event_") and msg["event"]["id"] == event["id"]:
+                    replayed.append(msg)
+            assert replayed
+            assert msg["count"] >= 1
