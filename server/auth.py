@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Literal
 
 from fastapi import Depends, Request
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, RouteContext
 from starlette.routing import BaseRoute
 
 from server.config import AuthToken
@@ -98,11 +98,17 @@ require_admin = Depends(_require_admin)
 """Route dependency: an admin token."""
 
 
-def route_role(route: BaseRoute) -> Role | None:
-    """The role a route requires, read from its dependencies; ``None`` for public routes."""
-    if not isinstance(route, APIRoute):
+def route_role(route: BaseRoute | RouteContext) -> Role | None:
+    """The role a route requires, read from its dependencies; ``None`` for public routes.
+
+    Takes a route or a :class:`fastapi.routing.RouteContext` (what
+    ``fastapi.routing.iter_route_contexts(app.routes)`` yields for included routers).
+    """
+    original = route.original_route if isinstance(route, RouteContext) else route
+    if not isinstance(original, APIRoute):
         return None
-    calls = {dep.call for dep in route.dependant.dependencies}
+    dependant = getattr(route, "dependant", original.dependant)
+    calls = {dep.call for dep in dependant.dependencies}
     if _require_admin in calls:
         return "admin"
     if _require_viewer in calls:

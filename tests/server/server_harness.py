@@ -63,10 +63,10 @@ class Running:
         return core
 
     async def wait_for(
-        self, kind: type[M], pred: Callable[[M], bool] = lambda m: True, timeout: float = 20.0
+        self, kind: type[M], pred: Callable[[M], bool] = lambda m: True, within: float = 20.0
     ) -> M:
         """The first recorded message of ``kind`` matching ``pred`` (waits for it)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         seen = 0
         while time.monotonic() < deadline:
             for m in self.messages[seen:]:
@@ -74,16 +74,16 @@ class Running:
                     return m
             seen = len(self.messages)
             await asyncio.sleep(0.05)
-        raise AssertionError(f"no {kind.__name__} within {timeout} s")
+        raise AssertionError(f"no {kind.__name__} within {within} s")
 
-    async def wait_online(self, camera: str, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
+    async def wait_online(self, camera: str, within: float = 20.0) -> None:
+        deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             r = await self.client.get(f"/api/cameras/{camera}")
             if r.status_code == 200 and r.json()["status"] == "online":
                 return
             await asyncio.sleep(0.1)
-        raise AssertionError(f"camera {camera} not online within {timeout} s: {r.text}")
+        raise AssertionError(f"camera {camera} not online within {within} s: {r.text}")
 
 
 @asynccontextmanager
