@@ -61,16 +61,27 @@ _ERRNO_TEXT = {
 }
 
 
-def describe(exc: BaseException, *, where: str, doing: str, timeout: float | None = None) -> str:
+def describe(
+    exc: BaseException,
+    *,
+    where: str,
+    doing: str,
+    timeout: float | None = None,
+    elapsed: float | None = None,
+) -> str:
     """A one-line reason for ``exc``.
 
     ``where`` names the target without credentials (``host:port`` or a file name),
-    ``doing`` is ``"opening"`` or ``"reading"``, ``timeout`` the limit that applied.
+    ``doing`` is ``"opening"`` or ``"reading"``, ``timeout`` the limit that applied
+    and ``elapsed`` how long the failed call took: FFmpeg reports some timeouts as
+    other errors (an RTSP server that never answers gives "invalid data"), so a
+    failure that took the whole timeout is reported as the timeout it was.
     """
     if isinstance(exc, SourceError):
         return exc.reason
     timeouts = (av.error.ExitError, av.error.TimeoutError, TimeoutError, httpx.TimeoutException)
-    if isinstance(exc, timeouts):
+    ran_out = timeout is not None and elapsed is not None and elapsed >= 0.95 * timeout
+    if isinstance(exc, timeouts) or ran_out:
         # ExitError is PyAV's interrupt callback firing: our own open/read timeout.
         waited = f" after {timeout:g} s" if timeout else ""
         return f"timed out{waited} {doing} {where}"

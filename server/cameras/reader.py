@@ -43,11 +43,17 @@ class CameraReader:
     """Reads one camera on its own thread and hands the newest frame to the event loop.
 
     ``detect_width`` is the detector's working width: JPEG sources are decoded
-    reduced, but never narrower than this.
+    reduced, but never narrower than this. ``main_idle`` is how long the main stream
+    of a camera with a ``detect_url`` stays open after the last :meth:`color_frame`.
     """
 
     def __init__(
-        self, settings: CameraSettings, security: SecuritySettings, detect_width: int = 320
+        self,
+        settings: CameraSettings,
+        security: SecuritySettings,
+        detect_width: int = 320,
+        *,
+        main_idle: float = 30.0,
     ) -> None:
         self.settings = settings
         self.security = security
@@ -64,7 +70,7 @@ class CameraReader:
         self._logged_state = "starting"
         self._tracker = StatusTracker(settings.id, self._status_changed)
         self._pump: Pump | None = None
-        self._main = MainStream(settings, security) if settings.detect_url else None
+        self._main = MainStream(settings, security, main_idle) if settings.detect_url else None
 
     # -- lifecycle -------------------------------------------------------------
 

@@ -13,6 +13,7 @@ line by line until the next boundary, and counted once per run.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Generator
 from typing import Any
 
@@ -50,6 +51,7 @@ class MjpegSource(Source):
             "timeout": str(int(self.read_timeout * 1_000_000)),
             "analyzeduration": "1000000",
         }
+        started = time.monotonic()
         try:
             container = av.open(
                 self.plan.target,
@@ -60,7 +62,11 @@ class MjpegSource(Source):
         except Exception as exc:
             raise SourceError(
                 describe(
-                    exc, where=self.plan.where, doing="opening", timeout=self.settings.open_timeout
+                    exc,
+                    where=self.plan.where,
+                    doing="opening",
+                    timeout=self.settings.open_timeout,
+                    elapsed=time.monotonic() - started,
                 )
             ) from None
         if not container.streams.video:

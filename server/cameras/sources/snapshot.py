@@ -53,10 +53,8 @@ class HttpCameraClient:
         hooks: dict[str, list[Any]] = (
             {"request": [self._guard]} if security.allowed_networks else {}
         )
+        self._open_timeout = settings.open_timeout
         self._client = httpx.Client(
-            timeout=httpx.Timeout(
-                min(settings.read_timeout, settings.stall_timeout), connect=settings.open_timeout
-            ),
             follow_redirects=True,
             max_redirects=3,
             headers={"User-Agent": USER_AGENT},
@@ -69,10 +67,12 @@ class HttpCameraClient:
         hop = SourcePlan(kind="http", target="", where="", host=request.url.host, port=port)
         check_host(hop, self._security)
 
-    def get(self, *, stream: bool) -> httpx.Response:
-        """GET the camera URL (headers only when ``stream``); falls back from digest to
-        basic auth if that is what the camera asks for. Raises httpx/SourceError."""
-        request = self._client.build_request("GET", self.url)
+    def get(self, *, stream: bool, timeout: float) -> httpx.Response:
+        """GET the camera URL (headers only when ``stream``), waiting at most ``timeout``
+        for each read; falls back from digest to basic auth if that is what the camera
+        asks for. Raises httpx errors or :class:`SourceError`."""
+        limits = httpx.Timeout(timeout, connect=self._open_timeout)
+        request = self._client.build_request("GET", self.url, timeout=limits)
         response = self._client.send(request, auth=self._auth, stream=stream)
         challenge = response.headers.get("www-authenticate", "").lower()
         if (
@@ -96,7 +96,7 @@ class HttpCameraClient:
 def probe_http_kind(client: HttpCameraClient, open_timeout: float) -> Literal["mjpeg", "snapshot"]:
     """Whether ``client``'s URL serves an MJPEG stream or single JPEG snapshots."""
     try:
-        response = client.get(stream=True)
+        response = client.get(stream=True, timeout=open_timeout)
     except SourceError:
         raise
     except Exception as exc:
@@ -156,7 +156,7 @@ class SnapshotSource(Source):
     def _fetch(self, client: HttpCameraClient, doing: str) -> Sample | BadFrame:
         timeout = self.settings.open_timeout if doing == "opening" else self.read_timeout
         try:
-            response = client.get(stream=True)
+            response = client.get(stream=True, timeout=timeout)
             try:
                 content_type = response.headers.get("content-type", "").split(";")[0].lower()
                 if content_type == _MULTIPART:

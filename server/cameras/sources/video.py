@@ -69,6 +69,7 @@ class VideoSource(Source):
 
     def open(self) -> None:
         fmt, options = self._options()
+        started = time.monotonic()
         try:
             container = av.open(
                 self.plan.target,
@@ -79,7 +80,11 @@ class VideoSource(Source):
         except Exception as exc:
             raise SourceError(
                 describe(
-                    exc, where=self.plan.where, doing="opening", timeout=self.settings.open_timeout
+                    exc,
+                    where=self.plan.where,
+                    doing="opening",
+                    timeout=self.settings.open_timeout,
+                    elapsed=time.monotonic() - started,
                 ),
                 retry=not isinstance(exc, av.error.ArgumentError | av.error.PermissionError),
             ) from None
@@ -139,14 +144,20 @@ class VideoSource(Source):
         """Decoded frames until the end of the stream; read failures raise SourceError."""
         packets = container.demux(stream)
         while True:
+            asked = time.monotonic()
             try:
                 packet = next(packets)
             except StopIteration:
                 return
             except Exception as exc:
-                raise SourceError(
-                    describe(exc, where=self.plan.where, doing="reading", timeout=self.read_timeout)
-                ) from None
+                reason = describe(
+                    exc,
+                    where=self.plan.where,
+                    doing="reading",
+                    timeout=self.read_timeout,
+                    elapsed=time.monotonic() - asked,
+                )
+                raise SourceError(reason) from None
             try:
                 frames = packet.decode()
             except av.error.FFmpegError:

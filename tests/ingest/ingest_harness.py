@@ -1,0 +1,111 @@
+"""Helpers for the camera ingest tests: settings, running readers, waiting, counting."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from clients.sim import SceneSpec
+from server.cameras import CameraReader, CameraStatus, Frame
+from server.config import CameraSettings, SecuritySettings
+
+SPEC = SceneSpec(width=640, height=360, fps=15, seed=7, loop_seconds=4)
+"""Every simulated camera here: 640x360 at 15 fps, a 4 s loop (renders in well under 1 s)."""
+
+# Short limits so failures show up within the 5 s the tests allow.
+FAST = {"open_timeout": 3.0, "read_timeout": 3.0, "stall_timeout": 3.0}
+
+
+def camera(url: str, **overrides: Any) -> CameraSettings:
+    """Settings for a camera with a unique id and the short test timeouts."""
+    fields: dict[str, Any] = {"id": f"cam-{uuid.uuid4().hex[:8]}", "url": url, **FAST}
+    fields.update(overrides)
+    return CameraSettings(**fields)
+
+
+def security(media_dir: Path | None = None, networks: tuple[str, ...] = ()) -> SecuritySettings:
+    """Security settings for a test."""
+    return SecuritySettings(media_dir=media_dir, allowed_networks=list(networks))  # type: ignore[arg-type]
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: CameraSettings, sec: SecuritySettings | None = None, **kwargs: Any
+) -> AsyncIterator[CameraReader]:
+    """A started reader, stopped (and its threads joined) on exit."""
+    reader = CameraReader(settings, sec or security(), **kwargs)
+    reader.start()
+    try:
+        yield reader
+    finally:
+        await reader.stop()
+
+
+async def wait_until(
+    reader: CameraReader, check: Callable[[CameraStatus], bool], within: float, what: str
+) -> float:
+    """Poll the reader's status until ``check`` passes; returns the seconds it took."""
+    start = time.monotonic()
+    await poll(lambda: check(reader.status), within, f"{what} (status: {{}})", reader)
+    return time.monotonic() - start
+
+
+async def poll(
+    check: Callable[[], bool], within: float, what: str, reader: CameraReader | None = None
+) -> None:
+    """Wait until ``check()`` is true, failing after ``within`` seconds."""
+    step = 0.05
+    for _ in range(int(within / step) + 1):
+        if check():
+            return
+        await asyncio.sleep(step)
+    if check():
+        return
+    shown = what.format(reader.status) if reader is not None else what
+    raise AssertionError(f"not {shown} within {within} s")
+
+
+async def take_frames(reader: CameraReader, count: int, within: float = 10.0) -> list[Frame]:
+    """The next ``count`` frames the reader hands over."""
+    frames: list[Frame] = []
+    seq = 0
+    async with asyncio.timeout(within):
+        while len(frames) < count:
+            frame = await reader.next_frame(seq)
+            seq = frame.seq
+            frames.append(frame)
+    return frames
+
+
+def open_fds() -> int:
+    """File descriptors this process has open."""
+    return len(os.listdir("/proc/self/fd"))
+
+
+def reader_threads() -> list[str]:
+    """Names of the camera reader threads alive now."""
+    return [t.name for t in threading.enumerate() if t.name.startswith("camera-")]
+
+
+@contextlib.contextmanager
+def silent_server() -> Iterator[int]:
+    """A loopback port that accepts connections but never says a word."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield int(sock.getsockname()[1])
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (connecting is refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
