@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import getpass
 import os
 import signal
 import socket
@@ -29,25 +30,47 @@ def free_port() -> int:
 class Mosquitto:
     """A private Mosquitto broker that a test can stop and start again on the same port."""
 
-    def __init__(self, workdir: Path, port: int | None = None, password_file: Path | None = None):
+    def __init__(
+        self, workdir: Path, port: int | None = None, users: dict[str, str] | None = None
+    ) -> None:
         self.workdir = workdir
         self.port = port or free_port()
         self.conf = workdir / "mosquitto.conf"
         self.log = workdir / "mosquitto.log"
+        self.password_file = workdir / "passwords"
         lines = [
             f"listener {self.port} 127.0.0.1",
+            # Started as root, mosquitto would switch to its own user and lose access to
+            # the test's files; as anyone else this line has no effect.
+            f"user {getpass.getuser()}",
             "persistence false",
             "max_queued_messages 100000",
             f"log_dest file {self.log}",
             "log_type error",
             "log_type warning",
         ]
-        if password_file is not None:
-            lines += ["allow_anonymous false", f"password_file {password_file}"]
+        if users is not None:
+            self._write_users(users)
+            lines += ["allow_anonymous false", f"password_file {self.password_file}"]
         else:
             lines.append("allow_anonymous true")
         self.conf.write_text("\n".join(lines) + "\n")
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def _write_users(self, users: dict[str, str]) -> None:
+        self.password_file.write_text("")
+        for user, password in users.items():
+            subprocess.run(
+                ["mosquitto_passwd", "-b", str(self.password_file), user, password],
+                check=True,
+                capture_output=True,
+            )
+
+    def allow(self, users: dict[str, str]) -> None:
+        """Replace the accepted users; a running broker reloads them (SIGHUP)."""
+        self._write_users(users)
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGHUP)
 
     @property
     def url(self) -> str:

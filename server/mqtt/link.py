@@ -83,6 +83,17 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> 
     return rng.uniform(ceiling / 2, ceiling)
 
 
+def _settle(client: aiomqtt.Client | None) -> None:
+    """Mark the client's disconnect error as seen.
+
+    aiomqtt keeps it in a future that only its message iterator reads; when the session
+    ended some other way first, asyncio would log "exception was never retrieved" later.
+    """
+    fut = getattr(client, "_disconnected", None)
+    if isinstance(fut, asyncio.Future) and fut.done() and not fut.cancelled():
+        fut.exception()
+
+
 def _flatten(exc: BaseException) -> list[BaseException]:
     if isinstance(exc, BaseExceptionGroup):
         out: list[BaseException] = []
@@ -165,6 +176,7 @@ class MqttLink:
             while not self._stop.is_set():
                 self._set_state(LinkState.CONNECTING)
                 started: float | None = None
+                client: aiomqtt.Client | None = None
                 try:
                     client = self._new_client()
                     async with client:
@@ -174,6 +186,7 @@ class MqttLink:
                     self._failed(exc, attempt)
                 finally:
                     self.connected.clear()
+                    _settle(client)
                 if self._stop.is_set():
                     break
                 if started is not None and loop.time() - started >= _STABLE_AFTER:

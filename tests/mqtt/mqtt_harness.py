@@ -166,8 +166,17 @@ class Received:
 class Recorder:
     """A real MQTT subscriber that records everything it receives."""
 
-    def __init__(self, url: str, *filters: str, qos: int = 1) -> None:
+    def __init__(
+        self,
+        url: str,
+        *filters: str,
+        qos: int = 1,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
         parts = urlsplit(url)
+        self.username = username
+        self.password = password
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 1883
         self.filters = filters
@@ -179,7 +188,11 @@ class Recorder:
 
     async def __aenter__(self) -> Recorder:
         self._client = aiomqtt.Client(
-            self.host, self.port, identifier=f"rec-{uuid.uuid4().hex[:8]}"
+            self.host,
+            self.port,
+            identifier=f"rec-{uuid.uuid4().hex[:8]}",
+            username=self.username,
+            password=self.password,
         )
         await self._client.__aenter__()
         for f in self.filters:
@@ -195,6 +208,9 @@ class Recorder:
         if self._client is not None:
             with contextlib.suppress(aiomqtt.MqttError):
                 await self._client.__aexit__(None, None, None)
+            fut = self._client._disconnected  # see server.mqtt.link._settle
+            if fut.done() and not fut.cancelled():
+                fut.exception()
 
     async def _read(self) -> None:
         assert self._client is not None
