@@ -80,3 +80,31 @@ def serve(config: Path, host: str | None, port: int | None) -> None:
 
 
 main.add_command(sim_command, name="sim")
+
+
+@main.command()
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8000,
+    show_default=True,
+    help="HTTP port of the dashboard and API (on 127.0.0.1).",
+)
+@click.option(
+    "--cameras",
+    type=click.IntRange(1, 3),
+    default=3,
+    show_default=True,
+    help="How many simulated cameras.",
+)
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Keep events here (default: a temporary directory, removed on exit).",
+)
+def demo(port: int, cameras: int, data: Path | None) -> None:
+    """Run the server on built-in simulated cameras, with the dashboard; nothing to set up."""
+    from server.demo import run_demo
+
+    run_demo(port, cameras, data)

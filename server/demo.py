@@ -1,0 +1,61 @@
+"""``motionhub demo``: the server on built-in simulated cameras, no setup.
+
+Two or three procedural scenes are served as MJPEG cameras by the simulator (a child
+process, so nothing else needs installing), events go to a temporary data directory
+(or ``--data DIR``), and the dashboard URL is printed.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import click
+
+from server.config import Settings
+
+__all__ = ["demo_settings", "run_demo"]
+
+_SCENES = [
+    ("front", "Front door", dict(seed=11, objects=2, active_seconds=6.0, still_seconds=6.0)),
+    ("yard", "Yard", dict(seed=22, objects=3, active_seconds=4.0, still_seconds=8.0,
+                          lighting_drift=0.08)),
+    ("drive", "Driveway", dict(seed=33, objects=1, active_seconds=8.0, still_seconds=4.0)),
+]  # fmt: skip
+_LEFT_HALF = [[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]
+
+
+def demo_settings(urls: dict[str, str], port: int, data: Path, host: str = "127.0.0.1") -> Settings:
+    """Settings for the demo cameras at ``urls`` (camera id to MJPEG URL)."""
+    names = {cid: name for cid, name, _ in _SCENES}
+    cameras = [
+        {
+            "id": cid,
+            "name": names.get(cid, cid),
+            "url": url,
+            "events": {"min_frames": 3, "off_delay": 2.0},
+            "zones": [{"name": "left", "points": _LEFT_HALF}],
+        }
+        for cid, url in urls.items()
+    ]
+    return Settings.model_validate(
+        {"server": {"host": host, "port": port}, "storage": {"path": str(data)}, "cameras": cameras}
+    )
+
+
+def run_demo(port: int, cameras: int, data: Path | None) -> None:
+    """Start the simulated cameras and serve the demo until interrupted."""
+    from clients.sim import HttpCamera, SceneSpec
+    from server.app import run
+
+    specs = {
+        cid: SceneSpec(width=640, height=360, fps=10.0, loop_seconds=24.0, **params)  # type: ignore[arg-type]
+        for cid, _, params in _SCENES[:cameras]
+    }
+    click.echo(f"motionhub demo: preparing {cameras} simulated cameras...", err=True)
+    with HttpCamera(specs) as sim, tempfile.TemporaryDirectory(prefix="motionhub-demo-") as tmp:
+        urls = {cid: sim.mjpeg_url_for(cid) for cid in specs}
+        settings = demo_settings(urls, port, data or Path(tmp))
+        click.echo(f"motionhub demo: dashboard at http://127.0.0.1:{port}/", err=False)
+        click.echo(f"motionhub demo: data in {settings.storage.path}; Ctrl+C to stop", err=True)
+        run(settings)
