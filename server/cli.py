@@ -9,6 +9,7 @@ from typing import NoReturn
 import click
 
 from clients.sim.cli import sim_command
+from clients.watch import watch_command
 from server.config import ConfigError, Settings, load_settings
 
 __all__ = ["main"]
@@ -80,6 +81,7 @@ def serve(config: Path, host: str | None, port: int | None) -> None:
 
 
 main.add_command(sim_command, name="sim")
+main.add_command(watch_command, name="watch")
 
 
 @main.command()
