@@ -12,7 +12,12 @@ from server.redact import redact_text
 
 __all__ = ["JsonFormatter", "TextFormatter", "setup_logging"]
 
-_STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# uvicorn adds an ANSI-coloured copy of each message; the plain one is enough.
+_STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
