@@ -117,7 +117,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     core: Core = app.state.core
     frontends: list[FrontEnd] = app.state.frontends
     async with asyncio.TaskGroup() as tg:
-        await core.storage.open()
+        interrupted = await core.storage.open()
+        if interrupted:
+            log.warning("closed %d event(s) left open by an unclean stop", interrupted)
         storage_task = tg.create_task(core.storage.run(), name="storage")
         front_tasks = [
             tg.create_task(_supervised(name, factory), name=name) for name, factory in frontends

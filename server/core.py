@@ -139,7 +139,10 @@ class Core:
         self._hub = Hub()
         self._reader_factory = reader_factory or _default_reader
         self.storage = Storage(settings.storage)
-        self.metrics = Metrics(self._camera_samples)
+        self.metrics = Metrics(
+            self._camera_samples,
+            lambda: self.storage.db_error is None and self.storage.snapshot_error is None,
+        )
         self.storage.on_error = self._storage_failed
         self.auth = TokenAuth(settings.server.auth.tokens)
         self.ids = UlidGenerator()
@@ -206,11 +209,8 @@ class Core:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self, tg: asyncio.TaskGroup) -> None:
-        """Open storage and start every camera as tasks of ``tg``."""
+        """Start every camera as tasks of ``tg`` (storage must be open)."""
         self._tg = tg
-        interrupted = await self.storage.open()
-        if interrupted:
-            log.warning("closed %d event(s) left open by an unclean stop", interrupted)
         self.events_total = await self.storage.count_events()
         stored = await self.storage.load_cameras()
         merged = {c.id: c for c in self._settings.cameras if c.id not in stored.deleted}
@@ -444,7 +444,6 @@ class Core:
 
     def _storage_failed(self, kind: str) -> None:
         self.metrics.storage_errors.labels(kind=kind).inc()
-        self.metrics.storage_writable.set(0)
 
     def _camera_samples(self) -> Iterator[CameraSample]:
         for cam_id, rt in list(self._runtimes.items()):

@@ -69,12 +69,32 @@ class _CameraCollector(Collector):
         return iter(())
 
 
+class _StorageCollector(Collector):
+    def __init__(self, ok: Callable[[], bool]) -> None:
+        self._ok = ok
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "motionhub_storage_writable",
+            "1 when the last database write and snapshot write succeeded.",
+            value=1.0 if self._ok() else 0.0,
+        )
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(())
+
+
 class Metrics:
     """Every metric of one app."""
 
-    def __init__(self, cameras: Callable[[], Iterable[CameraSample]]) -> None:
+    def __init__(
+        self,
+        cameras: Callable[[], Iterable[CameraSample]],
+        storage_ok: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(_CameraCollector(cameras))
+        self.registry.register(_StorageCollector(storage_ok))
         self.detect_seconds = Histogram(
             "motionhub_detect_seconds",
             "Time spent in the motion detector per analysed frame.",
@@ -95,12 +115,6 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
-        self.storage_writable = Gauge(
-            "motionhub_storage_writable",
-            "1 when the last storage write or check succeeded.",
-            registry=self.registry,
-        )
-        self.storage_writable.set(1)
         for kind in ("db", "snapshot"):
             self.storage_errors.labels(kind=kind)
         self._ws_clients = 0

@@ -41,10 +41,12 @@ def settings_for(
 ) -> Settings:
     """Settings with storage under ``path`` and optional admin/viewer tokens."""
     tokens = [{"token": ADMIN, "role": "admin"}, {"token": VIEWER, "role": "viewer"}]
-    return Settings(
-        server={"auth": {"tokens": tokens if auth else []}, **server},
-        storage={"path": str(path)},
-        cameras=cameras,
+    return Settings.model_validate(
+        {
+            "server": {"auth": {"tokens": tokens if auth else []}, **server},
+            "storage": {"path": str(path)},
+            "cameras": cameras,
+        }
     )
 
 

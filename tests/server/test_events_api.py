@@ -3,6 +3,7 @@ snapshots, filters, paging, deletion; metrics and readiness while it runs."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,7 @@ async def test_paging_walks_every_event_once(tmp_path: Path) -> None:
                     start=utc(1_750_000_000 + i),
                     end=utc(1_750_000_001 + i),
                     peak_score=0.1,
-                )  # fmt: skip
+                )
             )
         seen, cursor = [], None
         while True:
@@ -123,3 +124,34 @@ async def test_paging_walks_every_event_once(tmp_path: Path) -> None:
             if cursor is None:
                 break
         assert seen == list(reversed(ids))
+
+
+async def test_unwritable_snapshots_are_reported_while_detection_goes_on(
+    tmp_path: Path, sim_cameras: Any
+) -> None:
+    # A file where the camera's snapshot directory belongs: every snapshot write fails for
+    # real (directory permissions would not stop root).
+    (tmp_path / "snapshots").mkdir(parents=True)
+    (tmp_path / "snapshots" / "busy").write_bytes(b"not a directory")
+    cams = [{"id": "busy", "url": sim_cameras.mjpeg_url_for("busy"),
+             "events": {"min_frames": 2}, "detect": {"absorb_seconds": 2.0}}]  # fmt: skip
+    async with serve(settings_for(tmp_path, cams)) as srv:
+        start = await srv.wait_for(EventStartMessage, within=30)
+        c = srv.client
+        for _ in range(100):
+            status = (await c.get("/api/status")).json()
+            if status["storage"]["snapshot_error"]:
+                break
+            await asyncio.sleep(0.1)
+        assert "cannot write snapshot" in status["storage"]["snapshot_error"]
+        assert status["storage"]["writable"] is False
+        metrics = (await c.get("/metrics")).text
+        assert re.search(r'motionhub_storage_errors_total\{kind="snapshot"\} [1-9]', metrics)
+        assert "motionhub_storage_writable 0.0" in metrics
+        stored = (await c.get(f"/api/events/{start.event.id}")).json()
+        assert stored["has_snapshot"] is False
+        pipeline = srv.core.pipeline("busy")
+        assert pipeline is not None
+        before = pipeline.processed
+        await asyncio.sleep(1.0)
+        assert pipeline.processed >= before + 5

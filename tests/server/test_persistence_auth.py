@@ -74,8 +74,13 @@ def body_for(route: RouteContext) -> dict[str, Any] | None:
     return {"id": "matrix"}
 
 
-async def call(client: httpx.AsyncClient, method: str, path: str, token: str | None,
-               body: dict[str, Any] | None) -> int:  # fmt: skip
+async def call(
+    client: httpx.AsyncClient,
+    method: str,
+    path: str,
+    token: str | None,
+    body: dict[str, Any] | None,
+) -> int:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with client.stream(method, path, headers=headers, json=body) as r:
         return r.status_code  # streams (MJPEG) are left after their headers
@@ -92,7 +97,7 @@ async def test_auth_matrix_over_every_route(tmp_path: Path, sim_cameras: Any) ->
                 start=utc(1_750_000_000),
                 end=utc(1_750_000_002),
                 peak_score=0.5,
-            )  # fmt: skip
+            )
         )
         ids = {"camera_id": "cam1", "event_id": ev_id}
         checked = 0

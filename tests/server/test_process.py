@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import yaml
-
 from server_harness import free_port
 
 
@@ -47,7 +46,7 @@ def stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
         return proc.communicate(timeout=30)
     except subprocess.TimeoutExpired:
         proc.kill()
-        out, err = proc.communicate()
+        _, err = proc.communicate()
         raise AssertionError(f"did not stop within 30 s after SIGTERM:\n{err[-3000:]}") from None
 
 
@@ -122,4 +121,5 @@ def test_no_leftover_children() -> None:
     # Both tests above reap their server; the demo's simulator exits with its parent.
     out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(os.getpid())],
                          capture_output=True, text=True, check=False).stdout  # fmt: skip
-    assert "motionhub" not in out and "server.cli" not in out, out
+    assert "motionhub" not in out, out
+    assert "server.cli" not in out, out
