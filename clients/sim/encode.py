@@ -162,6 +162,8 @@ def _encode_h264(
 
 
 def _file_key(video: Path) -> str:
+    if not video.is_file():
+        raise SimulatorError(f"video file not found: {video}")
     st = video.stat()
     return _key(str(video.resolve()), st.st_size, st.st_mtime_ns)
 
@@ -193,8 +195,9 @@ def prepare_video(
 ) -> Path:
     """Return a cached H.264 MP4 of ``video`` for the RTSP server.
 
-    An H.264 stream is remuxed without re-encoding; anything else is transcoded with
-    the same settings as :func:`render_clip`. ``max_seconds`` keeps only the start.
+    An H.264 stream without B-frames is remuxed without re-encoding; anything else is
+    transcoded with the same settings as :func:`render_clip` (no B-frames, a keyframe
+    every second). ``max_seconds`` keeps only the start.
     """
     key = _key("video", _file_key(video), max_seconds, preset)
     path = cache_dir(cache) / f"video-{video.stem}-{key}.mp4"
@@ -204,7 +207,10 @@ def prepare_video(
     try:
         with _open_video(video) as inp:
             src = inp.streams.video[0]
-            if src.codec_context.name == "h264" and max_seconds is None:
+            ctx = src.codec_context
+            # Remux only camera-like H.264: B-frames (typical of files, rare from
+            # cameras) are re-encoded away, so clients get frames in display order.
+            if ctx.name == "h264" and not ctx.has_b_frames and max_seconds is None:
                 _remux(inp, src, tmp)
             else:
                 fps = float(src.average_rate or src.guessed_rate or 25)
@@ -226,8 +232,10 @@ def _remux(inp: av.container.InputContainer, src: av.VideoStream, dest: Path) ->
     with av.open(str(dest), "w", format="mp4") as out:
         dst = out.add_stream_from_template(src)
         for packet in inp.demux(src):
-            if packet.dts is None:  # the demuxer's final flush packet
+            if packet.size == 0:  # the demuxer's final flush packet
                 continue
+            if packet.dts is None:  # Matroska stores no DTS; without B-frames it is the PTS
+                packet.dts = packet.pts
             packet.stream = dst
             out.mux(packet)
 

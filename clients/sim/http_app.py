@@ -41,6 +41,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any, Literal, get_args
 
 import uvicorn
@@ -244,6 +245,18 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Server(uvicorn.Server):
+    """A uvicorn server that also ends open streams at once when asked to exit."""
+
+    def __init__(self, config: uvicorn.Config, state: SimHttpState) -> None:
+        super().__init__(config)
+        self.state = state
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.state.closing.set()
+        super().handle_exit(sig, frame)
+
+
 def serve(state: SimHttpState, host: str, port: int) -> None:
     """Serve until a signal or stdin EOF; go down and come back for requested outages."""
     app = build_app(state)
@@ -255,7 +268,7 @@ def serve(state: SimHttpState, host: str, port: int) -> None:
             lifespan="off",
             timeout_graceful_shutdown=2,
         )
-        server = uvicorn.Server(config)
+        server = _Server(config, state)
         state.server = server
         state.closing.clear()
         server.run(sockets=[_listen(host, port)])

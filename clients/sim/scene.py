@@ -180,7 +180,8 @@ class Scene:
     def frame(self, index: int) -> Frame:
         """The BGR frame number ``index`` (wraps around every loop)."""
         spec = self.spec
-        t = self.time_of(index)
+        index %= spec.frame_count
+        t = index / spec.fps
         img = self._background.copy()
         k = int(t // spec.period) % self._phases
         tp = t - k * spec.period
