@@ -122,9 +122,14 @@ def _http_reason(status: int, where: str) -> str:
 
 
 def _httpx_reason(exc: httpx.HTTPError, where: str, doing: str) -> str:
-    inner = exc.__cause__ or exc.__context__
-    if isinstance(inner, OSError) and inner.errno in _ERRNO_TEXT:
-        return f"{_ERRNO_TEXT[inner.errno]} ({where})"
+    # httpx wraps httpcore's error, which wraps the socket's OSError.
+    inner: BaseException | None = exc
+    for _ in range(5):
+        inner = inner.__cause__ or inner.__context__ if inner is not None else None
+        if isinstance(inner, OSError) and inner.errno in _ERRNO_TEXT:
+            return f"{_ERRNO_TEXT[inner.errno]} ({where})"
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return f"{where} redirected to a URL scheme that is not allowed"
     if isinstance(exc, httpx.ConnectError):
         return f"cannot connect to {where}"
     if isinstance(exc, httpx.RemoteProtocolError):

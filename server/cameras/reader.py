@@ -27,6 +27,7 @@ from server.cameras.pump import Pump, call_in_loop
 from server.cameras.sources import Sample
 from server.cameras.status import CameraStatus, StatusTracker
 from server.config import CameraSettings, SecuritySettings
+from server.redact import secrets
 
 __all__ = ["CameraReader", "StatusCallback"]
 
@@ -58,6 +59,9 @@ class CameraReader:
         self.settings = settings
         self.security = security
         self.detect_width = detect_width
+        # Scrub these passwords from any text, even where they appear on their own.
+        secrets.add_url(settings.url)
+        secrets.add_url(settings.detect_url)
         self._lock = threading.Lock()
         self._slot: Frame | None = None
         self._seq = 0

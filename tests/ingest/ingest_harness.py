@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -96,11 +97,18 @@ def reader_threads() -> list[str]:
 
 
 @contextlib.contextmanager
-def silent_server() -> Iterator[int]:
-    """A loopback port that accepts connections but never says a word."""
+def listener() -> Iterator[socket.socket]:
+    """A listening loopback socket that never accepts: connections just queue up."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen(16)
+        yield sock
+
+
+@contextlib.contextmanager
+def silent_server() -> Iterator[int]:
+    """A loopback port that accepts connections but never says a word."""
+    with listener() as sock:
         yield int(sock.getsockname()[1])
 
 
@@ -109,3 +117,37 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class _Redirector(BaseHTTPRequestHandler):
+    target = ""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.server.hits += 1  # type: ignore[attr-defined]
+        self.send_response(302)
+        self.send_header("Location", self.target)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@contextlib.contextmanager
+def redirecting_server(target: str) -> Iterator[ThreadingHTTPServer]:
+    """A loopback HTTP server answering every GET with a redirect to ``target``.
+
+    The test's own tiny server (stdlib), standing in for a hostile or compromised
+    camera; ``server.hits`` counts the requests it got.
+    """
+    handler = type("Redirector", (_Redirector,), {"target": target})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.hits = 0  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, name="test-redirector", daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

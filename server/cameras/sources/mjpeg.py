@@ -59,6 +59,11 @@ class MjpegSource(Source):
                 container_options=options,
                 timeout=(self.settings.open_timeout, self.read_timeout),
             )
+        except av.error.ArgumentError:
+            # FFmpeg's answer when the protocol whitelist refuses, e.g. a redirect to file:.
+            raise SourceError(
+                f"{self.plan.where} redirected to or asked for a protocol that is not allowed"
+            ) from None
         except Exception as exc:
             raise SourceError(
                 describe(

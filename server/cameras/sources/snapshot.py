@@ -10,6 +10,7 @@ Credentials in the URL are sent with digest auth when the camera asks for it
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Generator
 from typing import Any, Literal
@@ -23,11 +24,25 @@ from server.cameras.policy import SourcePlan, check_host
 from server.cameras.sources.base import JpegSample, Sample, Source
 from server.cameras.sources.mjpeg import USER_AGENT
 from server.config import CameraSettings, SecuritySettings
+from server.redact import redact_text
 
 __all__ = ["HttpCameraClient", "SnapshotSource", "probe_http_kind"]
 
 _MAX_IMAGE_BYTES = 32 << 20
 _MULTIPART = "multipart/x-mixed-replace"
+
+
+class _RedactFilter(logging.Filter):
+    """httpx logs every request URL at INFO; camera URLs can carry credentials in the
+    query (``?pwd=``), so its records are redacted before any handler sees them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact_text(record.getMessage())
+        record.args = ()
+        return True
+
+
+logging.getLogger("httpx").addFilter(_RedactFilter())
 
 
 class HttpCameraClient:

@@ -77,6 +77,9 @@ class VideoSource(Source):
                 container_options=options,
                 timeout=(self.settings.open_timeout, self.read_timeout),
             )
+        except av.error.ArgumentError:
+            # FFmpeg's answer when the policy's protocol or format whitelist refuses.
+            raise SourceError(self._refused(), retry=self.kind != "file") from None
         except Exception as exc:
             raise SourceError(
                 describe(
@@ -86,7 +89,6 @@ class VideoSource(Source):
                     timeout=self.settings.open_timeout,
                     elapsed=time.monotonic() - started,
                 ),
-                retry=not isinstance(exc, av.error.ArgumentError | av.error.PermissionError),
             ) from None
         if not container.streams.video:
             container.close()
@@ -98,6 +100,14 @@ class VideoSource(Source):
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = decoder_threads()
         self._container, self._stream = container, stream
+
+    def _refused(self) -> str:
+        if self.kind == "file":
+            return (
+                f"{self.plan.where} is not a plain video file "
+                "(playlists, concat scripts and image sequences are refused)"
+            )
+        return f"{self.plan.where} asked for a protocol or format that is not allowed"
 
     def close(self) -> None:
         container, self._container, self._stream = self._container, None, None
