@@ -46,6 +46,7 @@ def demo_settings(urls: dict[str, str], port: int, data: Path, host: str = "127.
 def run_demo(port: int, cameras: int, data: Path | None) -> None:
     """Start the simulated cameras and serve the demo until interrupted."""
     from clients.sim import HttpCamera, SceneSpec
+    from clients.sim.process import port_open
     from server.app import run
 
     specs = {
@@ -53,7 +54,12 @@ def run_demo(port: int, cameras: int, data: Path | None) -> None:
         for cid, _, params in _SCENES[:cameras]
     }
     click.echo(f"motionhub demo: preparing {cameras} simulated cameras...", err=True)
-    with HttpCamera(specs) as sim, tempfile.TemporaryDirectory(prefix="motionhub-demo-") as tmp:
+    # A stable simulator port keeps camera URLs valid across runs that share --data.
+    sim_port = port + 1 if port < 65535 and not port_open("127.0.0.1", port + 1) else None
+    with (
+        HttpCamera(specs, port=sim_port) as sim,
+        tempfile.TemporaryDirectory(prefix="motionhub-demo-") as tmp,
+    ):
         urls = {cid: sim.mjpeg_url_for(cid) for cid in specs}
         settings = demo_settings(urls, port, data or Path(tmp))
         click.echo(f"motionhub demo: dashboard at http://127.0.0.1:{port}/", err=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
@@ -33,7 +33,8 @@ async def list_events(
         str | None, Query(max_length=64, description="Only events that entered this zone.")
     ] = None,
     since: Annotated[
-        datetime | None, Query(description="Started at or after (ISO 8601 or Unix seconds).")
+        datetime | None,
+        Query(description="Started at or after (ISO 8601, UTC if no offset, or Unix seconds)."),
     ] = None,
     until: Annotated[datetime | None, Query(description="Started before.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 50,
@@ -46,14 +47,21 @@ async def list_events(
         EventQuery(
             camera=camera,
             zone=zone,
-            since=since.timestamp() if since else None,
-            until=until.timestamp() if until else None,
+            since=_unix(since),
+            until=_unix(until),
             before=cursor,
             limit=limit,
         )
     )
     next_cursor = events[-1].id if len(events) == limit else None
     return EventPage(events=events, next_cursor=next_cursor)
+
+
+def _unix(when: datetime | None) -> float | None:
+    # A time without an offset is taken as UTC, like every time the API returns.
+    if when is None:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 @router.get("/{event_id}", dependencies=[require_viewer], responses={**VIEWER_ERRORS, **_NOT_FOUND})
