@@ -1,29 +1,74 @@
-"""The motion detector: downscale, compare with an adaptive background, filter, report."""
+"""The motion detector: downscale, compare with an adaptive background, filter, report.
+
+Per frame (on the working grid, a few tens of thousands of pixels):
+
+1. shrink the luma plane by slicing and blur it (3x3);
+2. measure each pixel's distance outside the background's +-1 pixel envelope and threshold it
+   with a per-pixel, noise-adaptive threshold;
+3. when much of the frame changed at once, check for a camera shift (re-align the model if a
+   shift explains the change) and for a global lighting change (carry the model into the new
+   light through a fitted tone curve if that explains the change);
+4. clean the mask, group it into blobs, drop small ones; classify still blobs as ghosts (absorbed
+   at once), lighting residue (absorbed at once) or parked objects (absorbed after a while);
+5. update the background selectively, every frame while warming up and every second frame later.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import cast
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
+from detector._cv import K3, cvs
+from detector.background import Background
+from detector.blobs import Blob, edge_contrast, find_blobs, merge_rects
 from detector.config import DetectorConfig
 from detector.geometry import Scaler, fill_polygons, working_scaler
+from detector.lighting import fit_tone_curve, same_structure
 from detector.result import Box, MotionResult, ZoneResult
+from detector.stabilize import estimate_shift
 
 __all__ = ["MotionDetector"]
 
-Mask = npt.NDArray[np.uint8]
-Image = npt.NDArray[np.float32]
+U8 = npt.NDArray[np.uint8]
+
+ESCALATE_FRACTION = 0.08
+"""Changed fraction of the frame above which camera shift and lighting are checked."""
+SCENE_FRACTION = 0.5
+"""Changed fraction above which, unexplained, the model restarts from the current frame."""
+LEVEL_STEP = 2.5
+"""A mean level change (grey levels) that also triggers the lighting check."""
+LIGHTING_FRAMES = 5
+"""Frames of fast re-learning after a lighting change."""
+LIGHTING_ALPHA = 0.5
+CAMERA_FRAMES = 8
+"""Frames during which the camera is checked for shifts after it last moved."""
+FAST_FRAMES = 30
+"""Frames of every-frame learning at start (the learning rate is 1/n then)."""
+LEARN_EVERY = 2
+STATIC_EVERY = 2
+STATIC_MOVING = 0.02
+"""A blob whose pixels changed since the previous frame in less than this fraction is still."""
+GHOST_RATIO = 0.6
+STATIC_CHECKS = 3
+"""Checks in a row a blob must stay still before it is judged a ghost."""
 
 
 class MotionDetector:
-    """Finds moving objects in a stream of luma frames of one fixed shape."""
+    """Finds moving objects in a stream of luma frames of one fixed shape.
+
+    Not thread-safe: use one detector per camera, from one thread at a time.
+    """
 
     def __init__(self, frame_shape: tuple[int, int], config: DetectorConfig | None = None) -> None:
         self._frame_shape = (int(frame_shape[0]), int(frame_shape[1]))
+        if self._frame_shape[0] < 8 or self._frame_shape[1] < 8:
+            raise ValueError(f"frame shape {frame_shape} is too small (at least 8 x 8)")
         self._config = config if config is not None else DetectorConfig()
+        self._bg: Background | None = None
         self._apply_config(self._config, keep_background=False)
 
     @property
@@ -36,6 +81,11 @@ class MotionDetector:
         """The input frame shape (h, w) this detector expects."""
         return self._frame_shape
 
+    @property
+    def working_shape(self) -> tuple[int, int]:
+        """The (h, w) of the grid the detector works on (and of ``MotionResult.mask``)."""
+        return self._scaler.work_shape
+
     def update_config(self, config: DetectorConfig) -> None:
         """Switch to ``config`` live, keeping the learned background unless the working size
         changes."""
@@ -46,8 +96,17 @@ class MotionDetector:
 
     def reset(self) -> None:
         """Forget the learned background and start warming up again."""
-        self._bg: Image | None = None
+        self._bg = None
         self._frames = 0
+        self._learned = 0
+        self._lighting_left = 0
+        self._camera_left = 0
+        self._last_ts: float | None = None
+        self._fps = self._config.nominal_fps
+        self._prev: U8 | None = None
+        self._still = np.zeros(self._scaler.work_shape, np.uint8)
+        self._static = np.zeros(self._scaler.work_shape, np.uint8)
+        self._tick = 0
 
     def _apply_config(self, config: DetectorConfig, *, keep_background: bool) -> None:
         self._scaler: Scaler = working_scaler(
@@ -55,76 +114,255 @@ class MotionDetector:
         )
         shape = self._scaler.work_shape
         masked = fill_polygons(shape, config.masks)
-        self._valid = cast(Mask, cv2.bitwise_not(masked))
-        self._valid_count = max(1, cv2.countNonZero(self._valid))
+        self._valid: U8 | None = cast(U8, cv2.bitwise_not(masked)) if config.masks else None
+        self._valid_count = max(1, shape[0] * shape[1] - cv2.countNonZero(masked))
         self._zones = [(z.name, fill_polygons(shape, [z.points])) for z in config.zones]
-        self._min_area_px = config.min_area * shape[0] * shape[1]
-        if not keep_background:
+        self._zone_area = [max(1, cv2.countNonZero(zm)) for _, zm in self._zones]
+        self._min_area_px = max(2.0, config.min_area * shape[0] * shape[1])
+        s = config.sensitivity / 100.0
+        self._k = 2.0 + 2.0 * (1.0 - s)
+        self._floor = round(4.0 + 12.0 * (1.0 - s))
+        if config.threshold > 0:
+            self._floor = config.threshold
+        self._reach = max(3, shape[1] // 12)
+        if not keep_background or self._bg is None:
             self.reset()
+        else:
+            self._thr = self._threshold(self._bg)
+
+    # -- thresholds and clock -------------------------------------------------------------
+
+    def _threshold(self, bg: Background) -> U8:
+        if self._config.threshold > 0:
+            return np.full(bg.u8.shape, self._floor, np.uint8)
+        thr = cv2.convertScaleAbs(bg.noise, alpha=self._k)
+        return cast(U8, cvs.max(thr, self._floor))
+
+    def _clock(self, timestamp: float | None) -> None:
+        if timestamp is None:
+            return
+        if self._last_ts is not None and timestamp > self._last_ts:
+            fps = 1.0 / (timestamp - self._last_ts)
+            self._fps += 0.1 * (min(fps, 240.0) - self._fps)
+        self._last_ts = timestamp
+
+    def _foreground(self, dist: U8, thr: U8 | int) -> tuple[U8, int]:
+        fg = cast(U8, cvs.compare(dist, thr, cv2.CMP_GT))
+        if self._valid is not None:
+            fg = cast(U8, cv2.bitwise_and(fg, self._valid))
+        return fg, cv2.countNonZero(fg)
+
+    # -- the frame ---------------------------------------------------------------------------
 
     def detect(self, luma: npt.NDArray[np.uint8], timestamp: float | None = None) -> MotionResult:
-        """Analyse one frame; ``timestamp`` is monotonic seconds (optional)."""
+        """Analyse one frame.
+
+        ``luma`` is the 2-D uint8 Y plane (or grayscale image) of ``frame_shape``; it may be a
+        strided view. ``timestamp`` is monotonic seconds; without it frames are assumed to come
+        at ``config.nominal_fps``.
+        """
         if luma.ndim != 2 or luma.shape != self._frame_shape:
             raise ValueError(f"expected a 2-D frame of shape {self._frame_shape}, got {luma.shape}")
         if luma.dtype != np.uint8:
             raise ValueError(f"expected uint8 luma, got {luma.dtype}")
-        g = cv2.GaussianBlur(self._scaler.shrink(luma), (3, 3), 0)
-        cfg = self._config
-        if self._bg is None:
-            self._bg = g.astype(np.float32)
+        self._clock(timestamp)
+        g = cast(U8, cv2.GaussianBlur(self._scaler.shrink(luma), (3, 3), 0))
+        bg = self._bg
+        if bg is None:
+            self._bg = Background(g)
+            self._thr = self._threshold(self._bg)
             self._frames = 1
-            return self._empty(warming=True)
+            self._learned = 1
+            self._prev = g
+            return self._empty(warming=self._config.warmup_frames > 0)
         self._frames += 1
-        bg_u8 = cv2.convertScaleAbs(self._bg)
-        diff = cv2.absdiff(g, bg_u8)
-        thr = cfg.threshold if cfg.threshold > 0 else 15
-        _, fg = cv2.threshold(diff, thr, 255, cv2.THRESH_BINARY)
-        fg = cv2.bitwise_and(fg, self._valid)
-        fg = cv2.medianBlur(fg, 3)
-        alpha = max(1.0 / self._frames, 1.0 / (cfg.background_seconds * cfg.nominal_fps))
-        cv2.accumulateWeighted(g, self._bg, alpha, mask=cv2.bitwise_not(fg))
-        boxes, fg = self._blobs(cast(Mask, fg))
-        warming = self._frames <= cfg.warmup_frames
-        score = cv2.countNonZero(fg) / self._valid_count
-        zres = {
-            name: ZoneResult(name, bool(n > 0) and not warming, n / max(1, cv2.countNonZero(zm)))
-            for name, zm in self._zones
-            for n in [cv2.countNonZero(cv2.bitwise_and(fg, zm))]
-        }
+        self._learned += 1
+        dist = bg.distance(g)
+        fg, count = self._foreground(dist, self._thr)
+        changed = count / self._valid_count
+        if self._config.stabilize and (changed > ESCALATE_FRACTION or self._camera_left > 0):
+            dist, fg, count = self._follow_camera(g, bg, dist, fg, count)
+            changed = count / self._valid_count
+        if self._global_change(g, bg, changed, count):
+            # Light, exposure, an IR flip, or a camera move no shift explains: start over from
+            # this frame rather than report the whole picture.
+            return self._restart(g)
+        lighting = self._lighting_left > 0
+        if lighting:
+            self._lighting_left -= 1
+        fg = cast(U8, cv2.medianBlur(fg, 3)) if count else fg
+        blobs: list[Blob] = []
+        if count:
+            blobs, fg = find_blobs(fg, self._min_area_px)
+            if blobs and self._frames % STATIC_EVERY == 0:
+                blobs = self._drop_still(g, bg, fg, blobs)
+        self._learn(g, bg, fg, dist, lighting=lighting)
+        self._prev = g
+        return self._result(fg, blobs, lighting)
+
+    def _follow_camera(
+        self, g: U8, bg: Background, dist: U8, fg: U8, count: int
+    ) -> tuple[U8, U8, int]:
+        """Re-align the model if a whole-pixel camera shift explains most of the change."""
+        if self._camera_left > 0:
+            self._camera_left -= 1
+        dx, dy = estimate_shift(bg.u8, g, self._reach)
+        ix, iy = round(dx), round(dy)
+        if ix == 0 and iy == 0:
+            return dist, fg, count
+        hi, lo = bg.shifted_envelope(ix, iy)
+        _, base = self._foreground(dist, self._floor)
+        _, moved = self._foreground(bg.distance(g, hi, lo), self._floor)
+        if moved >= 0.6 * base:
+            return dist, fg, count
+        bg.shift(ix, iy, g)
+        self._thr = self._threshold(bg)
+        self._still = np.zeros_like(self._still)
+        self._camera_left = CAMERA_FRAMES
+        dist = bg.distance(g)
+        fg, count = self._foreground(dist, self._thr)
+        return dist, fg, count
+
+    def _global_change(self, g: U8, bg: Background, changed: float, count: int) -> bool:
+        """Whether the change since the background is global rather than objects."""
+        if changed > SCENE_FRACTION:
+            return True
+        if changed > ESCALATE_FRACTION or (
+            changed > 0.005 and abs(cv2.mean(g)[0] - bg.level) > LEVEL_STEP
+        ):
+            return self._coherent(g, bg, count)
+        return False
+
+    def _coherent(self, g: U8, bg: Background, count: int) -> bool:
+        """Whether a global tone curve (light switch, IR/day flip, exposure step, drift)
+        explains most of the change between ``g`` and the background."""
+        tone = fit_tone_curve(g, bg.u8)
+        if tone.change < 1.5:
+            return False
+        lut = np.clip(np.rint(tone.inverse), 0, 255).astype(np.uint8)
+        relit = cast(U8, cv2.LUT(bg.u8, lut))
+        hi = cast(U8, cv2.dilate(relit, K3))
+        lo = cast(U8, cv2.erode(relit, K3))
+        _, new_count = self._foreground(bg.distance(g, hi, lo), self._thr)
+        return new_count < 0.5 * count
+
+    def _restart(self, g: U8) -> MotionResult:
+        """Take ``g`` as the new background (keeping the noise levels) after a global change,
+        and learn fast for a while; this frame reports no motion."""
+        old = self._bg
+        self._bg = Background(g)
+        if old is not None:
+            self._bg.noise = old.noise
+        self._thr = self._threshold(self._bg)
+        self._learned = 1
+        self._prev = g
+        self._lighting_left = LIGHTING_FRAMES
+        self._still = np.zeros_like(self._still)
+        self._static = np.zeros_like(self._static)
+        return self._empty(warming=False, lighting=True)
+
+    def _drop_still(self, g: U8, bg: Background, fg: U8, blobs: list[Blob]) -> list[Blob]:
+        """Absorb still blobs that are not objects.
+
+        A blob that stayed still for a few checks is a ghost when the background has its outline
+        but the frame does not (an object stood there when the model was learned), or a change
+        of light on a surface when it keeps the background's structure. Parked objects stay
+        until ``absorb_seconds``.
+        """
+        prev = self._prev if self._prev is not None else g
+        moving = cvs.compare(cv2.absdiff(g, prev), max(2, self._floor // 2), cv2.CMP_GT)
+        still = cv2.bitwise_and(fg, cv2.bitwise_not(cv2.dilate(moving, K3)))
+        counts = self._static
+        cvs.add(counts, 1, dst=counts, mask=still)
+        cv2.bitwise_and(counts, still, dst=counts)
+        ripe = cvs.compare(counts, STATIC_CHECKS, cv2.CMP_GE)
+        if not cv2.countNonZero(ripe):
+            return blobs
+        kept: list[Blob] = []
+        for b in blobs:
+            x, y, w, h = b.rect
+            roi = (slice(y, y + h), slice(x, x + w))
+            if cv2.countNonZero(ripe[roi]) < 0.5 * b.area:
+                kept.append(b)
+                continue
+            frame_edges, bg_edges = edge_contrast(g, bg.u8, b)
+            gone = frame_edges < GHOST_RATIO * bg_edges
+            if not gone:
+                gone = same_structure(g[roi], bg.u8[roi], fg[roi]) is True
+            if gone:
+                inside = np.zeros((h, w), np.uint8)
+                cv2.drawContours(inside, [b.contour], -1, 255, -1, offset=(-x, -y))
+                sel = (inside != 0) & (fg[roi] != 0)
+                bg.mean[roi][sel] = g[roi][sel]
+                fg[roi][sel] = 0
+                counts[roi][sel] = 0
+            else:
+                kept.append(b)
+        return kept
+
+    def _learn(self, g: U8, bg: Background, fg: U8, dist: U8, *, lighting: bool) -> None:
+        cfg = self._config
+        n = self._learned
+        if not (lighting or n <= FAST_FRAMES or n % LEARN_EVERY == 0):
+            return
+        step = 1 if (lighting or n <= FAST_FRAMES) else LEARN_EVERY
+        slow = step / max(1.0, cfg.background_seconds * self._fps)
+        alpha = max(1.0 / n, slow)
+        if lighting:
+            alpha = max(alpha, LIGHTING_ALPHA)
+        quiet = cast(U8, cv2.bitwise_not(fg))
+        bg.learn(g, alpha, quiet)
+        bg.learn_noise(dist, quiet)
+        # Parked objects: count how long each pixel stays foreground, in ticks sized so the
+        # absorb time fits in 8 bits.
+        absorb_frames = max(1.0, cfg.absorb_seconds * self._fps / step)
+        per_tick = max(1, math.ceil(absorb_frames / 250.0))
+        self._tick += 1
+        if self._tick >= per_tick:
+            self._tick = 0
+            self._still = cast(U8, cvs.add(self._still, 1, mask=fg))
+            limit = max(1, round(absorb_frames / per_tick))
+            done = cast(U8, cvs.compare(self._still, limit, cv2.CMP_GE))
+            if cv2.countNonZero(done):
+                bg.adopt(g, done)
+                self._still = cast(U8, cv2.bitwise_and(self._still, cv2.bitwise_not(done)))
+        bg.refresh()
+        self._thr = self._threshold(bg)
+
+    # -- results -----------------------------------------------------------------------------
+
+    def _result(self, fg: U8, blobs: list[Blob], lighting: bool) -> MotionResult:
+        warming = self._frames <= self._config.warmup_frames
+        motion = bool(blobs) and not warming
+        boxes: list[Box] = []
+        if motion:
+            rects = merge_rects([b.rect for b in blobs], 2)
+            boxes = [self._scaler.to_input_box(*r) for r in rects]
+        moving = cv2.countNonZero(fg) if blobs else 0
+        zres: dict[str, ZoneResult] = {}
+        for (name, zm), area in zip(self._zones, self._zone_area, strict=True):
+            n = cv2.countNonZero(cv2.bitwise_and(fg, zm)) if moving else 0
+            zres[name] = ZoneResult(name, motion and n > 0, n / area)
         return MotionResult(
-            motion=bool(boxes) and not warming,
+            motion=motion,
             boxes=boxes,
             mask=fg,
-            score=score,
+            score=moving / self._valid_count,
             zones={k: v.motion for k, v in zres.items()},
+            lighting_change=lighting,
             warming_up=warming,
             zone_results=zres,
         )
 
-    def _blobs(self, fg: Mask) -> tuple[list[Box], Mask]:
-        contours, _ = cv2.findContours(fg, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        boxes: list[Box] = []
-        small = []
-        for c in contours:
-            x, y, w, h = cv2.boundingRect(c)
-            if max(cv2.contourArea(c), w * h * 0.5) >= self._min_area_px:
-                boxes.append(self._scaler.to_input_box(x, y, w, h))
-            else:
-                small.append(c)
-        if small:
-            fg = fg.copy()
-            cv2.drawContours(fg, small, -1, 0, -1)
-        return boxes, fg
-
-    def _empty(self, *, warming: bool) -> MotionResult:
-        shape = self._scaler.work_shape
+    def _empty(self, *, warming: bool, lighting: bool = False) -> MotionResult:
         zres = {name: ZoneResult(name, False, 0.0) for name, _ in self._zones}
         return MotionResult(
             motion=False,
             boxes=[],
-            mask=np.zeros(shape, np.uint8),
+            mask=np.zeros(self._scaler.work_shape, np.uint8),
             score=0.0,
             zones={k: False for k in zres},
+            lighting_change=lighting,
             warming_up=warming,
             zone_results=zres,
         )

@@ -73,7 +73,7 @@ def render_still(background: F32, light: Lighting, rng: np.random.Generator) -> 
     if light.ir:
         x = (255.0 * np.power(x / 255.0, 0.55) * 0.80 + 30.0).astype(np.float32)
     field_ = light.gain * (1.0 + light.lamp * np.linspace(0.0, 1.0, w, dtype=np.float32))
-    x = x * field_[None, :] + light.offset
+    x = (x * field_[None, :] + light.offset).astype(np.float32, copy=False)
     sigma = 2.0 * (1.8 if light.ir else 1.0)
     shot = np.sqrt(np.clip(x, 0.0, 255.0)) * 0.2
     noisy = x + rng.standard_normal((h, w), dtype=np.float32) * (sigma + shot)
