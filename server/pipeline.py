@@ -44,6 +44,9 @@ MOTION_INTERVAL = 0.2
 IDLE_INTERVAL = 1.0
 """Least seconds between two motion messages while all is still."""
 SNAPSHOT_QUEUE = 4
+HEARTBEAT = 5.0
+"""Seconds between saves of an open event's last-seen time, so that after a crash the next
+start closes it near the time the server died rather than at its last update."""
 
 
 class FrameLike(Protocol):
@@ -100,6 +103,7 @@ class CameraPipeline:
         self.zones: dict[str, bool] = {}
         self._last_publish = 0.0
         self._last_analysed = 0.0
+        self._last_saved = 0.0
         self.live = LiveView(self)
 
     # -- configuration -----------------------------------------------------------------------
@@ -177,6 +181,10 @@ class CameraPipeline:
         )
         for t in transitions:
             self._apply(t)
+        current = self.tracker.current
+        if current is not None and frame.wall_time - self._last_saved >= HEARTBEAT:
+            self._storage.save_event(current, frame.wall_time)
+            self._last_saved = frame.wall_time
         changed = changed or bool(transitions) or self.tracker.zones_changed
         interval = MOTION_INTERVAL if self.motion or self.tracker.active else IDLE_INTERVAL
         if changed or frame.mono_time - self._last_publish >= interval:
@@ -213,6 +221,7 @@ class CameraPipeline:
             self._snapshotted.discard(ev.id)
         last_seen = ev.end.timestamp() if ev.end else time.time()
         self._storage.save_event(ev, last_seen)
+        self._last_saved = last_seen
         if t.kind == "start":
             self.events += 1
             self._hub.publish(EventStartMessage(event=ev, ts=ev.start.timestamp()))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 from server_harness import free_port
 
@@ -50,25 +51,25 @@ def stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
         raise AssertionError(f"did not stop within 30 s after SIGTERM:\n{err[-3000:]}") from None
 
 
-def test_sigterm_closes_open_events_and_flushes(tmp_path: Path, sim_cameras: Any) -> None:
-    port = free_port()
+def write_config(tmp_path: Path, port: int, url: str) -> tuple[Path, Path]:
     data = tmp_path / "data"
     config = tmp_path / "motionhub.yml"
+    camera = {"id": "busy", "url": url, "events": {"min_frames": 2, "off_delay": 30}}
     config.write_text(
         yaml.safe_dump(
             {
                 "server": {"host": "127.0.0.1", "port": port},
                 "storage": {"path": str(data)},
-                "cameras": [
-                    {
-                        "id": "busy",
-                        "url": sim_cameras.mjpeg_url_for("busy"),
-                        "events": {"min_frames": 2, "off_delay": 30},
-                    }
-                ],
+                "cameras": [camera],
             }
         )
     )
+    return config, data
+
+
+def test_sigterm_closes_open_events_and_flushes(tmp_path: Path, sim_cameras: Any) -> None:
+    port = free_port()
+    config, data = write_config(tmp_path, port, sim_cameras.mjpeg_url_for("busy"))
     proc = motionhub("serve", "--config", str(config))
     try:
         base = f"http://127.0.0.1:{port}"
@@ -94,6 +95,38 @@ def test_sigterm_closes_open_events_and_flushes(tmp_path: Path, sim_cameras: Any
     assert all(closed[i] for i in open_ids), rows
     # The WAL was checkpointed and the files are consistent.
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+@pytest.mark.slow
+def test_sigkill_mid_event_is_closed_as_interrupted_on_restart(
+    tmp_path: Path, sim_cameras: Any
+) -> None:
+    port = free_port()
+    config, _ = write_config(tmp_path, port, sim_cameras.mjpeg_url_for("busy"))
+    base = f"http://127.0.0.1:{port}"
+    proc = motionhub("serve", "--config", str(config))
+    try:
+        r = poll(f"{base}/api/events", lambda r: r.status_code == 200 and r.json()["events"])
+        (open_event,) = r.json()["events"]
+        time.sleep(6)  # past one last-seen heartbeat
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+    proc = motionhub("serve", "--config", str(config))
+    try:
+        r = poll(f"{base}/api/events/{open_event['id']}", lambda r: r.status_code == 200)
+        event = r.json()
+        snapshot = httpx.get(f"{base}/api/events/{open_event['id']}/snapshot.jpg")
+    finally:
+        _, err = stop(proc)
+    assert event["interrupted"] is True
+    assert event["end"] is not None
+    # Closed at the last time it was seen alive, not at its start.
+    assert event["end"] > event["start"]
+    assert "left open by an unclean stop" in err
+    assert snapshot.status_code == 200
+    assert snapshot.content[:2] == b"\xff\xd8"
+    assert snapshot.content.endswith(b"\xff\xd9")
 
 
 def test_demo_serves_the_dashboard_and_cameras_come_online() -> None:
