@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 import time
 import uuid
 from collections import deque
@@ -61,17 +62,23 @@ def cache_dir(override: Path | None = None) -> Path:
     """The directory for rendered files, created if needed.
 
     ``override``, else ``$MOTIONHUB_SIM_CACHE``, else ``$XDG_CACHE_HOME/motionhub/sim``
-    (``~/.cache/motionhub/sim`` when XDG_CACHE_HOME is unset).
+    (``~/.cache/motionhub/sim`` when XDG_CACHE_HOME is unset). When that default cannot
+    be created (a system user without a home, as in a container), a directory under
+    the system temporary directory is used instead.
     """
     if override is None:
-        env = os.environ.get(CACHE_ENV)
-        if env:
-            override = Path(env)
-        else:
-            base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-            override = Path(base) / "motionhub" / "sim"
-    override.mkdir(parents=True, exist_ok=True)
-    return override
+        override = Path(os.environ[CACHE_ENV]) if os.environ.get(CACHE_ENV) else None
+    if override is not None:
+        override.mkdir(parents=True, exist_ok=True)
+        return override
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    path = Path(base) / "motionhub" / "sim"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        path = Path(tempfile.gettempdir()) / f"motionhub-sim-{os.getuid()}"
+        path.mkdir(mode=0o700, exist_ok=True)
+    return path
 
 
 def _tmp_for(path: Path) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -15,6 +16,7 @@ from clients.sim import (
     Scene,
     SceneSpec,
     SimulatorError,
+    cache_dir,
     prepare_video,
     render_clip,
     render_jpegs,
@@ -85,6 +87,14 @@ def test_cache_dir_follows_the_environment(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.delenv("MOTIONHUB_SIM_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert render_clip(SPEC).parent == tmp_path / "xdg" / "motionhub" / "sim"
+    # A default location that cannot be created falls back to the temporary directory.
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    assert cache_dir().parent == tmp_path / "tmp"
 
 
 def test_jpeg_loop_holds_every_frame_as_a_valid_jpeg(tmp_path: Path) -> None:
