@@ -110,3 +110,14 @@ def demo(port: int, cameras: int, data: Path | None) -> None:
     from server.demo import run_demo
 
     run_demo(port, cameras, data)
+
+
+def _register_tools() -> None:
+    from server.bench.cli import bench_command
+    from server.evaluation.cli import eval_command
+
+    main.add_command(eval_command, name="eval")
+    main.add_command(bench_command, name="bench")
+
+
+_register_tools()

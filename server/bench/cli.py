@@ -1,0 +1,64 @@
+"""``motionhub bench``: run performance suites, print a summary, write JSON and markdown."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from server.bench import SUITES, BenchContext, load_suite
+from server.evaluation.cli import default_datasets
+
+__all__ = ["bench_command"]
+
+
+@click.command(name="bench")
+@click.argument("suite", required=False, default="all")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("bench/out"),
+    show_default=True,
+    help="Folder for <suite>.json and <suite>.md.",
+)
+@click.option("--quick", is_flag=True, help="Fewer frames: a fast smoke run, noisier numbers.")
+@click.option(
+    "--datasets",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Test footage folder (default: $MOTIONHUB_DATASETS or ../shared/datasets).",
+)
+def bench_command(
+    *, suite: str, as_json: bool, out_dir: Path, quick: bool, datasets: Path | None
+) -> None:
+    """Run the SUITE benchmark (default: all registered suites).
+
+    Suites: detector (cost per 1080p frame against a Frigate-like detector and OpenCV MOG2).
+    """
+    names = list(SUITES) if suite == "all" else [suite]
+    unknown = [n for n in names if n not in SUITES]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown suite {unknown[0]!r}; choose from {', '.join(SUITES)} or all",
+            param_hint="SUITE",
+        )
+    ctx = BenchContext(
+        datasets=datasets or default_datasets(),
+        quick=quick,
+        progress=lambda msg: click.echo(msg, err=True),
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    collected = {}
+    for name in names:
+        result = load_suite(name)(ctx)
+        (out_dir / f"{name}.json").write_text(json.dumps(result.data, indent=2) + "\n")
+        (out_dir / f"{name}.md").write_text(result.summary)
+        collected[name] = result.data
+        if not as_json:
+            click.echo(result.summary)
+    if as_json:
+        click.echo(json.dumps(collected, indent=2))
+    click.echo(f"wrote {', '.join(f'{n}.json/.md' for n in names)} to {out_dir}", err=True)
