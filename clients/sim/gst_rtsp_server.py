@@ -14,10 +14,11 @@ units in order and wraps around at the end, adding the clip length to the timest
 they keep increasing. No EOS ever reaches the client and nothing is re-encoded; the
 RTSP server's sinks pace the stream to the clock.
 
-The simulated camera is "live": a client starts at the keyframe nearest to where the
-loop is now (wall clock since the server started), so every viewer sees the same part
-of the scene, and starts on a keyframe, so it gets a picture at once. With
-``--shared`` all clients of a mount share one pipeline instead.
+The simulated camera is "live": the loop position is the wall clock (Unix time modulo
+the clip length), and a client starts at the last keyframe before that position. So
+every viewer sees the same part of the scene, also after a restart of the server, and
+gets a picture at once. With ``--shared`` all clients of a mount share one pipeline
+instead (and late joiners wait for the next keyframe).
 
 Both RTP over UDP and RTP interleaved in the RTSP TCP connection work. With ``--user``
 (and the password in ``$MOTIONHUB_SIM_RTSP_PASSWORD``) every mount requires Basic
@@ -161,7 +162,7 @@ class Feeder:
 
 
 def make_factory(
-    clip: Clip, shared: bool, epoch: float, auth: bool
+    clip: Clip, shared: bool, auth: bool
 ) -> GstRtspServer.RTSPMediaFactory:
     factory = GstRtspServer.RTSPMediaFactory()
     # SPS/PPS already precede every keyframe (h264parse config-interval=-1 at load), so
@@ -174,7 +175,7 @@ def make_factory(
         _factory: GstRtspServer.RTSPMediaFactory, media: GstRtspServer.RTSPMedia
     ) -> None:
         appsrc = media.get_element().get_by_name("src")
-        position = int((time.monotonic() - epoch) * Gst.SECOND) % clip.length
+        position = time.time_ns() % clip.length
         # The need-data handler holds the feeder for as long as the pipeline lives.
         Feeder(clip, appsrc, position)
 
@@ -216,7 +217,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     Gst.init(None)
-    epoch = time.monotonic()
     clips: dict[str, Clip] = {}
     server = GstRtspServer.RTSPServer()
     server.set_address(args.host)
@@ -236,7 +236,7 @@ def main(argv: list[str]) -> int:
             fail(f"--mount wants PATH=FILE, got {spec!r}")
         clip = clips.get(file) or load_clip(file)
         clips[file] = clip
-        mounts.add_factory("/" + path.strip("/"), make_factory(clip, args.shared, epoch, auth_on))
+        mounts.add_factory("/" + path.strip("/"), make_factory(clip, args.shared, auth_on))
     loop = GLib.MainLoop()
     if server.attach(None) == 0:
         fail(f"cannot listen on {args.host}:{args.port} (in use?)")

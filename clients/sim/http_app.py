@@ -15,8 +15,9 @@ Routes, for each camera NAME (the first camera also answers without the prefix):
   which takes the whole server down (port closed, streams cut) for N seconds.
 * ``GET /``: the cameras and their routes, as JSON.
 
-The camera is "live": the frame shown is picked from the wall clock since start-up, so
-all clients see the same frame at the same time.
+The camera is "live": the frame shown is picked from the wall clock (Unix time modulo
+the loop length), so all clients see the same frame at the same time, the RTSP server
+shows the same part of the scene, and an outage does not rewind it.
 
 Faults, for tests of the ingest:
 
@@ -75,15 +76,14 @@ class SimHttpState:
 
     cameras: dict[str, SimCamera]
     boundary: str
-    epoch: float = field(default_factory=time.monotonic)
     closing: threading.Event = field(default_factory=threading.Event)
     outage_seconds: float | None = None
     server: uvicorn.Server | None = None
     rng: random.Random = field(default_factory=random.Random)
 
     def current(self, cam: SimCamera) -> bytes:
-        """The JPEG that is 'live' now."""
-        index = int((time.monotonic() - self.epoch) * cam.loop.fps)
+        """The JPEG that is 'live' now: the loop position is Unix time modulo its length."""
+        index = int(time.time() * cam.loop.fps)
         return cam.loop.frame(index)
 
     def faulty(self, cam: SimCamera, jpeg: bytes) -> bytes:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import av
 import httpx
+import numpy as np
 import pytest
 from conftest import MOVING, changed_fraction, decode_jpeg, ends, mjpeg_parts
 
@@ -66,6 +67,17 @@ def test_snapshot_is_the_current_frame_as_a_jpeg(cam: HttpCamera) -> None:
     )
     # The first camera also answers without its name, as a single-camera device would.
     assert decode_jpeg(httpx.get(f"{cam.base_url}/snapshot.jpg", timeout=5).content) is not None
+
+
+def test_the_frame_shown_follows_the_wall_clock(cam: HttpCamera) -> None:
+    scene = Scene(MOVING)
+    before = time.time()
+    img = decode_jpeg(httpx.get(cam.snapshot_url, timeout=5).content)
+    after = time.time()
+    assert img is not None
+    candidates = range(int(before * MOVING.fps), int(after * MOVING.fps) + 1)
+    errors = [np.abs(img.astype(np.int16) - scene.frame(i)).mean() for i in candidates]
+    assert min(errors) < 6, errors
 
 
 def test_mjpeg_stream_delivers_valid_jpegs_at_the_frame_rate(cam: HttpCamera) -> None:

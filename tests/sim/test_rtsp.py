@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import MOVING, changed_fraction, ends, rtsp_frames
 
-from clients.sim import RtspCamera, SimulatorError, free_port, render_clip
+from clients.sim import RtspCamera, Scene, SimulatorError, free_port, render_clip
 from clients.sim.process import port_open
 from clients.sim.rtsp import SYSTEM_PYTHON
 
@@ -32,6 +32,24 @@ def test_stream_decodes_with_the_right_size_and_moves(moving_clip: Path, transpo
         assert time.monotonic() - started < 6
     assert all(f.shape == (MOVING.height, MOVING.width) for f in frames)
     assert changed_fraction(frames[0], frames[-1]) > 0.003
+
+
+def test_clients_start_at_the_live_position_on_a_keyframe(moving_clip: Path) -> None:
+    scene = Scene(MOVING)
+    with RtspCamera(moving_clip) as cam:
+        opened = time.time()
+        first = rtsp_frames(cam.url, 1)[0]
+    # Which frame of the loop is it? (grey, as decoded; the scene is BGR)
+    errors = [
+        np.abs(first.astype(np.int16) - scene.frame(i).mean(axis=2)).mean()
+        for i in range(MOVING.frame_count)
+    ]
+    index = int(np.argmin(errors))
+    assert errors[index] < 8
+    assert index % round(MOVING.fps) == 0  # a keyframe: one per second
+    now = int(opened * MOVING.fps) % MOVING.frame_count
+    behind = (now - index) % MOVING.frame_count
+    assert behind <= MOVING.fps, (now, index)  # at most a second behind the wall clock
 
 
 def test_stream_keeps_going_across_the_loop_end(tmp_path: Path) -> None:
