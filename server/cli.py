@@ -8,6 +8,7 @@ from typing import NoReturn
 
 import click
 
+from clients.listen import listen_command
 from clients.sim.cli import sim_command
 from clients.watch import watch_command
 from server.config import ConfigError, Settings, load_settings
@@ -82,6 +83,7 @@ def serve(config: Path, host: str | None, port: int | None) -> None:
 
 main.add_command(sim_command, name="sim")
 main.add_command(watch_command, name="watch")
+main.add_command(listen_command, name="listen")
 
 
 @main.command()

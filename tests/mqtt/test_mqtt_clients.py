@@ -1,0 +1,161 @@
+"""The MQTT clients: ``motionhub listen`` and the example light, against a real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import aiomqtt
+from mqtt_harness import (
+    JPEG,
+    FakeServices,
+    Recorder,
+    camera,
+    data_dir,
+    make_event,
+    mqtt_settings,
+    running,
+)
+
+from clients.light import run_light
+from clients.listen import MqttTarget, format_message, listen
+from server.messages import (
+    CameraStatusMessage,
+    EventEndMessage,
+    EventStartMessage,
+    EventUpdateMessage,
+)
+from server.mqtt import MqttService
+from server.mqtt.topics import Topics
+
+
+async def test_listen_prints_state_and_events(mosquitto, mqtt_prefix: str, tmp_path: Path) -> None:
+    services = FakeServices([camera("front", ["door"]), camera("back")])
+    service = MqttService(services, mqtt_settings(mosquitto.url, mqtt_prefix), data_dir(tmp_path))
+    lines: list[str] = []
+    async with running(service):
+        assert await service.wait_idle()
+        task = asyncio.create_task(
+            listen(MqttTarget(mosquitto.url), mqtt_prefix, camera="front", out=lines.append)
+        )
+        ev = make_event("front", ["door"], has_snapshot=True)
+        services.snapshots[ev.id] = JPEG
+        await asyncio.sleep(0.3)
+        services.hub.publish(EventStartMessage(event=ev))
+        # States are coalesced: without this pause ON and OFF would collapse into OFF.
+        assert await service.wait_idle()
+        services.hub.publish(EventEndMessage(event=ev.model_copy(update={"end": ev.start})))
+        services.hub.publish(CameraStatusMessage(camera="back", status="offline"))
+        await service.outbox.wait_empty(5.0)
+        assert await service.wait_idle()
+        await asyncio.sleep(0.3)
+        task.cancel()
+    text = "\n".join(lines)
+    assert "server       online (retained)" in text
+    assert "front        status online (retained)" in text
+    assert "front        detect ON (retained)" in text
+    assert f"event START  {ev.id}  zones=door" in text
+    assert f"event END    {ev.id}" in text
+    assert f"snapshot {len(JPEG)} bytes (JPEG)" in text
+    assert "zones/door/motion ON" in text
+    assert "back" not in text  # --camera front
+
+
+def test_format_message_covers_every_topic() -> None:
+    p = "mh"
+    assert format_message(p, "other/x", b"1", False) is None
+    assert "command detect = OFF" in (format_message(p, "mh/c/detect/set", b"OFF", False) or "")
+    assert "threshold 12" in (format_message(p, "mh/c/threshold/state", b"12", True) or "")
+    assert "fps 9.5 (retained)" in (format_message(p, "mh/c/fps", b"9.5", True) or "")
+    assert "status cleared" in (format_message(p, "mh/c/status", b"", True) or "")
+    assert "unreadable" in (format_message(p, "mh/events", b"{", False) or "")
+    assert format_message(p, "mh/c/motion", b"ON", False, camera="d") is None
+
+
+def test_listen_command_runs_and_exits_after_count(mosquitto, mqtt_prefix: str) -> None:
+    subprocess.run(
+        ["mosquitto_pub", "-p", str(mosquitto.port), "-t", f"{mqtt_prefix}/cam/motion",
+         "-m", "ON", "-r"],
+        check=True,
+    )  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", "from server.cli import main; main()", "listen",
+         "--url", mosquitto.url, "--prefix", mqtt_prefix, "--count", "1"],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    assert "cam          motion ON (retained)" in out.stdout
+    subprocess.run(
+        ["mosquitto_pub", "-p", str(mosquitto.port), "-t", f"{mqtt_prefix}/cam/motion",
+         "-n", "-r"],
+        check=True,
+    )  # fmt: skip
+
+
+def test_light_example_has_a_help_page() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "clients.light", "--help"],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    assert "--off-delay" in out.stdout
+    assert "--zone" in out.stdout
+
+
+async def test_light_follows_zone_motion_with_an_off_delay(
+    mosquitto, mqtt_prefix: str, tmp_path: Path
+) -> None:
+    services = FakeServices([camera("front", ["door", "path"])])
+    service = MqttService(services, mqtt_settings(mosquitto.url, mqtt_prefix), data_dir(tmp_path))
+    light_topic = f"{mqtt_prefix}-home/porch/light"
+    t = Topics(mqtt_prefix)
+    ready = asyncio.Event()
+    async with running(service), Recorder(mosquitto.url, light_topic) as light:
+        assert await service.wait_idle()
+        task = asyncio.create_task(
+            run_light(
+                MqttTarget(mosquitto.url),
+                prefix=mqtt_prefix,
+                camera="front",
+                zone="door",
+                light_topic=light_topic,
+                off_delay=0.6,
+                ready=ready.set,
+            )
+        )
+        await ready.wait()
+        hub = services.hub
+        # Motion elsewhere does not switch it.
+        ev = make_event("front", ["path"])
+        hub.publish(EventStartMessage(event=ev))
+        assert await service.wait_idle()
+        await asyncio.sleep(0.3)
+        assert light.messages == []
+        # Entering the zone does, at once.
+        hub.publish(EventUpdateMessage(event=ev.model_copy(update={"zones": ["path", "door"]})))
+        await light.wait_value(light_topic, b"ON", within=5)
+        # The event ends, a new one starts within the delay: the light stays on.
+        hub.publish(EventEndMessage(event=ev.model_copy(update={"zones": ["path", "door"]})))
+        await asyncio.sleep(0.2)
+        ev2 = make_event("front", ["door"])
+        hub.publish(EventStartMessage(event=ev2))
+        await asyncio.sleep(0.8)
+        assert [m.payload for m in light.messages] == [b"ON"]
+        # Quiet for the delay: off.
+        hub.publish(EventEndMessage(event=ev2))
+        ended = asyncio.get_running_loop().time()
+        await light.wait_value(light_topic, b"OFF", within=5)
+        assert asyncio.get_running_loop().time() - ended >= 0.55
+        assert [m.payload for m in light.messages] == [b"ON", b"OFF"]
+        # motionhub going offline while the light is on switches it off after the delay too.
+        hub.publish(EventStartMessage(event=make_event("front", ["door"])))
+        await light.wait_value(light_topic, b"ON", within=5)
+        await _publish(mosquitto.url, t.available, b"offline")
+        await light.wait_value(light_topic, b"OFF", within=5)
+        task.cancel()
+
+
+async def _publish(url: str, topic: str, payload: bytes) -> None:
+    target = MqttTarget(url)
+    async with aiomqtt.Client(target.host, target.port) as client:
+        await client.publish(topic, payload, qos=1)
