@@ -107,6 +107,8 @@ class MqttService:
         server_version: str | None = None,
         on_connected: Callable[[bool], None] | None = None,
     ) -> None:
+        """``on_connected`` is called with ``True``/``False`` whenever the connection comes
+        up or goes down (feeds ``motionhub_mqtt_connected`` and ``/readyz``)."""
         self.services = services
         self.settings = settings
         self.topics = Topics(settings.topic_prefix, settings.discovery.prefix)
@@ -114,6 +116,7 @@ class MqttService:
         self.states = StateStore()
         self.link = MqttLink(settings, self, stop_grace=stop_grace, on_state=self._link_state)
         self._on_connected = on_connected
+        self._reported_up = False
         self._stop_grace = stop_grace
         self.version = server_version or _version()
         self.events_published = 0
@@ -184,8 +187,11 @@ class MqttService:
     # -- hub -> outbox / states (runs inside the pipeline's publish: never blocks) -------------
 
     def _link_state(self, state: LinkState) -> None:
-        if self._on_connected is not None:
-            self._on_connected(state is LinkState.CONNECTED)
+        up = state is LinkState.CONNECTED
+        if up != self._reported_up:
+            self._reported_up = up
+            if self._on_connected is not None:
+                self._on_connected(up)
 
     def _on_hub(self, message: ServerMessage) -> None:
         if isinstance(message, EventStartMessage | EventUpdateMessage | EventEndMessage):

@@ -1,0 +1,111 @@
+"""The connection supervisor: backoff, reconnect, resubscribe, state reporting."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+
+import aiomqtt
+from conftest import Mosquitto
+from mqtt_harness import FakeServices, Recorder, camera, data_dir, mqtt_settings, retained, running
+
+from server.mqtt import MqttService
+from server.mqtt.link import LinkState, backoff_delay
+from server.mqtt.topics import Topics
+
+
+def test_backoff_doubles_up_to_the_cap_with_jitter() -> None:
+    rng = random.Random(7)
+    for attempt in range(64):
+        ceiling = min(10.0, 0.5 * 2**attempt)
+        delay = backoff_delay(attempt, 0.5, 10.0, rng)
+        assert ceiling / 2 <= delay <= ceiling
+    spread = {round(backoff_delay(6, 0.5, 10.0, rng), 6) for _ in range(50)}
+    assert len(spread) > 40
+    assert max(spread) <= 10.0
+
+
+async def test_reconnects_resubscribes_and_republishes_after_a_broker_restart(
+    private_mosquitto: Mosquitto, mqtt_prefix: str, tmp_path: Path
+) -> None:
+    broker = private_mosquitto
+    services = FakeServices([camera("cam1", ["z"])])
+    changes: asyncio.Queue[bool] = asyncio.Queue()
+    service = MqttService(
+        services,
+        mqtt_settings(broker.url, mqtt_prefix),
+        data_dir(tmp_path),
+        on_connected=changes.put_nowait,
+    )
+    t = Topics(mqtt_prefix)
+    async with running(service):
+        assert await changes.get() is True
+        assert await service.wait_idle()
+        broker.stop()  # SIGKILL: the broker forgets every retained message
+        async with asyncio.timeout(5):
+            assert await changes.get() is False
+        assert not service.connected.is_set()
+        assert service.state in (LinkState.WAITING, LinkState.CONNECTING)
+        await asyncio.sleep(1.0)  # a few refused attempts
+        assert service.link.failures >= 2
+        broker.start()
+        async with asyncio.timeout(10):
+            assert await changes.get() is True
+        assert service.state is LinkState.CONNECTED
+        assert await service.wait_idle()
+        fresh = await retained(broker.url, f"{mqtt_prefix}/#")
+        assert fresh[t.available].payload == b"online"
+        assert fresh[t.motion("cam1")].payload == b"OFF"
+        assert fresh[t.zone_motion("cam1", "z")].payload == b"OFF"
+        assert t.state("cam1", "detect") in fresh
+        # Subscribed again: a command after the restart is applied.
+        async with Recorder(broker.url, t.state("cam1", "detect")) as rec:
+            async with aiomqtt.Client("127.0.0.1", broker.port) as client:
+                await client.publish(t.command("cam1", "detect"), b"OFF", qos=1)
+            await rec.wait_value(t.state("cam1", "detect"), b"OFF")
+    assert service.link.reconnects == 1
+    assert service.state is LinkState.STOPPED
+
+
+async def test_starts_without_a_broker_and_connects_when_it_appears(
+    private_mosquitto: Mosquitto, mqtt_prefix: str, tmp_path: Path
+) -> None:
+    broker = private_mosquitto
+    broker.stop()
+    service = MqttService(
+        FakeServices([camera("cam1")]), mqtt_settings(broker.url, mqtt_prefix), data_dir(tmp_path)
+    )
+    await service.start()
+    task = asyncio.create_task(service.run())
+    await asyncio.sleep(0.5)
+    assert service.state in (LinkState.WAITING, LinkState.CONNECTING)
+    assert service.link.last_error is not None
+    broker.start()
+    async with asyncio.timeout(10):
+        await service.connected.wait()
+    await service.stop(2.0)
+    await task
+    assert service.state is LinkState.STOPPED
+    after = await retained(broker.url, Topics(mqtt_prefix).available)
+    assert after[Topics(mqtt_prefix).available].payload == b"offline"
+
+
+async def test_serve_stops_cleanly_when_cancelled(
+    mosquitto: Mosquitto, mqtt_prefix: str, tmp_path: Path
+) -> None:
+    # This is how the server's lifespan stops every front end.
+    service = MqttService(
+        FakeServices([camera("cam1")]),
+        mqtt_settings(mosquitto.url, mqtt_prefix),
+        data_dir(tmp_path),
+    )
+    task = asyncio.create_task(service.serve())
+    async with asyncio.timeout(10):
+        await service.connected.wait()
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=6)
+    assert task in done
+    assert task.cancelled()
+    after = await retained(mosquitto.url, Topics(mqtt_prefix).available)
+    assert after[Topics(mqtt_prefix).available].payload == b"offline"
