@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from server.cameras.errors import BadFrame
 from server.cameras.frame import ColorSource, to_bgr
-from server.cameras.pump import Pump, call_in_loop
+from server.cameras.pump import Pump, call_in_loop, stall_limit
 from server.cameras.sources import Sample
 from server.cameras.status import CameraStatus, StatusTracker
 from server.config import CameraSettings, SecuritySettings
@@ -40,6 +40,7 @@ class MainStream:
         self.idle_timeout = idle_timeout
         self._lock = threading.Lock()
         self._latest: tuple[ColorSource, float] | None = None
+        self._waiting = False
         self._used = 0.0
         self._pump: Pump | None = None
         self._pumps: list[Pump] = []
@@ -59,9 +60,9 @@ class MainStream:
         self, sample: Sample, luma: NDArray[np.uint8] | None, mono: float, _: float
     ) -> None:
         with self._lock:
-            first = self._latest is None
             self._latest = (sample.color, mono)
-        if first and self._loop is not None:
+            wake, self._waiting = self._waiting, False
+        if wake and self._loop is not None:
             call_in_loop(self._loop, self._fresh.set)
 
     def _log_status(self, status: CameraStatus) -> None:
@@ -92,25 +93,38 @@ class MainStream:
         self._pumps.append(pump)
         pump.start()
 
-    async def color_frame(self) -> NDArray[np.uint8] | None:
-        """The newest main-stream frame as BGR, opening the stream if needed.
-
-        Waits up to the camera's open timeout (plus a keyframe's worth) for the first
-        frame after opening; returns None if none came.
-        """
-        self._loop = asyncio.get_running_loop()
-        self._used = time.monotonic()
-        self._ensure_running(self._loop)
-        if self._latest is None:
-            try:
-                await asyncio.wait_for(self._fresh.wait(), self.settings.open_timeout + 2.0)
-            except TimeoutError:
-                return None
+    def _current(self) -> ColorSource | None:
+        """The newest frame, unless it is so old the stream must be considered lost."""
         with self._lock:
             latest = self._latest
         if latest is None:
             return None
-        color = latest[0]
+        color, mono = latest
+        if time.monotonic() - mono > stall_limit(self.settings, None):
+            return None
+        return color
+
+    async def color_frame(self) -> NDArray[np.uint8] | None:
+        """The newest main-stream frame as BGR, opening the stream if needed.
+
+        Waits up to the camera's open timeout (plus a keyframe's worth) for a frame
+        when there is no recent one; returns None if none came.
+        """
+        self._loop = asyncio.get_running_loop()
+        self._used = time.monotonic()
+        self._ensure_running(self._loop)
+        color = self._current()
+        if color is None:
+            self._fresh.clear()
+            with self._lock:
+                self._waiting = True
+            try:
+                await asyncio.wait_for(self._fresh.wait(), self.settings.open_timeout + 2.0)
+            except TimeoutError:
+                return None
+            color = self._current()
+            if color is None:
+                return None
         try:
             return await asyncio.to_thread(to_bgr, color)
         except BadFrame:

@@ -29,7 +29,7 @@ from server.cameras.status import StatusTracker
 from server.config import CameraSettings, SecuritySettings
 from server.redact import redact_text
 
-__all__ = ["Backoff", "Publish", "Pump", "RateLimit", "call_in_loop"]
+__all__ = ["Backoff", "Publish", "Pump", "RateLimit", "call_in_loop", "stall_limit"]
 
 log = logging.getLogger("server.cameras")
 
@@ -43,6 +43,14 @@ def call_in_loop(
     """Schedule ``callback(*args)`` on ``loop`` from any thread; a no-op once it is closed."""
     with contextlib.suppress(RuntimeError):  # closed loop: nobody is left to tell
         loop.call_soon_threadsafe(callback, *args)
+
+
+def stall_limit(settings: CameraSettings, kind: str | None) -> float:
+    """Seconds without a frame that count as a lost camera (a snapshot camera polled
+    slowly is allowed two intervals)."""
+    if kind == "snapshot":
+        return max(settings.stall_timeout, 2 * settings.snapshot_interval)
+    return settings.stall_timeout
 
 
 class Backoff:
@@ -143,12 +151,6 @@ class Pump:
         """True once a stop was requested (or the pump ended itself)."""
         return self._stop.is_set()
 
-    def _stalled(self) -> float:
-        stall = self.settings.stall_timeout
-        if self._kind == "snapshot":
-            stall = max(stall, 2 * self.settings.snapshot_interval)
-        return stall
-
     def _run(self) -> None:
         backoff = Backoff()
         try:
@@ -213,7 +215,7 @@ class Pump:
 
     def _read(self, source: Source) -> bool:
         """Read until stopped (returns) or the source fails (raises). True if any frame came."""
-        stall = self._stalled()
+        stall = stall_limit(self.settings, self._kind)
         last_good = time.monotonic()
         got_any = False
         samples = source.samples()

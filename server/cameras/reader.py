@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from server.cameras.errors import BadFrame, SourceError
 from server.cameras.frame import Frame
 from server.cameras.mainstream import MainStream
-from server.cameras.pump import Pump, call_in_loop
+from server.cameras.pump import Pump, call_in_loop, stall_limit
 from server.cameras.sources import Sample
 from server.cameras.status import CameraStatus, StatusTracker
 from server.config import CameraSettings, SecuritySettings
@@ -191,7 +191,8 @@ class CameraReader:
         return self._slot
 
     async def color_frame(self) -> NDArray[np.uint8] | None:
-        """A full-size BGR image from the main ``url`` stream, or None if there is none.
+        """A full-size BGR image from the main ``url`` stream, or None if there is no
+        recent one (the camera is offline).
 
         Without a ``detect_url`` this is the newest frame of the one stream. With one,
         the main stream is opened on demand and closed again after it goes unused.
@@ -204,6 +205,8 @@ class CameraReader:
         frame = self._slot
         if frame is None:
             return None
+        if time.monotonic() - frame.mono_time > stall_limit(self.settings, self.status.kind):
+            return None  # the camera is lost; an old picture would mislead
         try:
             return await asyncio.to_thread(frame.to_bgr)
         except BadFrame:

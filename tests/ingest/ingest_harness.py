@@ -22,7 +22,7 @@ SPEC = SceneSpec(width=640, height=360, fps=15, seed=7, loop_seconds=4)
 """Every simulated camera here: 640x360 at 15 fps, a 4 s loop (renders in well under 1 s)."""
 
 # Short limits so failures show up within the 5 s the tests allow.
-FAST = {"open_timeout": 3.0, "read_timeout": 3.0, "stall_timeout": 3.0}
+FAST = {"open_timeout": 2.0, "read_timeout": 2.0, "stall_timeout": 2.0}
 
 
 def camera(url: str, **overrides: Any) -> CameraSettings:

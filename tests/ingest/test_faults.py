@@ -108,7 +108,7 @@ async def test_only_bad_frames_is_a_stall_then_recovery(
         await take_frames(reader, 2)
         http_camera.set_fault(fault)  # type: ignore[arg-type]
         await wait_until(reader, lambda s: s.state == "offline", 6, "offline")
-        assert reader.status.last_error == "no valid frame for 3 s"
+        assert reader.status.last_error == "no valid frame for 2 s"
         assert reader.status.decode_errors > 0
         http_camera.set_fault("none")
         await wait_until(reader, lambda s: s.state == "online", 8, "back online")
@@ -123,7 +123,10 @@ async def test_stalled_http_camera_goes_offline(http_camera: HttpCamera, url_att
         http_camera.set_fault("stall")
         await wait_until(reader, lambda s: s.state == "offline", 6, "offline")
         where = http_camera.base_url.split("/")[2]
-        assert reader.status.last_error == f"timed out after 3 s reading {where}"
+        assert reader.status.last_error == f"timed out after 2 s reading {where}"
+        await asyncio.sleep(0.2)
+        assert reader.latest() is not None  # the last picture is still there...
+        assert await reader.color_frame() is None  # ...but not passed off as live
         http_camera.set_fault("none")
         await wait_until(reader, lambda s: s.state == "online", 8, "back online")
 

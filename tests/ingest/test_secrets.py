@@ -83,7 +83,9 @@ async def test_http_camera_with_credentials(
     url += f"?user={USER}&pwd={quote(PASSWORD)}"  # the Foscam way
     async with running(camera(url)) as reader:
         await take_frames(reader, 2)
-        http_camera.set_fault("stall")
-        await wait_until(reader, lambda s: s.state == "offline", 6, "offline")
-        http_camera.set_fault("none")
+        _assert_nowhere(reader, caplog)
+    wrong = url.replace("/cam1/", "/cam9/")
+    async with running(camera(wrong)) as reader:
+        await wait_until(reader, lambda s: s.state == "offline", 5, "offline")
+        assert "not found (404)" in (reader.status.last_error or "")
         _assert_nowhere(reader, caplog)
