@@ -136,6 +136,7 @@ class Pump:
         self._loop = loop
         self._exited = asyncio.Event()
         self._kind: SourceKind | None = None
+        self._backoff = Backoff()
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
@@ -152,14 +153,13 @@ class Pump:
         return self._stop.is_set()
 
     def _run(self) -> None:
-        backoff = Backoff()
+        backoff = self._backoff
         try:
             while not self._stop.is_set() and not (self._idle and self._idle()):
-                healthy = False
                 source: Source | None = None
                 try:
                     source = self._open()
-                    healthy = self._read(source)
+                    self._read(source)
                 except SourceError as exc:
                     if self._stop.is_set():
                         break
@@ -178,8 +178,6 @@ class Pump:
                 finally:
                     if source is not None:
                         source.close()
-                if healthy:
-                    backoff.reset()
                 if self._stop.wait(backoff.next()):
                     break
         finally:
@@ -213,8 +211,8 @@ class Pump:
             raise
         return source
 
-    def _read(self, source: Source) -> bool:
-        """Read until stopped (returns) or the source fails (raises). True if any frame came."""
+    def _read(self, source: Source) -> None:
+        """Read until stopped (returns) or the source fails (raises)."""
         stall = stall_limit(self.settings, self._kind)
         last_good = time.monotonic()
         got_any = False
@@ -230,6 +228,10 @@ class Pump:
                     if self._stop.is_set():
                         break
                     continue
+                if not got_any:
+                    # A connection that delivered is a recovery: the next drop retries
+                    # quickly again, however long the outage before it was.
+                    self._backoff.reset()
                 last_good, got_any = now, True
                 wall = time.time()
                 self.tracker.frame(now, wall, item.width, item.height)
@@ -244,4 +246,3 @@ class Pump:
                     break
         finally:
             samples.close()
-        return got_any
