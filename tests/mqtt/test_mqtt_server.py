@@ -1,0 +1,272 @@
+"""MQTT with the real server: the last will on SIGKILL, a crash with messages pending, and
+a 10 s broker outage while simulated cameras make events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+import yaml
+from conftest import Mosquitto, free_port
+from fastapi import FastAPI
+from mqtt_harness import Received, Recorder, retained
+from websockets.asyncio.client import connect
+
+from server.app import create_app
+from server.config import Settings
+from server.messages import EventEndMessage, EventStartMessage, EventUpdateMessage, ServerMessage
+from server.mqtt import MqttEventMessage, MqttService
+from server.mqtt.topics import Topics
+
+SERVE = [sys.executable, "-c", "from server.cli import main; main()", "serve", "--config"]
+
+
+def write_config(path: Path, data: dict[str, Any]) -> Path:
+    cfg = path / "motionhub.yml"
+    cfg.write_text(yaml.safe_dump(data))
+    return cfg
+
+
+@contextlib.contextmanager
+def server_process(cfg: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``motionhub serve`` as a child process; killed at the end whatever happened."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen([*SERVE, str(cfg)], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+
+
+def base_config(tmp_path: Path, url: str, prefix: str, **mqtt: Any) -> dict[str, Any]:
+    return {
+        "server": {"port": free_port()},
+        "storage": {"path": str(tmp_path / "data")},
+        "mqtt": {
+            "url": url,
+            "topic_prefix": prefix,
+            "discovery": {"prefix": f"{prefix}-ha"},
+            "reconnect_min": 0.1,
+            "reconnect_max": 0.5,
+            **mqtt,
+        },
+    }
+
+
+async def test_last_will_fires_when_the_server_is_killed(
+    mosquitto: Mosquitto, mqtt_prefix: str, tmp_path: Path
+) -> None:
+    cfg = write_config(tmp_path, base_config(tmp_path, mosquitto.url, mqtt_prefix))
+    t = Topics(mqtt_prefix)
+    async with Recorder(mosquitto.url, t.available) as rec:
+        with server_process(cfg, tmp_path / "serve.log") as proc:
+            await rec.wait_value(t.available, b"online", within=30)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+            await rec.wait_value(t.available, b"offline", within=10)
+    after = await retained(mosquitto.url, t.available)
+    assert after[t.available].payload == b"offline"
+    assert after[t.available].retain
+
+
+def _outbox_rows(db: Path) -> list[str]:
+    if not db.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        try:
+            return [r[0] for r in conn.execute("SELECT msg_id FROM outbox ORDER BY seq")]
+        except sqlite3.OperationalError:  # created but no table yet
+            return []
+
+
+@pytest.mark.slow
+async def test_messages_pending_at_a_crash_are_delivered_after_restart(
+    private_mosquitto: Mosquitto, mqtt_prefix: str, tmp_path: Path, sim_cameras: Any
+) -> None:
+    broker = private_mosquitto
+    broker.stop()
+    data = base_config(tmp_path, broker.url, mqtt_prefix)
+    data["cameras"] = [
+        {"id": "busy", "url": sim_cameras.mjpeg_url_for("busy"), "events": {"min_frames": 2}}
+    ]
+    cfg = write_config(tmp_path, data)
+    db = tmp_path / "data" / "outbox.db"
+    t = Topics(mqtt_prefix)
+    with server_process(cfg, tmp_path / "serve.log") as proc:
+        deadline = time.monotonic() + 60
+        while len(_outbox_rows(db)) < 2:
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+            assert time.monotonic() < deadline, "no event message reached the outbox"
+            await asyncio.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    pending = _outbox_rows(db)
+    assert len(pending) >= 2
+
+    broker.start()
+    async with Recorder(broker.url, t.events) as rec:
+        with server_process(cfg, tmp_path / "serve.log") as proc:
+
+            def got(ms: list[Received]) -> set[str]:
+                return {MqttEventMessage.model_validate_json(m.payload).id for m in ms}
+
+            await rec.wait_for(lambda ms: set(pending) <= got(ms), within=60)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+    ids = [MqttEventMessage.model_validate_json(m.payload).id for m in rec.messages]
+    first_seen = [i for n, i in enumerate(ids) if i in pending and i not in ids[:n]]
+    assert first_seen == pending  # delivered first, in their original order
+    assert ids[: len(pending)] == pending
+
+
+# -- a 10 s broker outage with the real server, in this process -------------------------------
+
+
+@contextlib.asynccontextmanager
+async def serve_app(
+    settings: Settings, record: Callable[[ServerMessage], None]
+) -> AsyncIterator[FastAPI]:
+    """The real app under uvicorn on ``settings.server.port``, recording the hub."""
+    app = create_app(settings)
+    app.state.hub.subscribe("test-recorder", record)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=settings.server.port, log_config=None, lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    async with asyncio.timeout(30):
+        while not server.started:
+            assert not task.done(), "server exited during start-up"
+            await asyncio.sleep(0.05)
+    try:
+        yield app
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
+
+
+def _p90(values: list[float]) -> float:
+    return statistics.quantiles(values, n=10)[8]
+
+
+@pytest.mark.slow
+async def test_broker_down_for_10_s_while_cameras_make_events(
+    mqtt_prefix: str, tmp_path: Path, sim_cameras: Any
+) -> None:
+    (tmp_path / "broker").mkdir()
+    obs = {"obs": "observer-pass-1234"}
+    users = {"svc": "svc-password-5678", **obs}
+    broker = Mosquitto(tmp_path / "broker", users=users)
+    broker.start()
+    data = base_config(tmp_path, broker.url, mqtt_prefix, username="svc", password=users["svc"])
+    cams = ["c1", "c2", "c3"]
+    data["cameras"] = [
+        {
+            "id": c,
+            "url": sim_cameras.mjpeg_url_for("cycle"),
+            "events": {"min_frames": 2, "off_delay": 1.0},
+        }
+        for c in cams
+    ]
+    settings = Settings(**data)
+    t = Topics(mqtt_prefix)
+    hub: list[ServerMessage] = []
+    first_event = asyncio.Event()
+
+    def record(message: ServerMessage) -> None:
+        hub.append(message)
+        if isinstance(message, EventStartMessage):
+            first_event.set()
+
+    latency: list[tuple[float, float]] = []  # (received, seconds since capture)
+
+    def produced() -> list[tuple[str, str, str]]:
+        kinds = {"event_start": "start", "event_update": "update", "event_end": "end"}
+        return [
+            (m.event.camera, m.event.id, kinds[m.type])
+            for m in list(hub)
+            if isinstance(m, EventStartMessage | EventUpdateMessage | EventEndMessage)
+        ]
+
+    def delivered(messages: list[Received]) -> list[tuple[str, str, str]]:
+        seen: set[str] = set()
+        out = []
+        for m in messages:
+            msg = MqttEventMessage.model_validate_json(m.payload)
+            if msg.id not in seen:
+                seen.add(msg.id)
+                out.append((msg.event.camera, msg.event.id, msg.type))
+        return out
+
+    async def watch(url: str) -> None:
+        async with connect(url) as ws:
+            async for raw in ws:
+                msg = json.loads(raw)
+                if msg.get("type") == "motion":
+                    now = time.time()
+                    latency.append((now, now - msg["ts"]))
+
+    first = Recorder(broker.url, t.events, username="obs", password=obs["obs"])
+    try:
+        async with serve_app(settings, record) as app:
+            service: MqttService = app.state.mqtt
+            await first.__aenter__()
+            ws_task = asyncio.create_task(watch(f"ws://127.0.0.1:{settings.server.port}/ws"))
+            started = time.time()
+            async with asyncio.timeout(30):
+                await first_event.wait()
+            await asyncio.sleep(4)  # the baseline: WebSocket latency with the broker up
+            # Stop the broker at a moment when it has passed on everything (see the burst
+            # test in test_mqtt_durability.py for why).
+            await first.wait_for(lambda ms: len(delivered(ms)) >= len(produced()), 10)
+            if len(delivered(first.messages)) < len(produced()):  # one more came meanwhile
+                await first.wait_for(lambda ms: len(delivered(ms)) >= len(produced()), 10)
+            broker.stop()
+            down = time.time()
+            at_down = len(produced())
+            await first.__aexit__()
+            await asyncio.sleep(10)
+            assert len(service.outbox) > 0, "no event happened during the outage"
+            assert not service.connected.is_set()
+            broker.allow(obs)
+            broker.start()
+            async with Recorder(
+                broker.url, t.events, username="obs", password=obs["obs"]
+            ) as second:
+                await asyncio.sleep(0.3)
+                broker.allow(users)
+                up = time.time()
+                cutoff = produced()
+                await second.wait_for(
+                    lambda ms: len(delivered(first.messages + ms)) >= len(cutoff), 30
+                )
+                got = delivered(first.messages + second.messages)
+            ws_task.cancel()
+    finally:
+        broker.stop()
+
+    for cam in cams:
+        want = [m for m in cutoff if m[0] == cam]
+        have = [m for m in got if m[0] == cam][: len(want)]
+        assert have == want, f"{cam}: missing or out of order"
+    assert len(cutoff) - at_down >= 3, "too few event messages during the outage"
+    # Detection and the WebSocket feed carried on at the same pace while the broker was away.
+    before = [lat for at, lat in latency if started + 1 <= at < down]
+    during = [lat for at, lat in latency if down <= at < up]
+    assert len(before) > 20
+    assert len(during) > 50
+    assert _p90(during) <= _p90(before) + 0.05, (_p90(before), _p90(during))
