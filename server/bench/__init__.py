@@ -24,6 +24,8 @@ class BenchContext:
     datasets: Path
     quick: bool = False
     progress: Callable[[str], None] = field(default=lambda _msg: None)
+    duration: float | None = None
+    """Seconds for a suite's long phase (the memory soak), overriding its default."""
 
 
 @dataclass
@@ -39,6 +41,11 @@ Suite = Callable[[BenchContext], SuiteResult]
 
 SUITES: dict[str, str] = {
     "detector": "server.bench.detector:run",
+    "decode": "server.bench.decode:run",
+    "latency": "server.bench.latency:run",
+    "fanout": "server.bench.fanout:run",
+    "memory": "server.bench.memory:run",
+    "scale": "server.bench.scale:run",
 }
 """Suite name -> ``"module:function"``."""
 
