@@ -6,8 +6,8 @@ import itertools
 
 import numpy as np
 import pytest
-from conftest import changed_fraction
 from pydantic import ValidationError
+from sim_harness import changed_fraction
 
 from clients.sim import Scene, SceneSpec
 

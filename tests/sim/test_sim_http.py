@@ -11,7 +11,7 @@ import av
 import httpx
 import numpy as np
 import pytest
-from conftest import MOVING, changed_fraction, decode_jpeg, ends, mjpeg_parts
+from sim_harness import MOVING, changed_fraction, decode_jpeg, ends, mjpeg_parts
 
 from clients.sim import HttpCamera, Scene, SceneSpec
 from clients.sim.process import port_open

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from click.testing import CliRunner
-from conftest import decode_jpeg, rtsp_frames
+from sim_harness import decode_jpeg, rtsp_frames
 
 from clients.sim.process import port_open
 from clients.sim.rtsp import SYSTEM_PYTHON

@@ -31,7 +31,7 @@ def test_a_server_exits_when_its_parent_is_killed(kind: str, moving_clip: Path) 
     script = (
         "import sys, time\n"
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-        "from conftest import MOVING\n"
+        "from sim_harness import MOVING\n"
         "from clients.sim import HttpCamera, RtspCamera, render_clip\n"
         f"cam = {STARTERS[kind]}\n"
         "print(cam.pid, cam.port, flush=True)\n"

@@ -10,7 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import decode_jpeg
+from sim_harness import decode_jpeg
 
 from clients.sim import (
     Scene,

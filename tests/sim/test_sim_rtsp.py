@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import MOVING, changed_fraction, ends, rtsp_frames
+from sim_harness import MOVING, changed_fraction, ends, rtsp_frames
 
 from clients.sim import RtspCamera, Scene, SimulatorError, free_port, render_clip
 from clients.sim.process import port_open
