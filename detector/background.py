@@ -102,6 +102,11 @@ class Background:
         self.mean, self.noise = mean, noise
         self.refresh()
 
+    def scale(self, gain: float) -> None:
+        """Multiply the model by a global gain."""
+        self.mean *= np.float32(gain)
+        self.refresh()
+
     def remap(self, curve: F32) -> None:
         """Carry the model into new lighting through a tone curve (old level -> new level)."""
         levels = np.arange(256, dtype=np.float32)

@@ -29,14 +29,14 @@ class DetectorTuning(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_width: int = Field(
-        default=320,
+        default=240,
         ge=32,
         le=1920,
         description="Largest working width in pixels; frames are shrunk by an integer factor "
         "until they fit both max_width and max_height.",
     )
     max_height: int = Field(
-        default=240,
+        default=180,
         ge=32,
         le=1080,
         description="Largest working height in pixels (see max_width).",
@@ -56,7 +56,7 @@ class DetectorTuning(BaseModel):
         "the measured sensor and compression noise.",
     )
     min_area: float = Field(
-        default=0.0005,
+        default=0.0002,
         ge=0.0,
         le=0.5,
         description="Smallest blob reported, as a fraction of the frame area.",
@@ -68,7 +68,7 @@ class DetectorTuning(BaseModel):
         description="Frame rate assumed when detect() is called without timestamps.",
     )
     warmup_frames: int = Field(
-        default=2,
+        default=1,
         ge=0,
         le=10_000,
         description="Frames after start or reset during which no motion is reported.",

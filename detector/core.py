@@ -124,7 +124,7 @@ class MotionDetector:
         self._floor = round(4.0 + 12.0 * (1.0 - s))
         if config.threshold > 0:
             self._floor = config.threshold
-        self._reach = max(3, shape[1] // 12)
+        self._reach = max(3, shape[1] // 8)
         if not keep_background or self._bg is None:
             self.reset()
         else:
@@ -183,6 +183,11 @@ class MotionDetector:
         if self._config.stabilize and (changed > ESCALATE_FRACTION or self._camera_left > 0):
             dist, fg, count = self._follow_camera(g, bg, dist, fg, count)
             changed = count / self._valid_count
+        if changed > 0.002:
+            relevelled = self._relevel(g, bg, fg, changed)
+            if relevelled is not None:
+                dist, fg, count = relevelled
+                changed = count / self._valid_count
         if self._global_change(g, bg, changed, count):
             # Light, exposure, an IR flip, or a camera move no shift explains: start over from
             # this frame rather than report the whole picture.
@@ -203,22 +208,51 @@ class MotionDetector:
     def _follow_camera(
         self, g: U8, bg: Background, dist: U8, fg: U8, count: int
     ) -> tuple[U8, U8, int]:
-        """Re-align the model if a whole-pixel camera shift explains most of the change."""
+        """Re-align the model if a whole-pixel camera shift explains most of the change.
+
+        Two guesses are tried: the shift since the previous frame (reliable while the model
+        was aligned with it) and the shift from the background itself (recovers a drift that
+        built up slowly). A guess is kept only if it removes most of the changed pixels.
+        """
         if self._camera_left > 0:
             self._camera_left -= 1
-        dx, dy = estimate_shift(bg.u8, g, self._reach)
-        ix, iy = round(dx), round(dy)
-        if ix == 0 and iy == 0:
+        guesses = {tuple(round(v) for v in estimate_shift(bg.u8, g, self._reach))}
+        if self._prev is not None:
+            guesses.add(tuple(round(v) for v in estimate_shift(self._prev, g, self._reach)))
+        guesses.discard((0, 0))
+        if not guesses:
             return dist, fg, count
-        hi, lo = bg.shifted_envelope(ix, iy)
         _, base = self._foreground(dist, self._floor)
-        _, moved = self._foreground(bg.distance(g, hi, lo), self._floor)
-        if moved >= 0.6 * base:
+        best: tuple[int, int] | None = None
+        best_count = 0.6 * base
+        for ix, iy in guesses:
+            hi, lo = bg.shifted_envelope(ix, iy)
+            _, moved = self._foreground(bg.distance(g, hi, lo), self._floor)
+            if moved < best_count:
+                best, best_count = (ix, iy), moved
+        if best is None:
             return dist, fg, count
-        bg.shift(ix, iy, g)
+        bg.shift(best[0], best[1], g)
         self._thr = self._threshold(bg)
         self._still = np.zeros_like(self._still)
+        self._static = np.zeros_like(self._static)
         self._camera_left = CAMERA_FRAMES
+        dist = bg.distance(g)
+        fg, count = self._foreground(dist, self._thr)
+        return dist, fg, count
+
+    def _relevel(self, g: U8, bg: Background, fg: U8, changed: float) -> tuple[U8, U8, int] | None:
+        """Follow a slow or small global gain change (clouds, exposure creep): when the pixels
+        that did not change disagree with the model on the mean level, scale the model."""
+        quiet = cv2.bitwise_not(fg)
+        if self._valid is not None:
+            quiet = cv2.bitwise_and(quiet, self._valid)
+        now = cv2.mean(g, quiet)[0]
+        was = cv2.mean(bg.u8, quiet)[0]
+        if abs(now - was) <= LEVEL_STEP or was < 1.0 or changed > ESCALATE_FRACTION:
+            return None
+        bg.scale(now / was)
+        self._thr = self._threshold(bg)
         dist = bg.distance(g)
         fg, count = self._foreground(dist, self._thr)
         return dist, fg, count
@@ -227,9 +261,7 @@ class MotionDetector:
         """Whether the change since the background is global rather than objects."""
         if changed > SCENE_FRACTION:
             return True
-        if changed > ESCALATE_FRACTION or (
-            changed > 0.005 and abs(cv2.mean(g)[0] - bg.level) > LEVEL_STEP
-        ):
+        if changed > ESCALATE_FRACTION:
             return self._coherent(g, bg, count)
         return False
 

@@ -71,10 +71,13 @@ class Score:
         """Score one frame: ``mask`` (foreground > 0, any scale) and ``alarm`` against ``truth``."""
         h, w = truth.shape
         if mask.shape != truth.shape:
-            mask = cast(
-                npt.NDArray[np.uint8], cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
-            )
-        pred = mask > 0
+            # A smaller mask is upsampled bilinearly and cut at half, which follows object
+            # outlines better than repeating pixels.
+            binary = np.where(mask > 0, 255, 0).astype(np.uint8)
+            up = cv2.resize(binary, (w, h), interpolation=cv2.INTER_LINEAR)
+            pred = cast(npt.NDArray[np.uint8], up) >= 128
+        else:
+            pred = mask > 0
         scored = roi & (truth != IGNORED[0]) & (truth != IGNORED[1])
         pos = scored & (truth == POSITIVE)
         neg = scored & ~pos
