@@ -131,14 +131,13 @@ async def uvicorn_on_free_port(app: Any, **uvicorn_options: Any) -> AsyncIterato
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="uvicorn")
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("uvicorn stopped before it started")
-        if time.monotonic() > deadline:
-            raise TimeoutError("uvicorn did not start within 20 s")
-        await asyncio.sleep(0.01)
+    try:
+        await _wait_started(server, task)
+    except BaseException:
+        server.should_exit = True
+        await asyncio.gather(task, return_exceptions=True)
+        sock.close()
+        raise
     try:
         yield port
     finally:
@@ -196,3 +195,15 @@ async def closed_by_server(ws: Any, wait: float = 5.0) -> ConnectionClosed:
 def close_code(closed: ConnectionClosed) -> int | None:
     """The close code the server sent, if a close frame arrived."""
     return closed.rcvd.code if closed.rcvd is not None else None
+
+
+async def _wait_started(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if task.done():
+            # uvicorn reports a failed start-up as SystemExit, which must not end pytest.
+            failure = task.exception() if not task.cancelled() else None
+            raise RuntimeError(f"the server stopped during start-up: {failure!r}") from failure
+        if time.monotonic() > deadline:
+            raise TimeoutError("the server did not start within 20 s")
+        await asyncio.sleep(0.02)

@@ -1,0 +1,260 @@
+"""The dashboard in headless Chromium against the real app and simulated cameras.
+
+Laptop: token entry, live tiles with motion, a live event in the timeline, drawing a zone
+(checked through the API, on reload, and in the motion the server then reports), live
+sensitivity, the camera form, and reconnecting with resume. Phone: the same page in one
+column and the editor full screen. Screenshots go to ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser_harness import (
+    ADMIN,
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    LAPTOP,
+    PHONE,
+    Server,
+    demo_settings,
+    require_chromium,
+    serve,
+)
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from server.ws import CloseRequest
+
+pytestmark = pytest.mark.slow
+
+ZONE = [(0.04, 0.45), (0.96, 0.45), (0.96, 0.98), (0.04, 0.98)]
+
+
+@pytest.fixture
+async def server(tmp_path: Path, sim_cameras: Any) -> AsyncIterator[Server]:
+    require_chromium()
+    async with serve(demo_settings(tmp_path, sim_cameras)) as running:
+        yield running
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    require_chromium()
+    async with async_playwright() as p:
+        chromium = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        await chromium.close()
+
+
+def watch_problems(page: Page) -> list[str]:
+    """Script errors and Content Security Policy violations seen by the page."""
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+
+    def on_console(msg: Any) -> None:
+        text = msg.text
+        if "Content Security Policy" in text or "Refused to" in text:
+            problems.append(f"CSP: {text}")
+        elif msg.type == "error" and "Failed to load resource" not in text:
+            problems.append(f"console: {text}")
+
+    page.on("console", on_console)
+    return problems
+
+
+async def sign_in(page: Page, url: str) -> None:
+    await page.goto(url)
+    dialog = page.locator("#token-dialog")
+    await expect(dialog).to_be_visible()
+    await dialog.locator("input[name=token]").fill(ADMIN)
+    await dialog.locator("button[type=submit]").click()
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=15_000)
+
+
+async def frames_of(page: Page, camera: str) -> int:
+    value = await page.locator(f'.tile[data-camera="{camera}"]').get_attribute("data-frames")
+    return int(value or 0)
+
+
+async def draw_zone(page: Page, camera: str, name: str) -> None:
+    await page.locator(f'.tile[data-camera="{camera}"] button', has_text="Zones").click()
+    editor = page.locator("#zone-dialog")
+    await expect(editor).to_be_visible()
+    await page.wait_for_function(
+        "() => document.querySelector('#zone-dialog .editor-stage img').naturalWidth > 0"
+    )
+    await editor.locator("input[name=zone-name]").fill(name)
+    canvas = editor.locator("canvas")
+    box = await canvas.bounding_box()
+    assert box is not None
+    for x, y in [*ZONE, ZONE[0]]:  # the last click, on the first point, closes the shape
+        await page.mouse.click(box["x"] + x * box["width"], box["y"] + y * box["height"])
+    await expect(editor.locator("ul[data-kind=zone] li")).to_have_count(1)
+
+
+async def test_dashboard_on_a_laptop(server: Server, browser: Browser) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    context = await browser.new_context(**LAPTOP)
+    page = await context.new_page()
+    problems = watch_problems(page)
+    await sign_in(page, server.url)
+    await expect(page.locator(".tile")).to_have_count(2)
+
+    # Tiles update: live images keep arriving, and motion lights the indicator.
+    busy = page.locator('.tile[data-camera="busy"]')
+    await expect(busy).to_have_attribute("data-status", "online", timeout=20_000)
+    await page.wait_for_function(
+        "() => document.querySelector('.tile[data-camera=busy]').dataset.frames >= 1"
+    )
+    before = await frames_of(page, "busy")
+    await page.wait_for_function(
+        f"() => document.querySelector('.tile[data-camera=busy]').dataset.frames >= {before + 3}"
+    )
+    await expect(busy).to_have_attribute("data-motion", "true", timeout=20_000)
+
+    # Add a camera with the form: its tile comes up, and its first event arrives live in
+    # the timeline, with a snapshot.
+    await page.locator("#add-camera").click()
+    form = page.locator("#camera-dialog")
+    await form.locator("input[name=id]").fill("porch")
+    await form.locator("input[name=name]").fill("Porch")
+    await form.locator("input[name=url]").fill(server.app.state.settings.cameras[0].url)
+    await form.locator("button[type=submit]").click()
+    await expect(form).to_be_hidden()
+    porch = page.locator('.tile[data-camera="porch"]')
+    await expect(porch.locator("h3")).to_have_text("Porch")
+    assert (await server.camera("porch"))["name"] == "Porch"
+    await expect(porch).to_have_attribute("data-status", "online", timeout=20_000)
+    event = page.locator('#events .event[data-camera="porch"]')
+    await expect(event).to_have_count(1, timeout=30_000)
+    await expect(event.locator('img[src^="blob:"]')).to_have_count(1, timeout=20_000)
+    await page.screenshot(path=ARTIFACTS / "dashboard-laptop.png")
+
+    # The enlarged view streams MJPEG, fetched with the token, frame after frame.
+    await busy.locator(".frame").click()
+    view = page.locator("#view-dialog")
+    await expect(view).to_have_attribute("data-source", "mjpeg", timeout=15_000)
+    shown = await view.locator("img").get_attribute("src")
+    await page.wait_for_function(
+        "src => document.querySelector('#view-dialog img').src !== src", arg=shown
+    )
+    await page.screenshot(path=ARTIFACTS / "dashboard-live-view.png")
+    await view.locator("[data-action=close]").click()
+    await expect(view).to_be_hidden()
+
+    # Draw a zone on the live frame and save it.
+    await draw_zone(page, "busy", "road")
+    await page.screenshot(path=ARTIFACTS / "dashboard-zone-editor.png")
+    await page.locator("#zone-dialog [data-action=save]").click()
+    await expect(page.locator("#zone-dialog")).to_be_hidden()
+    zones = (await server.camera("busy"))["zones"]
+    assert [z["name"] for z in zones] == ["road"]
+    for (x, y), expected in zip(zones[0]["points"], ZONE, strict=True):
+        assert x == pytest.approx(expected[0], abs=0.01)
+        assert y == pytest.approx(expected[1], abs=0.01)
+    # The server's motion messages now report the zone, and the tile shows it lit up.
+    road = busy.locator('li.zone[data-zone="road"]')
+    await expect(road).to_have_class(re.compile(r"\bactive\b"), timeout=20_000)
+
+    # It persists: after a reload the tile and the editor still have it.
+    await page.reload()
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=15_000)
+    await expect(busy.locator('li.zone[data-zone="road"]')).to_be_visible()
+    await busy.locator("button", has_text="Zones").click()
+    await expect(page.locator("#zone-dialog ul[data-kind=zone] li")).to_have_text(
+        re.compile(r"road \(4 points\)")
+    )
+    await page.locator("#zone-dialog [data-action=cancel]").click()
+
+    # Live sensitivity.
+    await busy.locator(".sensitivity input").fill("73")
+    await page.wait_for_timeout(800)
+    assert (await server.camera("busy"))["detect"]["sensitivity"] == 73
+
+    # Rename the added camera, then delete it.
+    await porch.locator("button", has_text="Edit").click()
+    await form.locator("input[name=name]").fill("Front porch")
+    await form.locator("button[type=submit]").click()
+    await expect(porch.locator("h3")).to_have_text("Front porch")
+    page.once("dialog", lambda d: d.accept())
+    await porch.locator("button", has_text="Edit").click()
+    await form.locator("[data-action=delete]").click()
+    await expect(porch).to_have_count(0)
+    assert (await server.client.get("/api/cameras/porch")).status_code == 404
+
+    # The server drops the connection: the page reconnects and resumes from its last event.
+    connections = int(await page.locator("body").get_attribute("data-connections") or 0)
+    for client in server.app.state.ws_api.fanout.clients:
+        client.finish(CloseRequest(1012, "restarting"))
+    await page.wait_for_function(
+        f"() => Number(document.body.dataset.connections) > {connections}", timeout=15_000
+    )
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    last = await page.evaluate("() => sessionStorage.getItem('motionhub.lastEvent')")
+    assert last
+    await expect(page.locator("body")).to_have_attribute("data-resumed-since", last)
+
+    assert problems == []
+    await context.close()
+
+
+async def test_dashboard_on_a_phone(server: Server, browser: Browser) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    context = await browser.new_context(**PHONE)
+    page = await context.new_page()
+    problems = watch_problems(page)
+    await sign_in(page, server.url)
+    tiles = page.locator(".tile")
+    await expect(tiles).to_have_count(2)
+    await page.wait_for_function(
+        "() => [...document.querySelectorAll('.tile')].every(t => t.dataset.frames >= 2)",
+        timeout=20_000,
+    )
+    # One column: the tiles are stacked and as wide as the screen allows.
+    first, second = await tiles.nth(0).bounding_box(), await tiles.nth(1).bounding_box()
+    assert first is not None
+    assert second is not None
+    assert second["y"] > first["y"] + first["height"] - 1
+    assert first["width"] > 340
+    assert await page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    await page.screenshot(path=ARTIFACTS / "dashboard-phone.png")
+
+    await expect(page.locator("#events .event").first).to_be_visible(timeout=30_000)
+    await page.locator(".timeline").scroll_into_view_if_needed()
+    await page.screenshot(path=ARTIFACTS / "dashboard-phone-timeline.png")
+
+    await draw_zone(page, "cycle", "lawn")
+    await page.screenshot(path=ARTIFACTS / "dashboard-phone-editor.png")
+    await page.locator("#zone-dialog [data-action=save]").click()
+    await expect(page.locator("#zone-dialog")).to_be_hidden()
+    assert [z["name"] for z in (await server.camera("cycle"))["zones"]] == ["lawn"]
+    assert problems == []
+    await context.close()
+
+
+async def test_dashboard_headers_and_offline_assets(server: Server) -> None:
+    page = await server.client.get("/")
+    assert page.status_code == 200
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp
+    assert "frame-ancestors 'none'" in csp
+    assert "unsafe-inline" not in csp
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["x-frame-options"] == "DENY"
+    # No inline scripts or styles, nothing from another host: everything is packaged.
+    html = page.text
+    assert re.search(r"<script(?![^>]*\bsrc=)", html) is None
+    assert "style=" not in html
+    assert re.search(r"""(src|href)=["']?(https?:)?//""", html) is None
+    for asset in re.findall(r"""(?:src|href)="(dashboard/[^"]+)""", html):
+        r = await server.client.get(f"/{asset}")
+        assert r.status_code == 200, asset
+        assert "content-security-policy" in r.headers
+    # The API is not given the dashboard's CSP (it would break /docs).
+    api = await server.client.get("/api/cameras")
+    assert "content-security-policy" not in api.headers
