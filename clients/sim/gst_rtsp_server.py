@@ -161,9 +161,7 @@ class Feeder:
         appsrc.emit("push-buffer", buf)
 
 
-def make_factory(
-    clip: Clip, shared: bool, auth: bool
-) -> GstRtspServer.RTSPMediaFactory:
+def make_factory(clip: Clip, shared: bool, auth: bool) -> GstRtspServer.RTSPMediaFactory:
     factory = GstRtspServer.RTSPMediaFactory()
     # SPS/PPS already precede every keyframe (h264parse config-interval=-1 at load), so
     # the payloader must not insert them again: duplicates make FFmpeg see each

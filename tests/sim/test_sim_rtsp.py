@@ -135,6 +135,26 @@ def test_several_mounts_and_clients_at_once(moving_clip: Path) -> None:
     assert changed_fraction(results["a1"][0], results["b1"][0]) > 0.2
 
 
+def test_shared_media_serves_clients_that_come_and_go(moving_clip: Path) -> None:
+    with RtspCamera(moving_clip, shared=True) as cam:
+        first = rtsp_frames(cam.url, 3)
+        results: list[list[np.ndarray]] = []
+        threads = [
+            threading.Thread(target=lambda: results.append(rtsp_frames(cam.url, 20)))
+            for _ in range(2)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        cam.kill()  # abrupt, like a power cut
+        assert not port_open("127.0.0.1", cam.port)
+        cam.start()
+        again = rtsp_frames(cam.url, 3)
+    assert len(first) == len(again) == 3
+    assert [len(r) for r in results] == [20, 20]
+
+
 def test_a_file_that_is_not_h264_fails_with_the_servers_message(tmp_path: Path) -> None:
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"not a video " * 1000)
