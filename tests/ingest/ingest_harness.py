@@ -91,6 +91,14 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+def rss_mb() -> float:
+    """This process's resident memory in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
 def reader_threads() -> list[str]:
     """Names of the camera reader threads alive now."""
     return [t.name for t in threading.enumerate() if t.name.startswith("camera-")]

@@ -7,7 +7,15 @@ import time
 from pathlib import Path
 
 import pytest
-from ingest_harness import camera, open_fds, reader_threads, running, take_frames, wait_until
+from ingest_harness import (
+    camera,
+    open_fds,
+    reader_threads,
+    rss_mb,
+    running,
+    take_frames,
+    wait_until,
+)
 
 from clients.sim import RtspCamera
 
@@ -20,7 +28,7 @@ async def test_rtsp_killed_and_restarted_ten_times(clip: Path) -> None:
         where = cam.url.split("/")[2]
         async with running(camera(cam.url)) as reader:
             await take_frames(reader, 3)
-            counts: list[tuple[int, int]] = []
+            counts: list[tuple[int, int, float]] = []
             for cycle in range(CYCLES + 1):
                 cam.kill()  # power cut: no RTSP TEARDOWN, the TCP connection just drops
                 down = await wait_until(reader, lambda s: s.state == "offline", 5, "offline")
@@ -34,12 +42,14 @@ async def test_rtsp_killed_and_restarted_ten_times(clip: Path) -> None:
                 assert frame.luma.shape == (360, 640)
                 assert down < 5
                 assert up < 5
-                counts.append((threading.active_count(), open_fds()))
+                counts.append((threading.active_count(), open_fds(), rss_mb()))
             status = reader.status
             assert status.reconnects == CYCLES + 1
             # The first cycle warms up whatever is created lazily; after it, nothing grows.
             assert {c[0] for c in counts[1:]} == {counts[0][0]}, counts
             assert max(c[1] for c in counts[1:]) <= counts[0][1], counts
+            # Memory: a reconnect re-creates the decoder and its buffers; none may pile up.
+            assert counts[-1][2] - counts[1][2] < 8, counts
         assert reader_threads() == []
 
 
