@@ -65,6 +65,7 @@ class Clip:
 
 
 def fail(message: str) -> None:
+    """Report ``message`` on stderr (the parent quotes it) and exit with status 1."""
     print(f"gst_rtsp_server: error: {message}", file=sys.stderr, flush=True)
     sys.exit(1)
 
@@ -147,6 +148,7 @@ class Feeder:
         appsrc.connect("need-data", self.on_need_data)
 
     def on_need_data(self, appsrc: Gst.Element, _length: int) -> None:
+        """Push the next access unit (called on the appsrc's streaming thread)."""
         clip, i = self.clip, self.index
         buf = Gst.Buffer.new_wrapped_bytes(clip.units[i])
         buf.pts = clip.pts[i] + self.offset
@@ -162,6 +164,7 @@ class Feeder:
 
 
 def make_factory(clip: Clip, shared: bool, auth: bool) -> GstRtspServer.RTSPMediaFactory:
+    """A media factory that streams ``clip`` from the live position of each new pipeline."""
     factory = GstRtspServer.RTSPMediaFactory()
     # SPS/PPS already precede every keyframe (h264parse config-interval=-1 at load), so
     # the payloader must not insert them again: duplicates make FFmpeg see each
@@ -187,6 +190,7 @@ def make_factory(clip: Clip, shared: bool, auth: bool) -> GstRtspServer.RTSPMedi
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line, plus the password from the environment."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="Address to listen on.")
     parser.add_argument("--port", type=int, required=True, help="TCP port for RTSP.")
@@ -213,6 +217,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str]) -> int:
+    """Load the clips, listen, and serve until SIGINT, SIGTERM or (optionally) stdin EOF."""
     args = parse_args(argv)
     Gst.init(None)
     clips: dict[str, Clip] = {}
