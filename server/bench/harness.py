@@ -215,6 +215,21 @@ class ProbeServer:
             raise BenchError(f"server stats unavailable: {exc}\n{self._child.output()}") from None
         return data
 
+    def add_camera(self, camera: dict[str, Any]) -> None:
+        """Add a camera through the REST API (``POST /api/cameras``)."""
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/api/cameras",
+            data=json.dumps(camera).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            # A fixed http://127.0.0.1 URL: no other scheme can reach this call.
+            with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310
+                resp.read()
+        except OSError as exc:
+            raise BenchError(f"adding camera {camera['id']} failed: {exc}") from None
+
     def rss(self) -> int:
         """Resident memory of the server process, bytes."""
         return proc_rss(self.pid)

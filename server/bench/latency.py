@@ -1,0 +1,200 @@
+"""The ``latency`` bench suite: from a frame leaving the decoder to its message arriving.
+
+Eight simulated RTSP cameras at 15 frames/s (1080p; each scene alternates moving and
+still phases, with different periods so events do not all coincide), 200 WebSocket
+clients connected and reading, and one MQTT subscriber on a private Mosquitto.
+
+The server stamps each frame with ``time.time()`` as it comes out of the decoder; a
+``motion`` message carries that time as ``ts``, and an ``event_start`` the time of the frame
+that started the event (``events.min_frames`` is 1 here, so that is the frame whose
+analysis published it). A receiver's delay is its clock at arrival minus ``ts``; sender
+and receivers share this machine's clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+
+from clients.sim import RtspCamera
+from server.bench import BenchContext, SuiteResult
+from server.bench.harness import (
+    ProbeServer,
+    camera_config,
+    clip,
+    distribution,
+    machine,
+    mosquitto,
+    raise_fd_limit,
+)
+from server.bench.wsclient import WsClient, close_all, connect_many
+
+__all__ = ["mqtt_delays", "run"]
+
+TARGET_WS_P99_MS = 15.0
+TARGET_MQTT_P99_MS = 25.0
+FPS = 15.0
+PERIODS = (3.0, 3.5, 4.0, 4.5)
+
+
+async def mqtt_delays(
+    url: str, prefix: str, ready: asyncio.Event, stop: asyncio.Event, delays: list[float]
+) -> None:
+    """Subscribe to ``<prefix>/events`` and record each ``start`` message's delay."""
+    host, _, port = url.removeprefix("mqtt://").partition(":")
+    async with aiomqtt.Client(host, int(port)) as client:
+        await client.subscribe(f"{prefix}/events", qos=1)
+        ready.set()
+        async for message in client.messages:
+            now = time.time()
+            payload = message.payload
+            if isinstance(payload, bytes) and payload.startswith(b'{"type":"start"'):
+                delays.append(now - json.loads(payload)["ts"])
+            if stop.is_set():
+                return
+
+
+async def _measure(
+    ctx: BenchContext,
+    server: ProbeServer,
+    *,
+    broker: str,
+    prefix: str,
+    clients: int,
+    window: float,
+) -> dict[str, Any]:
+    mqtt: list[float] = []
+    ready, stop = asyncio.Event(), asyncio.Event()
+    sub = asyncio.create_task(mqtt_delays(broker, prefix, ready, stop, mqtt), name="mqtt-sub")
+    async with asyncio.timeout(30):
+        await ready.wait()
+    host, port = server.ws_url
+    conns: list[WsClient] = await connect_many(host, port, clients, progress=ctx.progress)
+    ctx.progress(f"latency: {clients} clients connected; measuring for {window:g} s")
+    await asyncio.sleep(1.0)
+    stats0 = await asyncio.to_thread(server.stats)
+    mqtt.clear()
+    for c in conns:
+        c.recording = True
+    await asyncio.sleep(window)
+    for c in conns:
+        c.recording = False
+    mqtt_samples = list(mqtt)
+    stats1 = await asyncio.to_thread(server.stats)
+    stop.set()
+    sub.cancel()
+    with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+        await sub
+    await close_all(conns)
+    motion = [d for c in conns for d in c.log.motion_delays]
+    events = [d for c in conns for d in c.log.event_delays]
+    elapsed = stats1["uptime"] - stats0["uptime"]
+    return {
+        "ws_motion_ms": distribution(motion),
+        "ws_event_start_ms": distribution(events),
+        "mqtt_event_start_ms": distribution(mqtt_samples),
+        "server_loop_lag_ms": distribution(stats1["loop_lag"]),
+        "server_cpu_s_per_s": round((stats1["cpu"] - stats0["cpu"]) / elapsed, 3),
+        "analysed_fps": round(
+            sum(
+                c["processed"] - stats0["cameras"][cid]["processed"]
+                for cid, c in stats1["cameras"].items()
+            )
+            / elapsed,
+            1,
+        ),
+        "clients_closed_by_server": sum(c.log.closed_code is not None for c in conns),
+    }
+
+
+def run(ctx: BenchContext) -> SuiteResult:
+    """8 cameras at 15 fps, 200 WebSocket clients, one MQTT subscriber."""
+    if ctx.quick:
+        size, cams, clients, window = (320, 180), 4, 20, 4.0
+    else:
+        size, cams, clients, window = (1920, 1080), 8, 200, 60.0
+    raise_fd_limit(4096)
+    ctx.progress(f"latency: preparing {len(PERIODS)} {size[0]}x{size[1]} clips (cached)")
+    clips = [clip(size[0], size[1], FPS, seed=20 + i, period=p) for i, p in enumerate(PERIODS)]
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    with (
+        tempfile.TemporaryDirectory(prefix="motionhub-bench-") as tmp,
+        RtspCamera({f"cam{i}": clips[i % len(clips)] for i in range(cams)}) as cam,
+        mosquitto(Path(tmp)) as broker,
+    ):
+        cameras = [
+            camera_config(f"cam{i}", url, fps=FPS, min_frames=1, off_delay=0.5)
+            for i, url in enumerate(cam.urls.values())
+        ]
+        settings = {
+            "cameras": cameras,
+            "mqtt": {"url": broker, "topic_prefix": prefix, "discovery": {"enabled": False}},
+        }
+        with ProbeServer(settings, Path(tmp)) as server:
+            ctx.progress(f"latency: waiting for {cams} cameras")
+            server.wait_online(cams)
+            result = asyncio.run(
+                _measure(ctx, server, broker=broker, prefix=prefix, clients=clients, window=window)
+            )
+    ws_p99 = result["ws_event_start_ms"].get("p99", float("inf"))
+    motion_p99 = result["ws_motion_ms"].get("p99", float("inf"))
+    mqtt_p99 = result["mqtt_event_start_ms"].get("p99", float("inf"))
+    data: dict[str, Any] = {
+        "suite": "latency",
+        "quick": ctx.quick,
+        "machine": machine(),
+        "load": {
+            "cameras": cams,
+            "size": list(size),
+            "fps": FPS,
+            "ws_clients": clients,
+            "mqtt_subscribers": 1,
+            "window_s": window,
+        },
+        **result,
+        "targets": {"ws_p99_ms": TARGET_WS_P99_MS, "mqtt_p99_ms": TARGET_MQTT_P99_MS},
+        "meets": {
+            "ws": max(ws_p99, motion_p99) <= TARGET_WS_P99_MS,
+            "mqtt": mqtt_p99 <= TARGET_MQTT_P99_MS,
+        },
+    }
+    return SuiteResult("latency", data, _markdown(data))
+
+
+def _row(name: str, d: dict[str, Any], target: str) -> str:
+    if not d.get("count"):
+        return f"| {name} | 0 | - | - | - | - | {target} |"
+    return (
+        f"| {name} | {d['count']} | {d['p50']:.2f} | {d['p90']:.2f} | {d['p99']:.2f} | "
+        f"{d['max']:.1f} | {target} |"
+    )
+
+
+def _markdown(data: dict[str, Any]) -> str:
+    load = data["load"]
+    ws_ok = "met" if data["meets"]["ws"] else "**missed**"
+    mqtt_ok = "met" if data["meets"]["mqtt"] else "**missed**"
+    lines = [
+        f"## latency: frame decoded -> delivered ({load['cameras']} cameras "
+        f"{load['size'][0]}x{load['size'][1]} at {load['fps']:g} fps, "
+        f"{load['ws_clients']} WebSocket clients, {load['window_s']:g} s)",
+        "",
+        "| path | messages | p50 ms | p90 ms | p99 ms | max ms | target |",
+        "|---|---:|---:|---:|---:|---:|---|",
+        _row("WebSocket `motion`", data["ws_motion_ms"], f"p99 <= 15 ({ws_ok})"),
+        _row("WebSocket `event_start`", data["ws_event_start_ms"], f"p99 <= 15 ({ws_ok})"),
+        _row("MQTT `events` start", data["mqtt_event_start_ms"], f"p99 <= 25 ({mqtt_ok})"),
+        _row("server event-loop lag", data["server_loop_lag_ms"], "-"),
+        "",
+        f"Server CPU {data['server_cpu_s_per_s']:.2f} s/s, {data['analysed_fps']:.1f} frames "
+        f"analysed/s. Load average at the end: {data['machine']['load_avg']}.",
+    ]
+    return "\n".join(lines) + "\n"
