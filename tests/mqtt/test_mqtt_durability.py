@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Mosquitto
+from broker_harness import Mosquitto
 from mqtt_harness import (
     FakeServices,
     Received,

@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 
 import aiomqtt
-from conftest import Mosquitto
+from broker_harness import Mosquitto
 from mqtt_harness import FakeServices, Recorder, camera, data_dir, mqtt_settings, retained, running
 
 from server.mqtt import MqttService

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import uvicorn
 import yaml
-from conftest import Mosquitto, free_port
+from broker_harness import Mosquitto, free_port
 from fastapi import FastAPI
 from mqtt_harness import Received, Recorder, retained
 from websockets.asyncio.client import connect
