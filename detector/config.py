@@ -86,11 +86,12 @@ class DetectorTuning(BaseModel):
         description="A change that stays still this long (a parked car) becomes background.",
     )
     lighting_fraction: float = Field(
-        default=0.25,
+        default=0.08,
         ge=0.02,
         le=1.0,
-        description="Fraction of the frame that must change coherently before it is treated as "
-        "a global lighting change (light switch, IR/day flip, exposure step).",
+        description="Changed fraction of the frame from which the detector checks whether a "
+        "global change (light switch, IR/day flip, exposure step, camera move) explains it; "
+        "if so it re-learns instead of reporting motion.",
     )
     shadows: bool = Field(
         default=True,

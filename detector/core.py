@@ -35,8 +35,6 @@ __all__ = ["MotionDetector"]
 
 U8 = npt.NDArray[np.uint8]
 
-ESCALATE_FRACTION = 0.08
-"""Changed fraction of the frame above which camera shift and lighting are checked."""
 SCENE_FRACTION = 0.5
 """Changed fraction above which, unexplained, the model restarts from the current frame."""
 LEVEL_STEP = 2.5
@@ -44,6 +42,9 @@ LEVEL_STEP = 2.5
 LIGHTING_FRAMES = 5
 """Frames of fast re-learning after a lighting change."""
 LIGHTING_ALPHA = 0.5
+CAMERA_FRACTION = 0.02
+"""Changed fraction from which a sudden (or lasting) change is checked for a camera shift."""
+CAMERA_EVERY = 8
 CAMERA_FRAMES = 8
 """Frames during which the camera is checked for shifts after it last moved."""
 FAST_FRAMES = 30
@@ -101,6 +102,7 @@ class MotionDetector:
         self._learned = 0
         self._lighting_left = 0
         self._camera_left = 0
+        self._last_changed = 0.0
         self._last_ts: float | None = None
         self._fps = self._config.nominal_fps
         self._prev: U8 | None = None
@@ -180,9 +182,10 @@ class MotionDetector:
         dist = bg.distance(g)
         fg, count = self._foreground(dist, self._thr)
         changed = count / self._valid_count
-        if self._config.stabilize and (changed > ESCALATE_FRACTION or self._camera_left > 0):
+        if self._config.stabilize and self._camera_check(changed):
             dist, fg, count = self._follow_camera(g, bg, dist, fg, count)
             changed = count / self._valid_count
+        self._last_changed = changed
         if changed > 0.002:
             relevelled = self._relevel(g, bg, fg, changed)
             if relevelled is not None:
@@ -204,6 +207,15 @@ class MotionDetector:
         self._learn(g, bg, fg, dist, lighting=lighting)
         self._prev = g
         return self._result(fg, blobs, lighting)
+
+    def _camera_check(self, changed: float) -> bool:
+        """Whether to look for a camera shift: right after one, when much changed, or when a
+        good part changed suddenly (a bump) or for a while (a slow drift)."""
+        if self._camera_left > 0 or changed > self._config.lighting_fraction:
+            return True
+        if changed < CAMERA_FRACTION:
+            return False
+        return changed > 2.0 * self._last_changed or self._frames % CAMERA_EVERY == 0
 
     def _follow_camera(
         self, g: U8, bg: Background, dist: U8, fg: U8, count: int
@@ -249,7 +261,7 @@ class MotionDetector:
             quiet = cv2.bitwise_and(quiet, self._valid)
         now = cv2.mean(g, quiet)[0]
         was = cv2.mean(bg.u8, quiet)[0]
-        if abs(now - was) <= LEVEL_STEP or was < 1.0 or changed > ESCALATE_FRACTION:
+        if abs(now - was) <= LEVEL_STEP or was < 1.0 or changed > self._config.lighting_fraction:
             return None
         bg.scale(now / was)
         self._thr = self._threshold(bg)
@@ -261,7 +273,7 @@ class MotionDetector:
         """Whether the change since the background is global rather than objects."""
         if changed > SCENE_FRACTION:
             return True
-        if changed > ESCALATE_FRACTION:
+        if changed > self._config.lighting_fraction:
             return self._coherent(g, bg, count)
         return False
 

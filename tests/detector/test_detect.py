@@ -1,0 +1,254 @@
+"""The detector on synthetic scenes: objects found where they are, nothing found where nothing
+moves, whatever the noise and the light do."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from detector_harness import background, camera, still_frames, tone, with_box
+
+from detector import DetectorConfig, MotionDetector, MotionResult, Zone
+
+H, W = 360, 640
+LEFT_HALF = ((0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0))
+RIGHT_HALF = ((0.5, 0.0), (1.0, 0.0), (1.0, 1.0), (0.5, 1.0))
+
+
+def warmed(det: MotionDetector, scene: np.ndarray, rng: np.random.Generator, n: int = 40) -> None:
+    for frame in still_frames(scene, n, rng):
+        r = det.detect(frame)
+        assert not r.motion
+
+
+def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union
+
+
+def test_moving_object_found_with_right_box_and_zone() -> None:
+    rng = np.random.default_rng(0)
+    scene = background(H, W)
+    cfg = DetectorConfig(
+        zones=(Zone(name="left", points=LEFT_HALF), Zone(name="right", points=RIGHT_HALF))
+    )
+    det = MotionDetector((H, W), cfg)
+    warmed(det, scene, rng)
+    results: list[MotionResult] = []
+    for step in range(12):
+        x = 60 + 12 * step
+        box = (x, 150, x + 80, 250)
+        r = det.detect(camera(with_box(scene, box, 220.0), rng))
+        results.append(r)
+        assert r.motion, f"step {step}: object not found"
+        assert r.zones == {"left": True, "right": False}
+        assert len(r.boxes) == 1, r.boxes
+        assert iou(r.boxes[0], box) > 0.6, (r.boxes, box)
+        assert 0.0 < r.score < 0.1
+        assert r.zone_results["left"].score > 0.0
+        assert r.zone_results["right"].score == 0.0
+    mask = results[-1].mask
+    assert mask.shape == MotionDetector((H, W), cfg).working_shape
+    assert mask.shape[1] / mask.shape[0] == pytest.approx(W / H, rel=0.02)
+
+
+def test_boxes_are_in_input_pixels_for_a_decimated_1080p_frame() -> None:
+    rng = np.random.default_rng(1)
+    scene = background(1080, 1920, seed=3)
+    det = MotionDetector((1080, 1920))
+    assert det.working_shape == (135, 240)
+    warmed(det, scene, rng, n=20)
+    box = (1200, 500, 1500, 800)
+    r = det.detect(camera(with_box(scene, box, 20.0), rng))
+    assert r.motion
+    assert len(r.boxes) == 1
+    assert iou(r.boxes[0], box) > 0.7, r.boxes
+
+
+def test_noisy_still_scene_raises_no_alarm() -> None:
+    rng = np.random.default_rng(2)
+    scene = background(H, W, seed=5)
+    det = MotionDetector((H, W))
+    alarms = [det.detect(f).motion for f in still_frames(scene, 300, rng, sigma=4.0)]
+    assert not any(alarms)
+
+
+@pytest.mark.parametrize(
+    ("name", "gain", "offset", "gamma"),
+    [
+        ("light-on", 1.6, 10.0, 1.0),
+        ("light-off", 0.55, 0.0, 1.0),
+        ("ir-flip", 0.85, 30.0, 0.55),
+        ("exposure-step", 1.15, 0.0, 1.0),
+    ],
+)
+def test_light_switch_and_ir_flip_raise_no_alarm(
+    name: str, gain: float, offset: float, gamma: float
+) -> None:
+    rng = np.random.default_rng(3)
+    day = background(H, W, seed=7)
+    night = tone(day, gain, offset, gamma)
+    det = MotionDetector((H, W))
+    warmed(det, day, rng)
+    changed = [det.detect(f) for f in still_frames(night, 30, rng)]
+    assert not any(r.motion for r in changed), name
+    assert changed[0].lighting_change
+    back = [det.detect(f) for f in still_frames(day, 30, rng)]
+    assert not any(r.motion for r in back), name
+
+
+def test_object_entering_during_a_light_switch_is_found_soon() -> None:
+    rng = np.random.default_rng(4)
+    day = background(H, W, seed=8)
+    night = tone(day, 0.6, 0.0)
+    det = MotionDetector((H, W))
+    warmed(det, day, rng)
+    found_at = None
+    for step in range(10):
+        x = 100 + 15 * step
+        r = det.detect(camera(with_box(night, (x, 120, x + 70, 220), 230.0), rng))
+        if r.motion and found_at is None:
+            found_at = step
+    assert found_at is not None
+    assert found_at <= 2
+
+
+def test_mask_removes_its_area() -> None:
+    rng = np.random.default_rng(5)
+    scene = background(H, W)
+    masked = MotionDetector((H, W), DetectorConfig(masks=(LEFT_HALF,)))
+    plain = MotionDetector((H, W))
+    for det in (masked, plain):
+        warmed(det, scene, np.random.default_rng(6))
+    for step in range(6):
+        x = 40 + 10 * step
+        frame = camera(with_box(scene, (x, 100, x + 90, 200), 230.0), rng)
+        assert plain.detect(frame).motion
+        r = masked.detect(frame)
+        assert not r.motion
+        assert r.score == 0.0
+        assert not r.mask.any()
+
+
+def test_config_change_applies_live_and_keeps_the_background() -> None:
+    rng = np.random.default_rng(7)
+    scene = background(H, W)
+    det = MotionDetector((H, W))
+    warmed(det, scene, rng)
+    box = (300, 100, 380, 200)
+    assert det.detect(camera(with_box(scene, box, 230.0), rng)).motion
+    det.update_config(DetectorConfig(masks=(RIGHT_HALF,)))
+    assert det.config.masks == (RIGHT_HALF,)
+    r = det.detect(camera(with_box(scene, (420, 100, 500, 200), 230.0), rng))
+    assert not r.motion, "the new mask is not applied"
+    assert not r.warming_up, "the background was dropped"
+    r = det.detect(camera(with_box(scene, (100, 100, 180, 200), 230.0), rng))
+    assert r.motion, "motion outside the new mask is lost"
+    det.update_config(DetectorConfig(min_area=0.2))
+    r = det.detect(camera(with_box(scene, (120, 100, 200, 200), 230.0), rng))
+    assert not r.motion, "the new minimum area is not applied"
+
+
+def test_working_size_change_restarts_learning() -> None:
+    rng = np.random.default_rng(8)
+    scene = background(H, W)
+    det = MotionDetector((H, W))
+    warmed(det, scene, rng, n=5)
+    det.update_config(DetectorConfig(max_width=160, max_height=90))
+    assert det.working_shape == (90, 160)
+    assert det.detect(camera(scene, rng)).warming_up
+
+
+def test_reset_starts_over() -> None:
+    rng = np.random.default_rng(9)
+    scene = background(H, W)
+    det = MotionDetector((H, W))
+    warmed(det, scene, rng, n=5)
+    det.reset()
+    first = det.detect(camera(scene, rng))
+    assert first.warming_up
+    assert not first.motion
+    assert not det.detect(camera(scene, rng)).warming_up
+
+
+def test_parked_object_becomes_background_after_absorb_time() -> None:
+    rng = np.random.default_rng(10)
+    scene = background(H, W)
+    det = MotionDetector((H, W), DetectorConfig(absorb_seconds=5.0))
+    t = 0.0
+    for frame in still_frames(scene, 40, rng):
+        det.detect(frame, t)
+        t += 0.1
+    parked = with_box(scene, (200, 150, 320, 230), 30.0)
+    states = []
+    for frame in still_frames(parked, 120, rng):
+        states.append(det.detect(frame, t).motion)
+        t += 0.1
+    assert all(states[:30]), "a parked car is motion at first"
+    assert not any(states[-30:]), "a parked car stops being motion after absorb_seconds"
+
+
+def test_ghost_of_an_object_present_at_start_fades() -> None:
+    rng = np.random.default_rng(11)
+    scene = background(H, W)
+    start = with_box(scene, (100, 100, 200, 200), 230.0)
+    det = MotionDetector((H, W))
+    for frame in still_frames(start, 3, rng):
+        det.detect(frame)
+    late = [det.detect(f).motion for f in still_frames(scene, 40, rng)]
+    assert not any(late[-20:]), "the revealed background stays in motion"
+
+
+def test_small_camera_shift_raises_no_alarm() -> None:
+    rng = np.random.default_rng(12)
+    scene = background(H + 40, W + 40, seed=13)
+    det = MotionDetector((H, W))
+    for frame in still_frames(scene[20 : 20 + H, 20 : 20 + W], 40, rng):
+        det.detect(frame)
+    moved = scene[12 : 12 + H, 28 : 28 + W]
+    results = [det.detect(f) for f in still_frames(moved, 10, rng)]
+    assert not any(r.motion for r in results)
+
+
+def test_accepts_a_strided_plane_view() -> None:
+    rng = np.random.default_rng(13)
+    scene = background(H, W)
+    det = MotionDetector((H, W))
+    padded = np.zeros((H, W + 64), np.uint8)
+    for _ in range(20):
+        padded[:, :W] = camera(scene, rng)
+        assert not det.detect(padded[:, :W]).motion
+    padded[:, :W] = camera(with_box(scene, (300, 100, 400, 200), 230.0), rng)
+    assert det.detect(padded[:, :W]).motion
+
+
+def test_rejects_wrong_shape_and_type() -> None:
+    det = MotionDetector((H, W))
+    with pytest.raises(ValueError, match="shape"):
+        det.detect(np.zeros((H, W + 1), np.uint8))
+    with pytest.raises(ValueError, match="shape"):
+        det.detect(np.zeros((H, W, 3), np.uint8))
+    with pytest.raises(ValueError, match="uint8"):
+        det.detect(np.zeros((H, W), np.float32))
+    with pytest.raises(ValueError, match="small"):
+        MotionDetector((4, 4))
+
+
+def test_fixed_threshold_and_sensitivity_change_what_counts() -> None:
+    rng = np.random.default_rng(14)
+    scene = background(H, W)
+    faint = with_box(scene, (200, 100, 300, 200), 0.0)
+    faint[100:200, 200:300] = scene[100:200, 200:300] + 14.0
+    results = {}
+    for name, cfg in {
+        "strict": DetectorConfig(threshold=40),
+        "loose": DetectorConfig(threshold=6),
+        "insensitive": DetectorConfig(sensitivity=0),
+        "sensitive": DetectorConfig(sensitivity=100),
+    }.items():
+        det = MotionDetector((H, W), cfg)
+        warmed(det, scene, np.random.default_rng(15))
+        results[name] = det.detect(camera(faint, rng, sigma=1.0)).motion
+    assert results == {"strict": False, "loose": True, "insensitive": False, "sensitive": True}
