@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import socket
@@ -155,6 +156,44 @@ def redirecting_server(target: str) -> Iterator[ThreadingHTTPServer]:
     thread.start()
     try:
         yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+class _BasicSnapshot(BaseHTTPRequestHandler):
+    expected = ""
+    jpeg = b""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        if self.headers.get("Authorization") != self.expected:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="camera"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "image/jpeg")
+        self.send_header("Content-Length", str(len(self.jpeg)))
+        self.end_headers()
+        self.wfile.write(self.jpeg)
+
+
+@contextlib.contextmanager
+def basic_auth_snapshot_server(user: str, password: str, jpeg: bytes) -> Iterator[int]:
+    """A loopback snapshot camera that only answers with HTTP Basic credentials (the
+    simulator has no auth for HTTP); yields its port."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    handler = type("BasicSnapshot", (_BasicSnapshot,), {"expected": f"Basic {token}", "jpeg": jpeg})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, name="test-snapshot", daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
     finally:
         server.shutdown()
         server.server_close()

@@ -7,8 +7,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
+import cv2
+import numpy as np
 import pytest
-from ingest_harness import camera, closed_port, running, silent_server, take_frames, wait_until
+from ingest_harness import (
+    basic_auth_snapshot_server,
+    camera,
+    closed_port,
+    running,
+    silent_server,
+    take_frames,
+    wait_until,
+)
 
 from clients.sim import HttpCamera, RtspCamera
 from server.cameras import CameraReader
@@ -89,3 +99,23 @@ async def test_http_camera_with_credentials(
         await wait_until(reader, lambda s: s.state == "offline", 5, "offline")
         assert "not found (404)" in (reader.status.last_error or "")
         _assert_nowhere(reader, caplog)
+
+
+async def test_snapshot_camera_asking_for_basic_auth(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    jpeg = cv2.imencode(".jpg", np.full((120, 160, 3), 90, np.uint8))[1].tobytes()
+    with basic_auth_snapshot_server(USER, PASSWORD, jpeg) as port:
+        url = f"http://{USER}:{quote(PASSWORD, safe='')}@127.0.0.1:{port}/snap.jpg"
+        # Digest is offered first; this camera answers with a Basic challenge instead.
+        async with running(camera(url, snapshot_interval=0.1)) as reader:
+            frames = await take_frames(reader, 2)
+            assert (frames[-1].width, frames[-1].height) == (160, 120)
+            assert reader.status.kind == "snapshot"
+            _assert_nowhere(reader, caplog)
+        wrong = url.replace(quote(PASSWORD, safe=""), "nope")
+        async with running(camera(wrong)) as reader:
+            await wait_until(reader, lambda s: s.state == "offline", 5, "offline")
+            assert reader.status.last_error == (
+                f"authentication failed (401) at 127.0.0.1:{port}: check the user name and password"
+            )
+            _assert_nowhere(reader, caplog)
