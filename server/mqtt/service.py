@@ -125,6 +125,7 @@ class MqttService:
         self.commands_rejected = 0
         self._known: dict[str, CameraView] = {}
         self._configs: set[str] = set()
+        self._config_cache: dict[CameraView, dict[str, bytes]] = {}
         self._stale: set[str] = set()
         self._open: dict[str, dict[str, tuple[str, ...]]] = {}
         self._snapshot_version = 0
@@ -327,9 +328,16 @@ class MqttService:
         self._known[cam] = view
         if not self.settings.discovery.enabled:
             return set()
-        configs = discovery_configs(t, view, self.version)
-        for topic, config in configs.items():
-            self.states.set(topic, encode_config(config))
+        configs = self._config_cache.get(view)
+        if configs is None:
+            # Encoding every config on every sync would block the loop for milliseconds.
+            configs = {
+                topic: encode_config(config)
+                for topic, config in discovery_configs(t, view, self.version).items()
+            }
+            self._config_cache[view] = configs
+        for topic, payload in configs.items():
+            self.states.set(topic, payload)
         return set(configs)
 
     def _seed(self, topic: str, value: bytes) -> None:
@@ -338,6 +346,8 @@ class MqttService:
 
     def _forget_camera(self, camera: str, zones: tuple[str, ...] | list[str]) -> None:
         known = self._known.pop(camera, None)
+        for view in [v for v in self._config_cache if v.id == camera]:
+            del self._config_cache[view]
         all_zones = set(zones) | set(known.zones if known else ())
         for topic in self.topics.camera_state_topics(camera, sorted(all_zones)):
             self.states.clear(topic)

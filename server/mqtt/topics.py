@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 __all__ = ["CommandKind", "Topics", "node_id"]
@@ -29,7 +30,7 @@ class Topics:
     prefix: str = "motionhub"
     discovery_prefix: str = "homeassistant"
 
-    @property
+    @cached_property
     def node(self) -> str:
         """This server's discovery ``node_id`` and the start of every ``unique_id``."""
         return node_id(self.prefix)
