@@ -38,7 +38,7 @@ __all__ = ["run"]
 TARGET_P99_MS = 100.0
 STALL_SHARE = 0.10
 FPS = 10.0
-_GRACE = 3.0
+_GRACE = 2.0
 """Seconds after a window's end for its last events to arrive."""
 
 
@@ -99,7 +99,7 @@ async def _measure(
     conns = await connect_many(host, port, clients, record_motion=False, progress=ctx.progress)
     ctx.progress(f"fanout: {clients} clients connected in {time.monotonic() - started:.1f} s")
     try:
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(1.0)
         ctx.progress(f"fanout: all reading ({window:g} s)")
         before, after, events = await _window(server, conns, window)
         phases.append(_phase("all reading", before, after, conns, events))
@@ -120,7 +120,7 @@ async def _measure(
 def run(ctx: BenchContext) -> SuiteResult:
     """2,000 clients (100 in quick mode), all reading, then 10% stalled."""
     if ctx.quick:
-        size, clients, window = (320, 180), 100, 4.0
+        size, clients, window = (320, 180), 100, 2.5
     else:
         size, clients, window = (640, 360), 2000, 30.0
     limit = raise_fd_limit(clients * 2 + 1024)

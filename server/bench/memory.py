@@ -126,8 +126,8 @@ def _soak(
 def run(ctx: BenchContext) -> SuiteResult:
     """RSS per camera, then the drop-and-reconnect soak."""
     if ctx.quick:
-        size, cams, settle, duration = (320, 180), 2, 1.0, ctx.duration or 15.0
-        cycle = max(5.0, duration / 3)
+        size, cams, settle, duration = (320, 180), 2, 0.5, ctx.duration or 10.0
+        cycle = max(3.0, duration / 3)
     else:
         size, cams, settle, duration = (1920, 1080), 8, 8.0, ctx.duration or 600.0
         cycle = 30.0 if duration >= 120 else max(5.0, duration / 4)

@@ -165,7 +165,7 @@ async def connect_many(
     batch: int = 100,
     record_motion: bool = True,
     progress: Callable[[str], None] | None = None,
-    within: float = 60.0,
+    within: float = 300.0,
 ) -> list[WsClient]:
     """Open ``count`` connections, ``batch`` at a time, each past its handshake, all within
     ``within`` seconds."""

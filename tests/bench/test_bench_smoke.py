@@ -1,0 +1,115 @@
+"""Each bench suite runs end to end in ``--quick`` mode and writes well-formed results.
+
+Only the shape of the output is checked: timings belong in the bench, never in tests.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from server.bench import SUITES
+from server.bench.cli import bench_command
+
+pytestmark = pytest.mark.slow
+
+_NEEDS = {
+    "decode": ["ffmpeg", "/usr/bin/python3"],
+    "latency": ["/usr/sbin/mosquitto", "/usr/bin/python3"],
+    "fanout": ["/usr/bin/python3"],
+    "memory": ["/usr/bin/python3"],
+    "scale": ["/usr/bin/python3"],
+}
+
+
+def _missing(suite: str) -> list[str]:
+    return [tool for tool in _NEEDS.get(suite, []) if shutil.which(tool) is None]
+
+
+def _run(suite: str, out: Path) -> dict[str, Any]:
+    result = CliRunner().invoke(
+        bench_command, [suite, "--quick", "--json", "--out", str(out)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    written = json.loads((out / f"{suite}.json").read_text())
+    assert printed[suite] == written
+    summary = (out / "summary.md").read_text()
+    assert f"motionhub bench {suite} --quick" in summary
+    assert (out / f"{suite}.md").read_text().startswith(f"## {suite}")
+    return written
+
+
+def _distribution(d: dict[str, Any]) -> None:
+    assert d["count"] >= 0
+    if d["count"]:
+        assert d["p50"] <= d["p90"] <= d["p99"] <= d["max"]
+
+
+def test_every_suite_is_registered() -> None:
+    assert set(SUITES) >= {"detector", "decode", "latency", "fanout", "memory", "scale"}
+
+
+def test_decode_quick(tmp_path: Path) -> None:
+    if _missing("decode"):
+        pytest.skip(f"needs {_missing('decode')}")
+    data = _run("decode", tmp_path)
+    assert data["quick"] is True
+    assert data["machine"]["cores"] >= 1
+    for case in data["cases"].values():
+        assert case["ffmpeg_fps"] > 0
+        assert case["pipeline_decoded_fps"] > 0
+        assert case["pipeline_analysed_fps"] > 0
+        assert case["ratio"] == pytest.approx(
+            case["pipeline_decoded_fps"] / case["ffmpeg_fps"], rel=0.05
+        )
+        assert isinstance(case["meets"], bool)
+
+
+def test_latency_quick(tmp_path: Path) -> None:
+    if _missing("latency"):
+        pytest.skip(f"needs {_missing('latency')}")
+    data = _run("latency", tmp_path)
+    for key in ("ws_motion_ms", "ws_event_start_ms", "mqtt_event_start_ms", "server_loop_lag_ms"):
+        _distribution(data[key])
+    assert data["ws_motion_ms"]["count"] > 0
+    assert set(data["meets"]) == {"ws", "mqtt"}
+
+
+def test_fanout_quick(tmp_path: Path) -> None:
+    if _missing("fanout"):
+        pytest.skip(f"needs {_missing('fanout')}")
+    data = _run("fanout", tmp_path)
+    names = [p["phase"] for p in data["phases"]]
+    assert names == ["no clients", "all reading", "10% stalled"]
+    for phase in data["phases"]:
+        _distribution(phase["event_start_ms"])
+        assert phase["analysed_fps"] > 0
+    assert data["phases"][2]["clients_stalled"] == data["load"]["clients"] // 10
+    assert len(data["pipeline_fps_ratio"]) == 2
+
+
+def test_memory_quick(tmp_path: Path) -> None:
+    if _missing("memory"):
+        pytest.skip(f"needs {_missing('memory')}")
+    data = _run("memory", tmp_path)
+    pc, soak = data["per_camera"], data["soak"]
+    assert pc["rss_none_mb"] > 0
+    assert pc["rss_all_mb"] >= pc["rss_none_mb"]
+    assert soak["drops"] >= 2
+    assert soak["samples_mb"]
+
+
+def test_scale_quick(tmp_path: Path) -> None:
+    if _missing("scale"):
+        pytest.skip(f"needs {_missing('scale')}")
+    data = _run("scale", tmp_path)
+    assert {len(p["cpus"]) for p in data["phases"]} == {1, 2} or data["machine"]["cores"] < 2
+    assert data["fps_1_core"] > 0
+    assert data["fps_2_cores"] > 0
+    assert "available" in data["profile"]
