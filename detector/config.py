@@ -74,7 +74,7 @@ class DetectorTuning(BaseModel):
         description="Frames after start or reset during which no motion is reported.",
     )
     background_seconds: float = Field(
-        default=8.0,
+        default=5.0,
         ge=0.1,
         le=3600.0,
         description="Time constant of the slow background learning once warmed up.",

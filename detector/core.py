@@ -29,6 +29,7 @@ from detector.config import DetectorConfig
 from detector.geometry import Scaler, fill_polygons, working_scaler
 from detector.lighting import fit_tone_curve, same_structure
 from detector.result import Box, MotionResult, ZoneResult
+from detector.shadows import shadow_mask
 from detector.stabilize import estimate_shift
 
 __all__ = ["MotionDetector"]
@@ -123,7 +124,7 @@ class MotionDetector:
         self._min_area_px = max(2.0, config.min_area * shape[0] * shape[1])
         s = config.sensitivity / 100.0
         self._k = 2.0 + 2.0 * (1.0 - s)
-        self._floor = round(4.0 + 12.0 * (1.0 - s))
+        self._floor = round(3.0 + 10.0 * (1.0 - s))
         if config.threshold > 0:
             self._floor = config.threshold
         self._reach = max(3, shape[1] // 8)
@@ -198,6 +199,9 @@ class MotionDetector:
         lighting = self._lighting_left > 0
         if lighting:
             self._lighting_left -= 1
+        if count and self._config.shadows:
+            shade = shadow_mask(g, bg.u8, bg.contrast, fg)
+            fg = cast(U8, cv2.subtract(fg, shade))
         fg = cast(U8, cv2.medianBlur(fg, 3)) if count else fg
         blobs: list[Blob] = []
         if count:
