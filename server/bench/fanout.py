@@ -39,11 +39,11 @@ TARGET_P99_MS = 100.0
 STALL_SHARE = 0.10
 FPS = 10.0
 _GRACE = 2.0
-"""Seconds after a window's end for its last events to arrive."""
+"""Seconds after a window's end for its last events to arrive (half that in quick mode)."""
 
 
 async def _window(
-    server: ProbeServer, readers: list[WsClient], seconds: float
+    server: ProbeServer, readers: list[WsClient], seconds: float, grace: float
 ) -> tuple[dict[str, Any], dict[str, Any], set[str]]:
     """Record ``seconds`` on ``readers``; returns the stats around it and the events that
     started inside it (as seen by any reader)."""
@@ -56,7 +56,7 @@ async def _window(
     after = await asyncio.to_thread(server.stats)
     for c in readers:
         c.recording = False
-    await asyncio.sleep(_GRACE)
+    await asyncio.sleep(grace)
     seen = set().union(*(c.log.starts for c in readers)) if readers else set()
     return before, after, seen - seen_before
 
@@ -91,8 +91,9 @@ def _phase(
 async def _measure(
     ctx: BenchContext, server: ProbeServer, clients: int, window: float
 ) -> list[dict[str, Any]]:
+    grace = _GRACE / 2 if ctx.quick else _GRACE
     ctx.progress(f"fanout: baseline without clients ({window:g} s)")
-    before, after, _ = await _window(server, [], window)
+    before, after, _ = await _window(server, [], window, 0.0)
     phases = [_phase("no clients", before, after, [], set())]
     host, port = server.ws_url
     started = time.monotonic()
@@ -101,14 +102,14 @@ async def _measure(
     try:
         await asyncio.sleep(1.0)
         ctx.progress(f"fanout: all reading ({window:g} s)")
-        before, after, events = await _window(server, conns, window)
+        before, after, events = await _window(server, conns, window, grace)
         phases.append(_phase("all reading", before, after, conns, events))
         stalled = max(1, int(len(conns) * STALL_SHARE))
         for c in conns[:stalled]:
             c.stall()
         readers = conns[stalled:]
         ctx.progress(f"fanout: {stalled} clients stalled, {len(readers)} reading ({window:g} s)")
-        before, after, events = await _window(server, readers, window)
+        before, after, events = await _window(server, readers, window, grace)
         phase = _phase(f"{int(STALL_SHARE * 100)}% stalled", before, after, readers, events)
         phase["clients_stalled"] = stalled
         phases.append(phase)
@@ -120,7 +121,7 @@ async def _measure(
 def run(ctx: BenchContext) -> SuiteResult:
     """2,000 clients (100 in quick mode), all reading, then 10% stalled."""
     if ctx.quick:
-        size, clients, window = (320, 180), 100, 2.5
+        size, clients, window = (320, 180), 100, 1.5
     else:
         size, clients, window = (640, 360), 2000, 30.0
     limit = raise_fd_limit(clients * 2 + 1024)

@@ -351,17 +351,7 @@ def ffmpeg_decode_rate(
         if any(p.poll() is not None for p in procs):
             raise BenchError(f"ffmpeg stopped while measured: {_tail(errors)}")
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for thread in readers:
-            thread.join(5)
+        _stop_all(procs, readers)
         errors.seek(0)
         log = errors.read().decode(errors="replace")
         errors.close()
@@ -371,6 +361,24 @@ def ffmpeg_decode_rate(
         "per_stream": [round(x, 1) for x in per_stream],
         "errors": len([line for line in log.splitlines() if line.strip()]),
     }
+
+
+def _stop_all(procs: list[subprocess.Popen[bytes]], readers: list[threading.Thread]) -> None:
+    """Terminate (then kill) every process, reap it, and close its output pipe."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for thread in readers:
+        thread.join(5)
+    for proc in procs:
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def _tail(errors: Any) -> str:

@@ -30,17 +30,16 @@ __all__ = ["run"]
 TARGET_PER_CAMERA_MB = 25.0
 TARGET_GROWTH = 0.05
 FPS = 15.0
-OUTAGE = 2.0
 MB = 1024 * 1024
 
 
 def _settled_rss(server: ProbeServer, settle: float, samples: int = 5) -> int:
-    """Median RSS over a few samples after ``settle`` seconds."""
+    """Median RSS over a few samples, ``settle / 4`` apart, after ``settle`` seconds."""
     time.sleep(settle)
     values = []
     for _ in range(samples):
         values.append(server.rss())
-        time.sleep(0.5)
+        time.sleep(settle / 4)
     return int(statistics.median(values))
 
 
@@ -75,7 +74,13 @@ def _per_camera(
 
 
 def _soak(
-    ctx: BenchContext, server: ProbeServer, cam: RtspCamera, duration: float, cycle: float
+    ctx: BenchContext,
+    server: ProbeServer,
+    cam: RtspCamera,
+    *,
+    duration: float,
+    cycle: float,
+    outage: float,
 ) -> dict[str, Any]:
     samples: list[tuple[float, int]] = []
     start = time.monotonic()
@@ -85,7 +90,7 @@ def _soak(
         samples.append((now - start, server.rss()))
         if now >= next_drop:
             cam.stop()
-            time.sleep(OUTAGE)
+            time.sleep(outage)
             cam.start()
             drops += 1
             next_drop += cycle
@@ -126,11 +131,12 @@ def _soak(
 def run(ctx: BenchContext) -> SuiteResult:
     """RSS per camera, then the drop-and-reconnect soak."""
     if ctx.quick:
-        size, cams, settle, duration = (320, 180), 2, 0.5, ctx.duration or 10.0
-        cycle = max(3.0, duration / 3)
+        size, cams, settle, duration = (320, 180), 2, 0.4, ctx.duration or 6.0
+        cycle, outage = max(2.0, duration / 3), 0.5
     else:
         size, cams, settle, duration = (1920, 1080), 8, 8.0, ctx.duration or 600.0
         cycle = 30.0 if duration >= 120 else max(5.0, duration / 4)
+        outage = 2.0
     ctx.progress(f"memory: preparing the {size[0]}x{size[1]} clip (cached)")
     path = clip(size[0], size[1], FPS, seed=60, period=4.0)
     with (
@@ -140,7 +146,7 @@ def run(ctx: BenchContext) -> SuiteResult:
     ):
         per_camera = _per_camera(ctx, server, list(cam.urls.values()), settle)
         ctx.progress(f"memory: soak for {duration:g} s, cameras drop every {cycle:g} s")
-        soak = _soak(ctx, server, cam, duration, cycle)
+        soak = _soak(ctx, server, cam, duration=duration, cycle=cycle, outage=outage)
     data: dict[str, Any] = {
         "suite": "memory",
         "quick": ctx.quick,
