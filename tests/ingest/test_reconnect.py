@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from ingest_harness import (
+    FreezableProxy,
     camera,
     open_fds,
     reader_threads,
@@ -63,4 +64,18 @@ async def test_udp_camera_outage_is_noticed(clip: Path) -> None:
             cam.start()
             await wait_until(reader, lambda s: s.state == "online", 5, "online")
             assert time.monotonic() - started < 10
+            await take_frames(reader, 2)
+
+
+async def test_rtsp_camera_that_hangs_without_hanging_up(rtsp_camera: RtspCamera) -> None:
+    async with FreezableProxy(rtsp_camera.port) as proxy:
+        url = f"rtsp://127.0.0.1:{proxy.port}/cam1"
+        async with running(camera(url)) as reader:
+            await take_frames(reader, 3)
+            proxy.flowing.clear()  # the TCP connection stays up, nothing comes through
+            down = await wait_until(reader, lambda s: s.state == "offline", 5, "offline")
+            assert down < 4
+            assert reader.status.last_error == f"timed out after 2 s reading 127.0.0.1:{proxy.port}"
+            proxy.flowing.set()
+            await wait_until(reader, lambda s: s.state == "online", 8, "online")
             await take_frames(reader, 2)

@@ -81,6 +81,11 @@ class Source(abc.ABC):
         """Longest wait for data once open: the read timeout, or the stall limit if shorter."""
         return min(self.settings.read_timeout, self.settings.stall_timeout)
 
+    def socket_timeout_us(self, share: float = 1.0) -> str:
+        """FFmpeg's socket I/O timeout: ``share`` of the read timeout, in microseconds,
+        as an option value."""
+        return str(int(self.read_timeout * share * 1_000_000))
+
     @abc.abstractmethod
     def open(self) -> None:
         """Connect and check the stream. Raises :class:`SourceError`."""
