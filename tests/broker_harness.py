@@ -30,8 +30,13 @@ class Mosquitto:
     """A private Mosquitto broker that a test can stop and start again on the same port."""
 
     def __init__(
-        self, workdir: Path, port: int | None = None, users: dict[str, str] | None = None
+        self,
+        workdir: Path,
+        port: int | None = None,
+        users: dict[str, str] | None = None,
+        extra: list[str] | None = None,
     ) -> None:
+        """``extra`` lines go at the end of the config (more listeners, say)."""
         self.workdir = workdir
         self.port = port or free_port()
         self.conf = workdir / "mosquitto.conf"
@@ -53,6 +58,7 @@ class Mosquitto:
             lines += ["allow_anonymous false", f"password_file {self.password_file}"]
         else:
             lines.append("allow_anonymous true")
+        lines += extra or []
         self.conf.write_text("\n".join(lines) + "\n")
         self.proc: subprocess.Popen[bytes] | None = None
 

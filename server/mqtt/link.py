@@ -84,14 +84,22 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> 
 
 
 def _settle(client: aiomqtt.Client | None) -> None:
-    """Mark the client's disconnect error as seen.
+    """Leave nothing of a finished connection attempt behind.
 
-    aiomqtt keeps it in a future that only its message iterator reads; when the session
-    ended some other way first, asyncio would log "exception was never retrieved" later.
+    aiomqtt keeps the disconnect error in a future that only its message iterator reads;
+    when the session ended some other way, asyncio would log "exception was never
+    retrieved". And when the broker never answers the CONNECT (a TLS peer that rejects
+    the client certificate, say), aiomqtt gives up without closing paho's socket, which
+    would leak a file descriptor and an event-loop reader per attempt.
     """
+    if client is None:
+        return
     fut = getattr(client, "_disconnected", None)
     if isinstance(fut, asyncio.Future) and fut.done() and not fut.cancelled():
         fut.exception()
+    paho = getattr(client, "_client", None)
+    if paho is not None and paho.socket() is not None:
+        paho._sock_close()
 
 
 def _flatten(exc: BaseException) -> list[BaseException]:
@@ -212,14 +220,17 @@ class MqttLink:
         mqtt_errors = [e for e in errors if isinstance(e, aiomqtt.MqttError)]
         first = mqtt_errors[0] if mqtt_errors else errors[0]
         self.last_error = f"{type(first).__name__}: {first}"
+        # Text, not the exception: a log record kept by a handler would otherwise keep the
+        # failed attempt's traceback, and with it paho's socket, alive.
+        reason = str(first)
         if not mqtt_errors:
             log.error("MQTT session failed; reconnecting", exc_info=first)
         elif self.state is LinkState.CONNECTED:
-            log.warning("MQTT connection to %s lost: %s", self.where, first)
+            log.warning("MQTT connection to %s lost: %s", self.where, reason)
         elif attempt & (attempt - 1) == 0:
             # Attempts 0, 1, 2, 4, 8...: enough to see the problem without flooding the log.
             log.warning(
-                "MQTT broker %s unreachable (attempt %d): %s", self.where, attempt + 1, first
+                "MQTT broker %s unreachable (attempt %d): %s", self.where, attempt + 1, reason
             )
 
     async def _session(self, client: aiomqtt.Client) -> None:

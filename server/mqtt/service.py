@@ -106,15 +106,19 @@ class MqttService:
         stop_grace: float = 2.0,
         server_version: str | None = None,
         on_connected: Callable[[bool], None] | None = None,
+        timeout: float = 10.0,
     ) -> None:
         """``on_connected`` is called with ``True``/``False`` whenever the connection comes
-        up or goes down (feeds ``motionhub_mqtt_connected`` and ``/readyz``)."""
+        up or goes down (feeds ``motionhub_mqtt_connected`` and ``/readyz``). ``timeout``
+        bounds the wait for the broker's answer to a connect or a publish."""
         self.services = services
         self.settings = settings
         self.topics = Topics(settings.topic_prefix, settings.discovery.prefix)
         self.outbox = Outbox(data_dir / "outbox.db", settings.outbox_max)
         self.states = StateStore()
-        self.link = MqttLink(settings, self, stop_grace=stop_grace, on_state=self._link_state)
+        self.link = MqttLink(
+            settings, self, timeout=timeout, stop_grace=stop_grace, on_state=self._link_state
+        )
         self._on_connected = on_connected
         self._reported_up = False
         self._stop_grace = stop_grace
