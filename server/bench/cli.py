@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import time
 from datetime import UTC, datetime
@@ -81,7 +82,10 @@ def bench_command(
     command = shlex.join(argv)
     collected = {}
     for name in names:
+        load_before = [round(x, 2) for x in os.getloadavg()]
+        progress(f"{name}: starting (load average {load_before})")
         result = load_suite(name)(ctx)
+        result.data.setdefault("load_avg_before", load_before)
         (out_dir / f"{name}.json").write_text(json.dumps(result.data, indent=2) + "\n")
         (out_dir / f"{name}.md").write_text(result.summary)
         stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
