@@ -41,7 +41,6 @@ from server.logs import setup_logging
 from server.redact import redact_text, secrets
 from server.version import VERSION
 from server.ws import WebSocketApi
-from server.ws import router as ws_router
 
 __all__ = ["FrontEnd", "create_app", "run"]
 
@@ -94,8 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
     # ``core.metrics.set_mqtt_connected``.
     frontends: list[FrontEnd] = []
     ws_api = WebSocketApi.from_settings(core, settings, core.metrics.set_websocket_clients)
-    app.state.ws_api = ws_api
-    app.include_router(ws_router)
+    ws_api.install(app)
     frontends.append(("websocket", ws_api.run))
     mount_dashboard(app)
     if settings.mqtt is not None:
@@ -290,6 +288,7 @@ def run(settings: Settings) -> None:
         timeout_graceful_shutdown=GRACEFUL_HTTP_TIMEOUT,
         ws_ping_interval=settings.server.websocket.ping_interval,
         ws_ping_timeout=settings.server.websocket.ping_timeout,
+        ws_per_message_deflate=settings.server.websocket.compression,
     )
     server = _Server(config)
     core: Core = app.state.core

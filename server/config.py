@@ -130,6 +130,18 @@ class WebSocketSettings(_Model):
         le=3600,
         description="The same while the camera sees no motion.",
     )
+    motion_budget: float = Field(
+        default=2000.0,
+        ge=10,
+        le=1_000_000,
+        description="Most motion messages a second to all clients together: with many "
+        "clients, repeats of an unchanged motion state are spaced further apart.",
+    )
+    compression: bool = Field(
+        default=False,
+        description="Offer permessage-deflate: smaller frames on slow links, but CPU spent "
+        "compressing every message once per client.",
+    )
     replay_limit: int = Field(
         default=1000, ge=1, le=100_000, description="Most events one resume replays."
     )

@@ -2,14 +2,21 @@
 
 Wiring, in the app factory and its lifespan::
 
-    app.include_router(server.ws.router)
-    app.state.ws_api = ws_api = WebSocketApi.from_settings(services, settings)
-    tg.create_task(ws_api.run(), name="ws-fanout")
+    ws_api = WebSocketApi.from_settings(services, settings)
+    ws_api.install(app)                      # the /ws route and its middleware
+    tg.create_task(ws_api.run(), name="websocket")
 """
 
 from __future__ import annotations
 
-from server.ws.endpoint import SUBPROTOCOL, WebSocketApi, WsOptions, origin_allowed, router
+from server.ws.endpoint import (
+    SUBPROTOCOL,
+    RawSend,
+    WebSocketApi,
+    WsOptions,
+    origin_allowed,
+    router,
+)
 from server.ws.fanout import ClientQueue, CloseRequest, FanOut, FanOutLimits
 from server.ws.session import parse_client_message
 
@@ -19,6 +26,7 @@ __all__ = [
     "CloseRequest",
     "FanOut",
     "FanOutLimits",
+    "RawSend",
     "WebSocketApi",
     "WsOptions",
     "origin_allowed",

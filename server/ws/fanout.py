@@ -6,12 +6,15 @@ offers the same string to every interested client. Each client owns a
 only ever stalls its own task:
 
 * ``motion``, ``camera_status`` and ``stats`` are state, not history: a newer one
-  replaces the unsent older one of the same camera (moving to the back, so order with
-  respect to events is kept).
+  replaces the unsent older one of the same camera. A client with a backlog gets its
+  events first, in order, then the newest state.
 * Event messages are never dropped for a live client. A client with more than
   ``queue_size`` of them unsent, or with anything unsent for ``slow_client_timeout``
   seconds, is no longer live: it is closed with 1013 (try again later) and resumes
   from storage when it reconnects.
+* Repeats of an unchanged motion state are rate limited per camera, more strictly the
+  more clients there are (``motion_budget``), so that a crowd of viewers cannot take
+  the event loop away from the cameras.
 """
 
 from __future__ import annotations
@@ -19,10 +22,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Hashable, Iterable
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from server.bus import Hub
 from server.messages import (
@@ -45,6 +48,9 @@ __all__ = [
     "CloseRequest",
     "FanOut",
     "FanOutLimits",
+    "Outgoing",
+    "Send",
+    "outgoing",
 ]
 
 log = logging.getLogger(__name__)
@@ -53,7 +59,15 @@ CLOSE_GOING_AWAY: Final = 1001
 CLOSE_POLICY: Final = 1008
 CLOSE_TRY_AGAIN: Final = 1013
 
-SendText = Callable[[str], Awaitable[None]]
+Outgoing = dict[str, Any]
+"""An ASGI ``websocket.send`` message; one dict is shared by every client it goes to."""
+Send = Callable[[Outgoing], Awaitable[None]]
+"""The ASGI send callable of one connection."""
+
+
+def outgoing(text: str) -> Outgoing:
+    """The ASGI message that sends ``text`` as one text frame."""
+    return {"type": "websocket.send", "text": text}
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +79,8 @@ class FanOutLimits:
     max_clients: int = 5000
     motion_interval: float = 0.1
     idle_motion_interval: float = 0.5
+    motion_budget: float = 2000.0
+    """Motion messages per second to all clients together, for repeats of a state."""
     direct_size: int = 1100
     """Replies to one client (errors, acknowledgements, a replay) that may be unsent."""
 
@@ -84,18 +100,20 @@ _PEER_GONE = CloseRequest(None)
 class ClientQueue:
     """One client's outbox and the writer that drains it.
 
-    ``offer`` and ``push_direct`` never wait; only :meth:`run` awaits the socket.
-    Direct replies go before broadcast messages so that, e.g., a replay precedes the
-    live events queued while storage was read.
+    ``offer`` and ``push_direct`` never wait; only :meth:`run` awaits the socket. The
+    writer sends direct replies first (so a replay precedes the live events queued while
+    storage was read), then events in order, then the newest state messages; and it lets
+    the other writers run between two messages when it has a backlog, so that when the
+    server is busy an event reaches every client before anyone's motion updates.
     """
 
     __slots__ = (
         "_direct",
         "_direct_size",
         "_events",
-        "_pending",
         "_send",
-        "_wake",
+        "_state",
+        "_waiter",
         "backlog_since",
         "cameras",
         "finished",
@@ -104,17 +122,17 @@ class ClientQueue:
     )
 
     def __init__(
-        self, name: str, send: SendText, cameras: frozenset[str] | None, direct_size: int
+        self, name: str, send: Send, cameras: frozenset[str] | None, direct_size: int
     ) -> None:
         self.name = name
         self.cameras = cameras
         """Cameras this client wants; ``None`` means all."""
         self._send = send
-        self._pending: OrderedDict[Hashable, tuple[str | None, str]] = OrderedDict()
-        self._direct: deque[str] = deque()
+        self._direct: deque[Outgoing] = deque()
         self._direct_size = direct_size
-        self._events = 0
-        self._wake = asyncio.Event()
+        self._events: deque[tuple[str | None, Outgoing]] = deque()
+        self._state: dict[tuple[str, str | None], Outgoing] = {}
+        self._waiter: asyncio.Future[None] | None = None
         self.backlog_since: float | None = None
         """Monotonic time since which this client has had unsent messages."""
         self.sent = 0
@@ -125,35 +143,40 @@ class ClientQueue:
         return f"<ClientQueue {self.name} unsent={len(self)}>"
 
     def __len__(self) -> int:
-        return len(self._pending) + len(self._direct)
+        return len(self._direct) + len(self._events) + len(self._state)
 
     @property
     def unsent_events(self) -> int:
         """Event messages waiting to be sent (the bounded part of the queue)."""
-        return self._events
+        return len(self._events)
 
     def wants(self, camera: str | None) -> bool:
         """Whether a message about ``camera`` (``None``: not about one camera) passes the filter."""
         return camera is None or self.cameras is None or camera in self.cameras
 
-    def offer(self, key: Hashable, camera: str | None, data: str, now: float, limit: int) -> bool:
-        """Queue a broadcast message. ``key`` is unique for events and ``(kind, camera)`` for
-        state that a newer message replaces. Returns ``False`` when the event limit is hit."""
+    def offer_event(self, camera: str | None, data: Outgoing, now: float, limit: int) -> bool:
+        """Queue a message that is never dropped. ``False`` when ``limit`` are unsent."""
         if self.finished.done():
             return True
-        pending = self._pending
-        if not pending and not self._direct:
+        events = self._events
+        if len(events) >= limit:
+            return False
+        if not events and not self._state and not self._direct:
             self.backlog_since = now
-        if isinstance(key, int):
-            if self._events >= limit:
-                return False
-            self._events += 1
-            pending[key] = (camera, data)
-        else:
-            pending[key] = (camera, data)
-            pending.move_to_end(key)
-        self._wake.set()
+        events.append((camera, data))
+        self._wake()
         return True
+
+    def offer_state(self, key: tuple[str, str | None], data: Outgoing, now: float) -> None:
+        """Queue a state message; it replaces an unsent one with the same ``(kind, camera)``."""
+        if self.finished.done():
+            return
+        state = self._state
+        if not state and not self._events and not self._direct:
+            self.backlog_since = now
+        state.pop(key, None)  # re-inserted last: the newest state goes out last
+        state[key] = data
+        self._wake()
 
     def push_direct(self, data: str, *, droppable: bool = False) -> bool:
         """Queue a reply to this client only. A ``droppable`` one (an error report) is
@@ -162,10 +185,10 @@ class ClientQueue:
             return True
         if len(self._direct) >= self._direct_size:
             return droppable
-        if not self._pending and not self._direct:
+        if not self._direct and not self._events and not self._state:
             self.backlog_since = time.monotonic()
-        self._direct.append(data)
-        self._wake.set()
+        self._direct.append(outgoing(data))
+        self._wake()
         return True
 
     def refilter(self, cameras: frozenset[str] | None) -> None:
@@ -173,22 +196,29 @@ class ClientQueue:
         self.cameras = cameras
         if cameras is None:
             return
-        for key, (camera, _) in list(self._pending.items()):
-            if camera is not None and camera not in cameras:
-                del self._pending[key]
-                if isinstance(key, int):
-                    self._events -= 1
+        kept = [(c, d) for c, d in self._events if c is None or c in cameras]
+        self._events = deque(kept)
+        for key in [k for k in self._state if k[1] is not None and k[1] not in cameras]:
+            del self._state[key]
 
-    def _pop(self) -> str | None:
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _pop(self) -> Outgoing | None:
         if self._direct:
             data = self._direct.popleft()
-        elif self._pending:
-            key, (_, data) = self._pending.popitem(last=False)
-            if isinstance(key, int):
-                self._events -= 1
+        elif self._events:
+            data = self._events.popleft()[1]
+        elif self._state:
+            key = next(iter(self._state))
+            data = self._state.pop(key)
         else:
             return None
-        if not self._direct and not self._pending:
+        if not self._direct and not self._events and not self._state:
             self.backlog_since = None
         return data
 
@@ -196,22 +226,24 @@ class ClientQueue:
         """End the session (first caller wins) and drop everything unsent."""
         if not self.finished.done():
             self.finished.set_result(request)
-        self._pending.clear()
         self._direct.clear()
-        self._events = 0
+        self._events.clear()
+        self._state.clear()
         self.backlog_since = None
-        self._wake.set()
+        self._wake()
 
     async def run(self) -> None:
         """Send queued messages until the session finishes or the peer goes away."""
+        loop = asyncio.get_running_loop()
         while not self.finished.done():
-            data = self._pop()
-            if data is None:
-                self._wake.clear()
-                await self._wake.wait()
+            message = self._pop()
+            if message is None:
+                # A bare future: cheaper than an asyncio.Event on this hot path.
+                self._waiter = loop.create_future()
+                await self._waiter
                 continue
             try:
-                await self._send(data)
+                await self._send(message)
             except Exception as exc:
                 # The peer vanished (starlette raises WebSocketDisconnect, uvicorn an
                 # OSError): the session is over, nothing can be sent any more.
@@ -219,6 +251,9 @@ class ClientQueue:
                 self.finish(_PEER_GONE)
                 return
             self.sent += 1
+            if self.backlog_since is not None:
+                # More to send: let the other writers have their turn first.
+                await asyncio.sleep(0)
 
 
 def _route(message: ServerMessage) -> tuple[str | None, str | None]:
@@ -240,20 +275,24 @@ def _route(message: ServerMessage) -> tuple[str | None, str | None]:
 
 class _MotionGate:
     """Per-camera rate limit for motion: a change of state passes at once, a repeat of the
-    same state at most every ``interval`` (or ``idle_interval`` while there is no motion)."""
+    same state at most every ``interval`` (``idle_interval`` while there is no motion),
+    or less often when ``clients x cameras`` repeats per interval would exceed ``budget``
+    messages a second."""
 
-    __slots__ = ("_idle", "_interval", "_last")
+    __slots__ = ("_budget", "_idle", "_interval", "_last")
 
-    def __init__(self, interval: float, idle_interval: float) -> None:
+    def __init__(self, interval: float, idle_interval: float, budget: float) -> None:
         self._interval = interval
         self._idle = idle_interval
+        self._budget = budget
         self._last: dict[str, tuple[float, bool, tuple[tuple[str, bool], ...]]] = {}
 
-    def allow(self, message: MotionMessage, now: float) -> bool:
+    def allow(self, message: MotionMessage, now: float, clients: int) -> bool:
         state = (message.motion, tuple(sorted(message.zones.items())))
         last = self._last.get(message.camera)
         if last is not None and (last[1], last[2]) == state:
             wait = self._interval if message.motion else self._idle
+            wait = max(wait, clients * max(1, len(self._last)) / self._budget)
             if now - last[0] < wait:
                 return False
         self._last[message.camera] = (now, state[0], state[1])
@@ -280,8 +319,10 @@ class FanOut:
         self.limits = limits or FanOutLimits()
         self._on_count = on_count
         self._clients: dict[ClientQueue, None] = {}
-        self._seq = 0
-        self._gate = _MotionGate(self.limits.motion_interval, self.limits.idle_motion_interval)
+        limits = self.limits
+        self._gate = _MotionGate(
+            limits.motion_interval, limits.idle_motion_interval, limits.motion_budget
+        )
         self.published = 0
         """Hub messages forwarded to the clients (after the motion rate limit)."""
         self.rate_limited = 0
@@ -300,7 +341,7 @@ class FanOut:
         return tuple(self._clients)
 
     def register(
-        self, name: str, send: SendText, cameras: frozenset[str] | None = None
+        self, name: str, send: Send, cameras: frozenset[str] | None = None
     ) -> ClientQueue | None:
         """Add a client that will receive every later message, or ``None`` when full."""
         if len(self._clients) >= self.limits.max_clients:
@@ -324,24 +365,26 @@ class FanOut:
         """The hub callback: serialise once, offer to each interested client, never wait."""
         now = time.monotonic()
         if isinstance(message, MotionMessage):
-            if not self._gate.allow(message, now):
+            if not self._gate.allow(message, now, len(self._clients)):
                 self.rate_limited += 1
                 return
         elif isinstance(message, CameraRemoved):
             self._gate.forget(message.camera)
         camera, kind = _route(message)
-        if kind is None:
-            self._seq += 1
-            key: Hashable = self._seq
-        else:
-            key = (kind, camera)
-        data = message.model_dump_json()
+        data = outgoing(message.model_dump_json())
         self.published += 1
+        if kind is not None:
+            key = (kind, camera)
+            for client in self._clients:
+                if client.wants(camera):
+                    client.offer_state(key, data, now)
+            return
         limit = self.limits.queue_size
-        overflowed: list[ClientQueue] = []
-        for client in self._clients:
-            if client.wants(camera) and not client.offer(key, camera, data, now, limit):
-                overflowed.append(client)
+        overflowed = [
+            client
+            for client in self._clients
+            if client.wants(camera) and not client.offer_event(camera, data, now, limit)
+        ]
         for client in overflowed:
             self._close_behind(client, "too many unsent messages")
 

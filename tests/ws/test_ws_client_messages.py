@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import json
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -202,4 +203,8 @@ def test_live_server_answers_any_input_and_stays_up(threaded_server: LiveServer)
 
     with stack:
         check()
+    # The server (on its own thread) lets go of the last client once it sees it leave.
+    deadline = time.monotonic() + 5
+    while threaded_server.api.fanout.client_count and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert threaded_server.api.fanout.client_count == 0

@@ -27,9 +27,9 @@ class Sink:
         self.open = asyncio.Event()
         self.open.set()
 
-    async def send(self, data: str) -> None:
+    async def send(self, message: dict[str, Any]) -> None:
         await self.open.wait()
-        self.received.append(json.loads(data))
+        self.received.append(json.loads(message["text"]))
 
     def kinds(self) -> list[tuple[str, Any]]:
         out = []
@@ -44,13 +44,14 @@ def motion(camera: str, score: float, moving: bool = True) -> MotionMessage:
 
 
 async def drain() -> None:
-    for _ in range(5):
+    """Let every runnable task run to its next real wait."""
+    for _ in range(30):
         await asyncio.sleep(0)
 
 
-async def test_stale_motion_is_replaced_and_events_are_kept_in_order() -> None:
+async def test_stale_state_is_replaced_and_events_go_first_in_order() -> None:
     hub = Hub()
-    fanout = FanOut(hub, FanOutLimits(motion_interval=0))
+    fanout = FanOut(hub, FanOutLimits(motion_interval=0, motion_budget=1e9))
     hub.subscribe("ws", fanout.publish)
     sink = Sink()
     sink.open.clear()
@@ -69,26 +70,50 @@ async def test_stale_motion_is_replaced_and_events_are_kept_in_order() -> None:
     hub.publish(EventEndMessage(event=make_event(1, "cam1")))
     hub.publish(motion("cam2", 0.5))
     assert client.unsent_events == 2
+    assert len(client) == 5
     sink.open.set()
     await drain()
     assert sink.kinds() == [
         ("motion", "cam1"),  # the one in flight when the socket stalled
         ("event_start", make_event(1, "cam1").id),
+        ("event_end", make_event(1, "cam1").id),
         ("motion", "cam1"),
         ("camera_status", "cam2"),
-        ("event_end", make_event(1, "cam1").id),
         ("motion", "cam2"),
     ]
     assert [m["score"] for m in sink.received if m["type"] == "motion"] == [0.1, 0.4, 0.5]
-    assert sink.received[3]["status"] == "online"
+    assert sink.received[4]["status"] == "online"
     assert client.unsent_events == 0
     assert client.backlog_since is None
     writer.cancel()
 
 
+async def test_busy_writers_take_turns() -> None:
+    # Two clients, each with a backlog: each sends one message, then lets the other go.
+    hub = Hub()
+    fanout = FanOut(hub)
+    hub.subscribe("ws", fanout.publish)
+    order: list[str] = []
+
+    def sender(name: str) -> Any:
+        async def send(message: dict[str, Any]) -> None:
+            order.append(f"{name}:{json.loads(message['text'])['event']['id'][-1]}")
+
+        return send
+
+    clients = [fanout.register(n, sender(n)) for n in ("a", "b")]
+    for n in range(3):
+        hub.publish(EventStartMessage(event=make_event(n, "cam1", ended=False)))
+    tasks = [asyncio.create_task(c.run()) for c in clients if c is not None]
+    await drain()
+    assert order == ["a:0", "b:0", "a:1", "b:1", "a:2", "b:2"]
+    for t in tasks:
+        t.cancel()
+
+
 async def test_filter_applies_to_new_and_queued_messages() -> None:
     hub = Hub()
-    fanout = FanOut(hub, FanOutLimits(motion_interval=0))
+    fanout = FanOut(hub, FanOutLimits(motion_interval=0, motion_budget=1e9))
     hub.subscribe("ws", fanout.publish)
     sink = Sink()
     client = fanout.register("c", sink.send, frozenset({"cam1"}))
@@ -172,16 +197,30 @@ async def test_motion_rate_limit_passes_state_changes_at_once() -> None:
     writer.cancel()
 
 
+async def test_motion_budget_spaces_repeats_out_with_many_clients() -> None:
+    hub = Hub()
+    fanout = FanOut(hub, FanOutLimits(motion_interval=0, motion_budget=100))
+    hub.subscribe("ws", fanout.publish)
+    hub.publish(motion("cam1", 0.1))
+    hub.publish(motion("cam1", 0.2))  # one client-less repeat costs nothing: passes
+    for n in range(100):
+        assert fanout.register(f"c{n}", Sink().send) is not None
+    hub.publish(motion("cam1", 0.3))  # 100 clients x 1 camera / 100 per s: 1 s apart
+    hub.publish(motion("cam1", 0.0, moving=False))  # a change always passes
+    assert fanout.rate_limited == 1
+    assert fanout.published == 3
+
+
 async def test_direct_replies_go_first_and_a_failing_socket_ends_the_session() -> None:
     hub = Hub()
     fanout = FanOut(hub, FanOutLimits(direct_size=2))
     hub.subscribe("ws", fanout.publish)
     sent: list[str] = []
 
-    async def send(data: str) -> None:
+    async def send(message: dict[str, Any]) -> None:
         if len(sent) == 3:
             raise OSError("connection reset")
-        sent.append(data)
+        sent.append(message["text"])
 
     client = fanout.register("c", send)
     assert client is not None
@@ -193,8 +232,7 @@ async def test_direct_replies_go_first_and_a_failing_socket_ends_the_session() -
     hub.publish(motion("cam1", 0.2, moving=False))
     hub.publish(EventStartMessage(event=make_event(1, "cam1", ended=False)))
     await asyncio.wait_for(client.run(), 5)
-    assert [json.loads(s)["type"] for s in sent] == ["a", "b", "motion"]
-    assert json.loads(sent[2])["score"] == 0.2
+    assert [json.loads(s)["type"] for s in sent] == ["a", "b", "event_start"]
     assert client.finished.result() == CloseRequest(None)
 
 

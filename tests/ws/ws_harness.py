@@ -25,7 +25,7 @@ from server.bus import Hub
 from server.config import Settings
 from server.messages import CameraInfo, Event
 from server.services import CameraNotFound
-from server.ws import FanOutLimits, WebSocketApi, WsOptions, router
+from server.ws import FanOutLimits, WebSocketApi, WsOptions
 
 ADMIN_TOKEN = "admin-token-0123456789"
 VIEWER_TOKEN = "viewer-token-0123456789"
@@ -115,8 +115,7 @@ def build_app(api: WebSocketApi) -> FastAPI:
             task.cancel()
 
     app = FastAPI(lifespan=lifespan)
-    app.include_router(router)
-    app.state.ws_api = api
+    api.install(app)
     return app
 
 
@@ -132,7 +131,7 @@ async def uvicorn_on_free_port(app: Any, **uvicorn_options: Any) -> AsyncIterato
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="uvicorn")
     try:
-        await _wait_started(server, task)
+        await wait_started(server, task)
     except BaseException:
         server.should_exit = True
         await asyncio.gather(task, return_exceptions=True)
@@ -157,7 +156,9 @@ async def live_server(
 ) -> AsyncIterator[LiveServer]:
     """Serve ``/ws`` over the fake core with uvicorn on a free port until the block exits."""
     services = FakeServices(cameras or ["cam1", "cam2"], auth=auth)
-    api = WebSocketApi(services, options, limits or FanOutLimits(motion_interval=0))
+    api = WebSocketApi(
+        services, options, limits or FanOutLimits(motion_interval=0, motion_budget=1e9)
+    )
     async with uvicorn_on_free_port(build_app(api), **uvicorn_options) as port:
         yield LiveServer(f"ws://127.0.0.1:{port}/ws", f"http://127.0.0.1:{port}", services, api)
 
@@ -197,7 +198,7 @@ def close_code(closed: ConnectionClosed) -> int | None:
     return closed.rcvd.code if closed.rcvd is not None else None
 
 
-async def _wait_started(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+async def wait_started(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
     deadline = time.monotonic() + 20
     while not server.started:
         if task.done():
