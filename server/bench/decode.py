@@ -70,12 +70,15 @@ def pipeline_rate(
         before = server.stats()
         time.sleep(window)
         after = server.stats()
+    decoded = rate(before, after, "frames")
+    cpu = (after["cpu"] - before["cpu"]) / (after["uptime"] - before["uptime"])
     return {
-        "decoded_fps": rate(before, after, "frames"),
+        "decoded_fps": decoded,
+        "cpu_ms_per_frame": cpu / decoded * 1000 if decoded else None,
         "analysed_fps": rate(before, after, "processed"),
         "dropped": sum(c["dropped"] for c in after["cameras"].values()),
         "decode_errors": sum(c["decode_errors"] for c in after["cameras"].values()),
-        "server_cpu_s_per_s": (after["cpu"] - before["cpu"]) / (after["uptime"] - before["uptime"]),
+        "server_cpu_s_per_s": cpu,
     }
 
 
@@ -91,6 +94,8 @@ def _case(
 ) -> dict[str, Any]:
     rounds, window, settle = timing.rounds, timing.window, timing.settle
     ffmpeg: list[float] = []
+    ff_cpu: list[float] = []
+    pipe_cpu: list[float] = []
     decoded: list[float] = []
     analysed: list[float] = []
     details: list[dict[str, Any]] = []
@@ -102,6 +107,9 @@ def _case(
             urls, workdir, window=window, settle=settle, env=env, detect_fps=detect_fps
         )
         ffmpeg.append(ff["fps"])
+        if ff["cpu_ms_per_frame"] and pipe["cpu_ms_per_frame"]:
+            ff_cpu.append(ff["cpu_ms_per_frame"])
+            pipe_cpu.append(pipe["cpu_ms_per_frame"])
         decoded.append(pipe["decoded_fps"])
         analysed.append(pipe["analysed_fps"])
         details.append({"ffmpeg": ff, "pipeline": pipe})
@@ -112,6 +120,9 @@ def _case(
     # Sums over the rounds: each round is ffmpeg then the pipeline back to back, so a
     # burst of load from elsewhere hits both sides of the ratio about equally.
     ratio = sum(decoded) / sum(ffmpeg) if sum(ffmpeg) else 0.0
+    # CPU time per frame hardly depends on how much of the machine others take, so its
+    # ratio is what the throughput ratio would be with both sides CPU-bound on idle cores.
+    cpu_ratio = sum(ff_cpu) / sum(pipe_cpu) if pipe_cpu else None
     return {
         "streams": len(urls),
         "server_env": env or {},
@@ -120,6 +131,9 @@ def _case(
         "pipeline_decoded_fps": round(sum(decoded) / rounds, 1),
         "pipeline_analysed_fps": round(sum(analysed) / rounds, 1),
         "ratio": round(ratio, 3),
+        "ffmpeg_cpu_ms_per_frame": round(sum(ff_cpu) / len(ff_cpu), 3) if ff_cpu else None,
+        "pipeline_cpu_ms_per_frame": round(sum(pipe_cpu) / len(pipe_cpu), 3) if pipe_cpu else None,
+        "cpu_cost_ratio": round(cpu_ratio, 3) if cpu_ratio else None,
         "target": TARGET,
         "meets": ratio >= TARGET,
         "rounds": details,
@@ -174,19 +188,28 @@ def _markdown(data: dict[str, Any]) -> str:
         f"## decode: pipeline throughput vs ffmpeg decode-only ({clip_info['width']}x"
         f"{clip_info['height']} H.264 over RTSP/TCP, served faster than it decodes)",
         "",
-        "| case | ffmpeg -f null fps | motionhub decoded fps | analysed fps | ratio | target |",
-        "|---|---:|---:|---:|---:|---|",
+        "| case | ffmpeg -f null fps | motionhub decoded fps | analysed fps | ratio | target | "
+        "CPU ms/frame ffmpeg / motionhub | CPU-cost ratio |",
+        "|---|---:|---:|---:|---:|---|---|---:|",
     ]
     for name, c in data["cases"].items():
         verdict = "met" if c["meets"] else "**missed**"
+        cpu = (
+            f"{c['ffmpeg_cpu_ms_per_frame']:.2f} / {c['pipeline_cpu_ms_per_frame']:.2f} | "
+            f"{c['cpu_cost_ratio']:.3f}"
+            if c["cpu_cost_ratio"]
+            else "- | -"
+        )
         lines.append(
             f"| {name} | {c['ffmpeg_fps']:.1f} | {c['pipeline_decoded_fps']:.1f} | "
-            f"{c['pipeline_analysed_fps']:.1f} | {c['ratio']:.3f} | >= {TARGET} {verdict} |"
+            f"{c['pipeline_analysed_fps']:.1f} | {c['ratio']:.3f} | >= {TARGET} {verdict} | "
+            f"{cpu} |"
         )
     lines += [
         "",
         f"Analysed fps is capped by `detect.fps` per camera ({data['detect_fps']:g} unless the "
-        "case says otherwise). "
+        "case says otherwise). The CPU-cost ratio is ffmpeg's CPU time per frame over the "
+        "server's: what the fps ratio becomes when both are CPU-bound on cores of their own. "
         f"Load average at the end: {data['machine']['load_avg']}.",
     ]
     return "\n".join(lines) + "\n"

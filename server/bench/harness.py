@@ -35,6 +35,7 @@ __all__ = [
     "ProbeServer",
     "camera_config",
     "clip",
+    "cpu_seconds",
     "distribution",
     "ffmpeg_decode_rate",
     "machine",
@@ -44,6 +45,7 @@ __all__ = [
 ]
 
 FFMPEG = "ffmpeg"
+_TICKS = os.sysconf("SC_CLK_TCK")
 MOSQUITTO = "/usr/sbin/mosquitto"
 
 
@@ -345,9 +347,11 @@ def ffmpeg_decode_rate(
         time.sleep(settle)
         t0 = time.monotonic()
         start = [p.samples[-1][1] for p in progress]
+        cpu0 = sum(cpu_seconds(p.pid) for p in procs)
         time.sleep(window)
         t1 = time.monotonic()
         end = [p.samples[-1][1] for p in progress]
+        cpu1 = sum(cpu_seconds(p.pid) for p in procs)
         if any(p.poll() is not None for p in procs):
             raise BenchError(f"ffmpeg stopped while measured: {_tail(errors)}")
     finally:
@@ -356,11 +360,25 @@ def ffmpeg_decode_rate(
         log = errors.read().decode(errors="replace")
         errors.close()
     per_stream = [(b - a) / (t1 - t0) for a, b in zip(start, end, strict=True)]
+    frames = sum(end) - sum(start)
     return {
         "fps": sum(per_stream),
+        "cpu_ms_per_frame": (cpu1 - cpu0) / frames * 1000 if frames else None,
         "per_stream": [round(x, 1) for x in per_stream],
         "errors": len([line for line in log.splitlines() if line.strip()]),
     }
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User plus system CPU seconds a process (all its threads) has used so far."""
+    if pid is None:
+        return 0.0
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 def _stop_all(procs: list[subprocess.Popen[bytes]], readers: list[threading.Thread]) -> None:

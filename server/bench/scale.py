@@ -22,13 +22,12 @@ from typing import Any
 from clients.sim import RtspCamera
 from server.bench import BenchContext, SuiteResult
 from server.bench.decode import DETECT_FPS
-from server.bench.harness import ProbeServer, camera_config, clip, machine, rate
+from server.bench.harness import ProbeServer, camera_config, clip, cpu_seconds, machine, rate
 from server.bench.profile import profile
 
 __all__ = ["pin_process", "run"]
 
 TARGET = 1.8
-_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def pin_process(pid: int, cpus: set[int]) -> None:
@@ -38,25 +37,14 @@ def pin_process(pid: int, cpus: set[int]) -> None:
             os.sched_setaffinity(int(task.name), cpus)
 
 
-def _cpu_seconds(pid: int | None) -> float:
-    if pid is None:
-        return 0.0
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
-
-
 def _phase(
     server: ProbeServer, sim_pid: int | None, cpus: set[int], settle: float, window: float
 ) -> dict[str, Any]:
     pin_process(server.pid, cpus)
     time.sleep(settle)
-    before, sim0 = server.stats(), _cpu_seconds(sim_pid)
+    before, sim0 = server.stats(), cpu_seconds(sim_pid)
     time.sleep(window)
-    after, sim1 = server.stats(), _cpu_seconds(sim_pid)
+    after, sim1 = server.stats(), cpu_seconds(sim_pid)
     elapsed = after["uptime"] - before["uptime"]
     threads = {
         name: round((secs - before["threads"].get(name, 0.0)) / elapsed, 3)
