@@ -193,6 +193,11 @@ class MqttService:
 
     def _link_state(self, state: LinkState) -> None:
         up = state is LinkState.CONNECTED
+        if up:
+            # Before anyone hears "connected": everything is due again on this connection
+            # (the broker may have lost its retained copies), and the camera list is re-read.
+            self._request_sync()
+            self.states.mark_all()
         if up != self._reported_up:
             self._reported_up = up
             if self._on_connected is not None:
@@ -372,8 +377,6 @@ class MqttService:
 
     async def session(self, client: aiomqtt.Client) -> None:
         """Publish events and states for as long as the connection lives."""
-        self._request_sync()
-        self.states.mark_all()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._publish_events(client), name="mqtt-events")
             tg.create_task(self._publish_states(client), name="mqtt-states")
