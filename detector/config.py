@@ -94,9 +94,11 @@ class DetectorTuning(BaseModel):
         "if so it re-learns instead of reporting motion.",
     )
     shadows: bool = Field(
-        default=True,
-        description="Suppress cast shadows: areas darker than the background by a bounded ratio "
-        "with the background's texture preserved.",
+        default=False,
+        description="Also drop cast shadows: areas darker than the background by 0.6..0.88 "
+        "whose texture survives. Off by default: on luma alone it also takes parts of dark "
+        "objects. Light added without new edges (glare, reflections, foam, smoke) is always "
+        "dropped.",
     )
     stabilize: bool = Field(
         default=True,

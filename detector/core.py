@@ -29,7 +29,7 @@ from detector.config import DetectorConfig
 from detector.geometry import Scaler, fill_polygons, working_scaler
 from detector.lighting import fit_tone_curve, same_structure
 from detector.result import Box, MotionResult, ZoneResult
-from detector.shadows import shadow_mask
+from detector.shadows import light_only
 from detector.stabilize import estimate_shift
 
 __all__ = ["MotionDetector"]
@@ -199,13 +199,15 @@ class MotionDetector:
         lighting = self._lighting_left > 0
         if lighting:
             self._lighting_left -= 1
-        if count and self._config.shadows:
-            shade = shadow_mask(g, bg.u8, bg.contrast, fg)
-            fg = cast(U8, cv2.subtract(fg, shade))
-        fg = cast(U8, cv2.medianBlur(fg, 3)) if count else fg
         blobs: list[Blob] = []
         if count:
+            light = light_only(g, bg.u8, bg.contrast, fg, shadows=self._config.shadows)
+            fg = cast(U8, cv2.medianBlur(cv2.subtract(fg, light), 3))
             blobs, fg = find_blobs(fg, self._min_area_px)
+            if blobs:
+                # Fill each blob's outline: an object whose flat inside was taken for light (or
+                # matched the background) is whole again.
+                cv2.drawContours(fg, [b.contour for b in blobs], -1, 255, -1)
             if blobs and self._frames % STATIC_EVERY == 0:
                 blobs = self._drop_still(g, bg, fg, blobs)
         self._learn(g, bg, fg, dist, lighting=lighting)
