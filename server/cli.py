@@ -77,7 +77,9 @@ def serve(config: Path, host: str | None, port: int | None) -> None:
     """Run the server with the cameras in a config file."""
     settings = settings_from(config, host, port)
     from server.app import run
+    from server.heap import keep_large_blocks_mapped
 
+    keep_large_blocks_mapped()
     run(settings)
 
 

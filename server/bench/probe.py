@@ -1,11 +1,11 @@
 """The server under test: ``motionhub serve`` plus one read-only route for the bench.
 
-``python -m server.bench.probe --config FILE`` builds the app with
-:func:`server.app.create_app` and serves it with the same uvicorn settings as
-:func:`server.app.run`, so every measured frame takes the production path. It adds
-``GET /_bench/stats``: per-camera counters (frames decoded, frames analysed, drops,
-reconnects, events), the process's resident memory, CPU seconds per thread, event-loop
-lag and the WebSocket and MQTT front ends' counters. The process exits when its stdin
+``python -m server.bench.probe --config FILE --port P`` runs :func:`server.app.run`, what
+``motionhub serve`` runs, so every measured frame takes the production path; the only
+difference is one more route on the app, ``GET /_bench/stats``: per-camera counters
+(frames decoded, frames analysed, drops, reconnects, events), the process's resident
+memory, CPU seconds per thread, event-loop lag and the WebSocket and MQTT front ends'
+counters. The process exits when its stdin
 closes, so it never outlives the bench that started it.
 """
 
@@ -14,17 +14,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-__all__ = ["loop_lag_probe", "main", "proc_rss", "thread_cpu"]
+if TYPE_CHECKING:
+    from server.config import Settings
+
+__all__ = ["install", "loop_lag_probe", "main", "proc_rss", "thread_cpu"]
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _LAG_PERIOD = 0.01
@@ -125,32 +128,18 @@ def _stats(app: FastAPI, meter: LagMeter, started: float) -> dict[str, Any]:
     }
 
 
-def _watch_stdin(server: uvicorn.Server) -> None:
-    """End the server when the parent closes our stdin (or dies)."""
+def _watch_stdin() -> None:
+    """SIGTERM ourselves (a graceful stop) when the parent closes our stdin or dies."""
     try:
         while sys.stdin.buffer.read(4096):
             pass
     except (OSError, ValueError):
         pass
-    server.should_exit = True
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Serve the config file's cameras with the bench route added."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, required=True)
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args(argv)
-
-    from server.app import GRACEFUL_HTTP_TIMEOUT, bind_host, create_app, register_secrets
-    from server.config import load_settings
-    from server.logs import setup_logging
-
-    settings = load_settings(args.config)
-    settings.server.port = args.port
-    setup_logging(settings.logging.level, settings.logging.format)
-    register_secrets(settings)
-    app = create_app(settings)
+def install(app: FastAPI) -> None:
+    """Add ``GET /_bench/stats`` to ``app``."""
     meter = LagMeter()
     started = time.monotonic()
     lag_task: list[asyncio.Task[None]] = []
@@ -161,22 +150,32 @@ def main(argv: list[str] | None = None) -> None:
             lag_task.append(asyncio.create_task(loop_lag_probe(meter), name="bench-lag"))
         return JSONResponse(_stats(app, meter, started))
 
-    config = uvicorn.Config(
-        app,
-        host=bind_host(settings),
-        port=settings.server.port,
-        log_config=None,
-        lifespan="on",
-        server_header=False,
-        timeout_graceful_shutdown=GRACEFUL_HTTP_TIMEOUT,
-        ws_ping_interval=settings.server.websocket.ping_interval,
-        ws_ping_timeout=settings.server.websocket.ping_timeout,
-        backlog=4096,
-    )
-    server = uvicorn.Server(config)
-    app.state.core.should_exit = lambda: server.should_exit
-    threading.Thread(target=_watch_stdin, args=(server,), name="bench-stdin", daemon=True).start()
-    server.run()
+
+def main(argv: list[str] | None = None) -> None:
+    """Run ``server.app.run`` on the config file, with the bench route added to the app."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+
+    import server.app
+    from server.config import load_settings
+    from server.heap import keep_large_blocks_mapped
+
+    settings = load_settings(args.config)
+    settings.server.port = args.port
+    create_app = server.app.create_app
+
+    def create_probed_app(settings: Settings) -> FastAPI:
+        app = create_app(settings)
+        install(app)
+        return app
+
+    # run() is what `motionhub serve` calls; only the app it builds gets one more route.
+    server.app.create_app = create_probed_app
+    threading.Thread(target=_watch_stdin, name="bench-stdin", daemon=True).start()
+    keep_large_blocks_mapped()  # as `motionhub serve` does
+    server.app.run(settings)
 
 
 if __name__ == "__main__":
