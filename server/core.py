@@ -121,6 +121,7 @@ class CameraStatusView:
     last_error: str | None = None
     dropped: int = 0
     reconnects: int = 0
+    bad_frames: int = 0
 
 
 @dataclass
@@ -279,6 +280,7 @@ class Core:
             last_error=redact_text(err) if err else None,
             dropped=int(getattr(st, "dropped", 0)),
             reconnects=int(getattr(st, "reconnects", 0)),
+            bad_frames=int(getattr(st, "decode_errors", 0)),
         )
 
     def pipelines_running(self) -> bool:
@@ -456,6 +458,7 @@ class Core:
                 dropped=view.dropped,
                 reconnects=view.reconnects,
                 events=p.events if p else 0,
+                bad_frames=view.bad_frames,
             )
 
 

@@ -36,6 +36,7 @@ class CameraSample:
     dropped: int
     reconnects: int
     events: int
+    bad_frames: int = 0
 
 
 class _CameraCollector(Collector):
@@ -49,6 +50,8 @@ class _CameraCollector(Collector):
              lambda s: s.processed, True),
             ("motionhub_frames_dropped", "Frames the pipeline could not take in time.",
              lambda s: s.dropped, True),
+            ("motionhub_frames_bad", "Corrupt or truncated frames (or garbage) skipped.",
+             lambda s: s.bad_frames, True),
             ("motionhub_camera_reconnects", "Reconnections to the camera.",
              lambda s: s.reconnects, True),
             ("motionhub_events", "Motion events started.", lambda s: s.events, True),

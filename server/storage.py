@@ -151,6 +151,11 @@ class Storage:
         cur = conn.execute(
             'UPDATE events SET "end" = MAX(last_seen, start), interrupted = 1 WHERE "end" IS NULL'
         )
+        # A process killed while writing a snapshot leaves its temporary file behind (the
+        # rename never happened, so no stored snapshot is affected).
+        for leftover in self.snapshot_dir.glob("*/*.tmp"):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
         return cur.rowcount
 
     async def close(self) -> None:
@@ -186,22 +191,39 @@ class Storage:
             await asyncio.sleep(RETENTION_INTERVAL)
 
     async def check_writable(self) -> bool:
-        """Whether the database accepts writes and the snapshot directory takes files."""
+        """Whether the database accepts writes and the snapshot directory takes files.
+
+        A failure is recorded as :attr:`db_error` or :attr:`snapshot_error`, whichever part
+        failed, so the status names the right culprit.
+        """
         try:
-            await self._db(self._check_sync)
+            await self._db(self._check_db_sync)
         except (OSError, sqlite3.Error) as exc:
-            self.db_error = f"storage not writable: {exc}"
+            self.db_error = f"database not writable: {exc}"
+            return False
+        try:
+            await self._files(self._check_snapshots_sync)
+        except OSError as exc:
+            self.snapshot_error = (
+                f"cannot write snapshots to {self.snapshot_dir}: {exc.strerror or exc}"
+            )
             return False
         return True
 
-    def _check_sync(self) -> None:
+    def _check_db_sync(self) -> None:
         self._c().execute("CREATE TEMP TABLE IF NOT EXISTS probe (x)")
         self._c().execute("INSERT INTO probe VALUES (1)")
         self._c().execute("DELETE FROM probe")
+
+    def _check_snapshots_sync(self) -> None:
         self.snapshot_dir.mkdir(parents=True, exist_ok=True)
         probe = self.snapshot_dir / ".probe"
-        probe.write_bytes(b"")
-        probe.unlink()
+        try:
+            # One byte, not an empty file: a full disk still has inodes for empty files.
+            probe.write_bytes(b"x")
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                probe.unlink()
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -421,9 +443,16 @@ class Storage:
         data = encode_jpeg(annotate(frame, boxes), self.settings.snapshot_quality)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except OSError:
+            # A full disk leaves a partial temporary file: remove it so it does not take
+            # the space the next write needs (the stored snapshot, if any, is untouched).
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
 
     def _mark_sync(self, event_id: str, column: str) -> None:
         self._c().execute(f"UPDATE events SET {column} = 1 WHERE id = ?", (event_id,))  # noqa: S608

@@ -92,6 +92,9 @@ class CameraOut(BaseModel):
     fps: float = Field(description="Frames per second the camera currently delivers.")
     last_error: str | None = Field(description="Why it is offline, redacted.")
     dropped: int = Field(description="Frames the pipeline could not take.")
+    bad_frames: int = Field(
+        description="Corrupt or truncated frames (or runs of garbage) skipped; the camera stays up."
+    )
     reconnects: int
     motion: bool = Field(description="Motion in the last analysed frame.")
     event_active: bool = Field(description="An event of this camera is open.")
@@ -116,6 +119,7 @@ class CameraOut(BaseModel):
         last_error: str | None,
         dropped: int = 0,
         reconnects: int = 0,
+        bad_frames: int = 0,
         motion: bool = False,
         event_active: bool = False,
     ) -> CameraOut:
@@ -131,6 +135,7 @@ class CameraOut(BaseModel):
             fps=round(fps, 2),
             last_error=last_error,
             dropped=dropped,
+            bad_frames=bad_frames,
             reconnects=reconnects,
             motion=motion,
             event_active=event_active,

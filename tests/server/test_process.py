@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import yaml
 from server_harness import free_port
 
@@ -97,36 +96,7 @@ def test_sigterm_closes_open_events_and_flushes(tmp_path: Path, sim_cameras: Any
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-@pytest.mark.slow
-def test_sigkill_mid_event_is_closed_as_interrupted_on_restart(
-    tmp_path: Path, sim_cameras: Any
-) -> None:
-    port = free_port()
-    config, _ = write_config(tmp_path, port, sim_cameras.mjpeg_url_for("busy"))
-    base = f"http://127.0.0.1:{port}"
-    proc = motionhub("serve", "--config", str(config))
-    try:
-        r = poll(f"{base}/api/events", lambda r: r.status_code == 200 and r.json()["events"])
-        (open_event,) = r.json()["events"]
-        time.sleep(6)  # past one last-seen heartbeat
-    finally:
-        proc.kill()
-        proc.communicate(timeout=30)
-    proc = motionhub("serve", "--config", str(config))
-    try:
-        r = poll(f"{base}/api/events/{open_event['id']}", lambda r: r.status_code == 200)
-        event = r.json()
-        snapshot = httpx.get(f"{base}/api/events/{open_event['id']}/snapshot.jpg")
-    finally:
-        _, err = stop(proc)
-    assert event["interrupted"] is True
-    assert event["end"] is not None
-    # Closed at the last time it was seen alive, not at its start.
-    assert event["end"] > event["start"]
-    assert "left open by an unclean stop" in err
-    assert snapshot.status_code == 200
-    assert snapshot.content[:2] == b"\xff\xd8"
-    assert snapshot.content.endswith(b"\xff\xd9")
+# SIGKILL mid-event and restart: tests/reliability/test_rel_sigkill.py.
 
 
 def test_demo_serves_the_dashboard_and_cameras_come_online() -> None:

@@ -1,0 +1,364 @@
+"""Helpers for the fault-injection tests: a real server, process gauges and polling.
+
+``serve`` runs the real app (``create_app``) under a real uvicorn on a free loopback port in
+the test's own event loop, and records every message the pipelines publish on the hub, so
+a test can both break things for real and see exactly what the server did about it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import aiomqtt
+import httpx
+import uvicorn
+import yaml
+from fastapi import FastAPI
+
+from server.app import create_app
+from server.config import Settings
+from server.core import Core
+from server.messages import ServerMessage
+
+ADMIN = "rel-admin-token-0123456789abcdef"
+VIEWER = "rel-viewer-token-0123456789abcdef"
+M = TypeVar("M")
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_settings(data: Path, cameras: list[dict[str, Any]], **sections: Any) -> Settings:
+    """Settings with storage under ``data``, admin and viewer tokens, and extra sections."""
+    server = {
+        "auth": {
+            "tokens": [{"token": ADMIN, "role": "admin"}, {"token": VIEWER, "role": "viewer"}]
+        },
+        **sections.pop("server", {}),
+    }
+    return Settings.model_validate(
+        {"server": server, "storage": {"path": str(data)}, "cameras": cameras, **sections}
+    )
+
+
+@dataclass
+class Running:
+    """A live server: its app, base URL, an admin client and every hub message so far."""
+
+    app: FastAPI
+    url: str
+    port: int
+    client: httpx.AsyncClient
+    messages: list[ServerMessage] = field(default_factory=list)
+
+    @property
+    def core(self) -> Core:
+        core: Core = self.app.state.core
+        return core
+
+    async def camera(self, camera: str) -> dict[str, Any]:
+        r = await self.client.get(f"/api/cameras/{camera}")
+        assert r.status_code == 200, r.text
+        data: dict[str, Any] = r.json()
+        return data
+
+    async def wait_camera(
+        self, camera: str, check: Callable[[dict[str, Any]], bool], within: float, what: str
+    ) -> dict[str, Any]:
+        """Poll ``GET /api/cameras/{camera}`` until ``check`` passes; returns the last body."""
+        deadline = time.monotonic() + within
+        while True:
+            body = await self.camera(camera)
+            if check(body):
+                return body
+            if time.monotonic() > deadline:
+                raise AssertionError(f"camera {camera} not {what} within {within} s: {body}")
+            await asyncio.sleep(0.05)
+
+    async def wait_analysed(self, camera: str, more_than: int, within: float = 10.0) -> None:
+        """Wait until the camera's pipeline has analysed more than ``more_than`` frames."""
+        deadline = time.monotonic() + within
+        while True:
+            pipeline = self.core.pipeline(camera)
+            if pipeline is not None and pipeline.processed > more_than:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"camera {camera}: no frame analysed within {within} s")
+            await asyncio.sleep(0.05)
+
+    async def analysed(self, camera: str) -> int:
+        """Frames the camera's pipeline has analysed so far."""
+        pipeline = self.core.pipeline(camera)
+        assert pipeline is not None, f"camera {camera} has no pipeline"
+        return pipeline.processed
+
+    async def metrics(self) -> str:
+        r = await self.client.get("/metrics")
+        assert r.status_code == 200
+        return r.text
+
+    async def wait_for(
+        self,
+        kind: type[M],
+        pred: Callable[[M], bool] = lambda m: True,
+        within: float = 20.0,
+        after: int = 0,
+    ) -> M:
+        """The first hub message of ``kind`` matching ``pred`` recorded at or after index
+        ``after`` (waits for it)."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            for m in self.messages[after:]:
+                if isinstance(m, kind) and pred(m):
+                    return m
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no matching {kind.__name__} within {within} s")
+
+
+@asynccontextmanager
+async def serve(settings: Settings, sndbuf: int | None = None) -> AsyncIterator[Running]:
+    """Run the real app for ``settings`` on a free port until the block ends.
+
+    ``sndbuf`` fixes the kernel send buffer of every accepted connection (inherited from
+    the listening socket); otherwise Linux grows it to megabytes per connection.
+    """
+    sock = socket.socket()
+    if sndbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    app = create_app(settings)
+    ws = settings.server.websocket
+    # As ``server.app.run`` configures uvicorn (no compression: the production default).
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        lifespan="on",
+        timeout_graceful_shutdown=3,
+        ws_ping_interval=ws.ping_interval,
+        ws_ping_timeout=ws.ping_timeout,
+        ws_per_message_deflate=False,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]), name="uvicorn")
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if task.done():
+            sock.close()
+            task.result()
+            raise AssertionError("server exited during start-up")
+        assert time.monotonic() < deadline, "server did not start within 20 s"
+        await asyncio.sleep(0.02)
+    url = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=10) as client:
+        running = Running(app, url, port, client)
+        app.state.hub.subscribe("test-recorder", running.messages.append)
+        try:
+            yield running
+        finally:
+            server.should_exit = True
+            await asyncio.wait_for(task, 30)
+            sock.close()
+
+
+# ---- process gauges ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Gauges:
+    """Threads, open file descriptors and resident memory of a process at one moment."""
+
+    threads: int
+    fds: int
+    rss_mb: float
+
+    def __str__(self) -> str:
+        return f"{self.threads} threads, {self.fds} fds, {self.rss_mb:.1f} MB RSS"
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    """Resident set size of ``pid`` in MiB, from ``/proc``."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def gauges(pid: int | str = "self") -> Gauges:
+    """Gauges of ``pid`` (this process by default)."""
+    threads = len(os.listdir(f"/proc/{pid}/task"))
+    fds = len(os.listdir(f"/proc/{pid}/fd"))
+    return Gauges(threads, fds, rss_mb(pid))
+
+
+def named_threads(part: str) -> list[str]:
+    """Names of live threads of this process containing ``part``."""
+    return [t.name for t in threading.enumerate() if t.is_alive() and part in t.name]
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float, what: str) -> float:
+    """Await ``check()`` until true; returns the seconds it took."""
+    start = time.monotonic()
+    while not await check():
+        if time.monotonic() - start > within:
+            raise AssertionError(f"{what}: not within {within} s")
+        await asyncio.sleep(0.05)
+    return time.monotonic() - start
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus text, 0 when absent."""
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    key = f"{name}{{{want}}}" if labels else name
+    for line in text.splitlines():
+        if line.startswith(key + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+# ---- MQTT ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Received:
+    """One MQTT message as a subscriber got it."""
+
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+class MqttRecorder:
+    """A real MQTT subscriber (aiomqtt) that records every message on its filters."""
+
+    def __init__(
+        self, url: str, *filters: str, username: str | None = None, password: str | None = None
+    ) -> None:
+        parts = urlsplit(url)
+        self._client = aiomqtt.Client(
+            parts.hostname or "127.0.0.1",
+            parts.port or 1883,
+            identifier=f"rec-{uuid.uuid4().hex[:8]}",
+            username=username,
+            password=password,
+        )
+        self.filters = filters
+        self.messages: list[Received] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> MqttRecorder:
+        await self._client.__aenter__()
+        for f in self.filters:
+            await self._client.subscribe(f, qos=1)
+        self._task = asyncio.create_task(self._read(), name="mqtt-recorder")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                await self._task
+        with contextlib.suppress(aiomqtt.MqttError):
+            await self._client.__aexit__(None, None, None)
+        # aiomqtt leaves the disconnect reason in a future; read it so it is not reported
+        # as never retrieved when the broker was killed under us.
+        fut = self._client._disconnected
+        if fut.done() and not fut.cancelled():
+            fut.exception()
+
+    async def _read(self) -> None:
+        async for m in self._client.messages:
+            payload = m.payload if isinstance(m.payload, bytes) else str(m.payload).encode()
+            self.messages.append(Received(m.topic.value, payload, m.retain))
+
+    async def wait_until(self, check: Callable[[], bool], within: float, what: str) -> None:
+        deadline = time.monotonic() + within
+        while not check():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what}: not within {within} s")
+            await asyncio.sleep(0.02)
+
+    async def quiet(self, seconds: float = 0.3) -> None:
+        """Wait until nothing arrived for ``seconds``."""
+        while True:
+            n = len(self.messages)
+            await asyncio.sleep(seconds)
+            if len(self.messages) == n:
+                return
+
+
+# ---- ``motionhub serve`` as a child process ------------------------------------------------
+
+
+def write_config(path: Path, config: dict[str, Any]) -> Path:
+    """``config`` as a YAML file at ``path``."""
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def motionhub(*args: str) -> subprocess.Popen[str]:
+    """``motionhub ARGS...`` in a child process, stdout and stderr captured."""
+    return subprocess.Popen(
+        [sys.executable, "-c", "from server.cli import main; main()", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def poll(
+    url: str,
+    check: Callable[[httpx.Response], bool],
+    within: float = 30.0,
+    proc: subprocess.Popen[str] | None = None,
+    **kw: Any,
+) -> httpx.Response:
+    """GET ``url`` until ``check(response)`` holds; returns that response. With ``proc``,
+    fails at once (showing its output) if that server process has exited."""
+    deadline = time.monotonic() + within
+    last: Any = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            _, err = proc.communicate()
+            raise AssertionError(f"the server exited with {proc.returncode}:\n{err[-3000:]}")
+        try:
+            response = httpx.get(url, timeout=2, **kw)
+            if check(response):
+                return response
+            last = response
+        except httpx.TransportError as exc:
+            last = exc
+        time.sleep(0.1)
+    raise AssertionError(f"{url}: condition not met within {within} s, last: {last!r}")
+
+
+def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> tuple[str, str]:
+    """Signal the child and collect its output (SIGKILL after 30 s, failing the test)."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        return proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        raise AssertionError(f"did not stop within 30 s:\n{err[-3000:]}") from None
