@@ -40,7 +40,7 @@ from server.dashboard import mount_dashboard
 from server.logs import setup_logging
 from server.redact import redact_text, secrets
 from server.version import VERSION
-from server.ws import WebSocketApi
+from server.ws import WebSocketApi, uvicorn_options
 
 __all__ = ["FrontEnd", "create_app", "run"]
 
@@ -286,9 +286,7 @@ def run(settings: Settings) -> None:
         lifespan="on",
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_HTTP_TIMEOUT,
-        ws_ping_interval=settings.server.websocket.ping_interval,
-        ws_ping_timeout=settings.server.websocket.ping_timeout,
-        ws_per_message_deflate=settings.server.websocket.compression,
+        **uvicorn_options(settings.server.websocket),
     )
     server = _Server(config)
     core: Core = app.state.core

@@ -142,6 +142,13 @@ class WebSocketSettings(_Model):
         description="Offer permessage-deflate: smaller frames on slow links, but CPU spent "
         "compressing every message once per client.",
     )
+    send_buffer: int = Field(
+        default=32768,
+        ge=4096,
+        le=4 << 20,
+        description="Kernel send buffer of each WebSocket connection, in bytes (Linux doubles "
+        "it); bounds what a client that stops reading holds and how soon it counts as slow.",
+    )
     replay_limit: int = Field(
         default=1000, ge=1, le=100_000, description="Most events one resume replays."
     )

@@ -22,6 +22,7 @@ from fastapi import FastAPI
 
 from server.app import create_app
 from server.config import Settings
+from server.ws import uvicorn_options
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -82,8 +83,9 @@ async def serve(settings: Settings) -> AsyncIterator[Server]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     app = create_app(settings)
+    ws = uvicorn_options(settings.server.websocket)
     server = uvicorn.Server(
-        uvicorn.Config(app, log_config=None, log_level="warning", lifespan="on")
+        uvicorn.Config(app, log_config=None, log_level="warning", lifespan="on", **ws)
     )
     task = asyncio.create_task(server.serve(sockets=[sock]), name="uvicorn")
     try:

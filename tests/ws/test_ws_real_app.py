@@ -35,7 +35,7 @@ def settings_for(tmp_path: Path, sim_cameras: Any) -> Settings:
 @pytest.mark.slow
 async def test_live_feed_from_the_real_pipeline(tmp_path: Path, sim_cameras: Any) -> None:
     app = create_app(settings_for(tmp_path, sim_cameras))
-    async with uvicorn_on_free_port(app) as port:
+    async with uvicorn_on_free_port(app) as (port, _):
         url = f"ws://127.0.0.1:{port}/ws"
         async with connect(url, subprotocols=["motionhub", "bearer.wrong-0123456789abc"]) as ws:
             assert close_code(await closed_by_server(ws)) == 1008

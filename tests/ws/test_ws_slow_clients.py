@@ -22,7 +22,7 @@ from ws_harness import (
 )
 
 from server.messages import EventEndMessage, EventStartMessage, MotionMessage
-from server.ws import FanOutLimits, WsOptions
+from server.ws import FanOutLimits, WsOptions, websocket_protocol
 
 SUBPROTOCOLS: Any = ["motionhub", f"bearer.{VIEWER_TOKEN}"]
 
@@ -133,3 +133,31 @@ async def test_event_overflow_closes_at_once_and_frees_the_queue() -> None:
         # It held at most queue_size events before being dropped, never more.
         assert n < 50 + 400
         assert close_code(await closed_by_server(stuck, 15)) == 1013
+
+
+@pytest.mark.slow
+async def test_a_client_that_never_reads_again_is_dropped() -> None:
+    # uvicorn closes connections gracefully, waiting for the write buffer to drain: for
+    # ever with this client. The server lets go of it close_timeout + 1 s after giving up.
+    limits = FanOutLimits(queue_size=50, slow_client_timeout=60, motion_interval=0)
+    async with live_server(
+        ["cam1"],
+        limits=limits,
+        options=WsOptions(close_timeout=1),
+        ws=websocket_protocol(32768, abort_after=1.0),
+    ) as server:
+        stuck = await stuck_client(server)
+        connections = server.uvicorn.server_state.connections
+        assert len(connections) == 1
+        n = 0
+        async with asyncio.timeout(10):
+            while not server.api.fanout.closed_slow:
+                server.services.hub.publish(
+                    EventStartMessage(event=make_event(n, "cam1", boxes=500), ts=time.time())
+                )
+                n += 1
+                await asyncio.sleep(0.001)
+        # The close frame cannot go out (1 s), then the connection is aborted (1 s more).
+        await asyncio.sleep(3.5)
+        assert len(connections) == 0
+        stuck.transport.abort()

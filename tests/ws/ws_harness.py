@@ -22,10 +22,11 @@ from fastapi import FastAPI
 from websockets.exceptions import ConnectionClosed
 
 from server.bus import Hub
-from server.config import Settings
+from server.config import Settings, WebSocketSettings
 from server.messages import CameraInfo, Event
 from server.services import CameraNotFound
 from server.ws import FanOutLimits, WebSocketApi, WsOptions
+from server.ws import uvicorn_options as ws_uvicorn_options
 
 ADMIN_TOKEN = "admin-token-0123456789"
 VIEWER_TOKEN = "viewer-token-0123456789"
@@ -102,6 +103,7 @@ class LiveServer:
     http_url: str
     services: FakeServices
     api: WebSocketApi
+    uvicorn: uvicorn.Server
 
 
 def build_app(api: WebSocketApi) -> FastAPI:
@@ -120,14 +122,20 @@ def build_app(api: WebSocketApi) -> FastAPI:
 
 
 @contextlib.asynccontextmanager
-async def uvicorn_on_free_port(app: Any, **uvicorn_options: Any) -> AsyncIterator[int]:
-    """Run uvicorn for ``app`` in this event loop on a free loopback port; yields the port."""
+async def uvicorn_on_free_port(
+    app: Any, **uvicorn_options: Any
+) -> AsyncIterator[tuple[int, uvicorn.Server]]:
+    """Run uvicorn for ``app`` in this event loop on a free loopback port; yields the port
+    and the server (whose ``server_state.connections`` are the open connections)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port: int = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, log_config=None, log_level="warning", lifespan="on", **uvicorn_options
-    )
+    options = {
+        "timeout_graceful_shutdown": 5,
+        **ws_uvicorn_options(WebSocketSettings()),
+        **uvicorn_options,
+    }
+    config = uvicorn.Config(app, log_config=None, log_level="warning", lifespan="on", **options)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="uvicorn")
     try:
@@ -138,7 +146,7 @@ async def uvicorn_on_free_port(app: Any, **uvicorn_options: Any) -> AsyncIterato
         sock.close()
         raise
     try:
-        yield port
+        yield port, server
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 30)
@@ -159,8 +167,9 @@ async def live_server(
     api = WebSocketApi(
         services, options, limits or FanOutLimits(motion_interval=0, motion_budget=1e9)
     )
-    async with uvicorn_on_free_port(build_app(api), **uvicorn_options) as port:
-        yield LiveServer(f"ws://127.0.0.1:{port}/ws", f"http://127.0.0.1:{port}", services, api)
+    async with uvicorn_on_free_port(build_app(api), **uvicorn_options) as (port, server):
+        url = f"ws://127.0.0.1:{port}/ws"
+        yield LiveServer(url, f"http://127.0.0.1:{port}", services, api, server)
 
 
 async def recv_json(ws: Any, wait: float = 5.0) -> dict[str, Any]:
