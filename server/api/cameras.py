@@ -12,7 +12,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
-from server.api.deps import ADMIN_ERRORS, VIEWER_ERRORS, Responses, core_of, not_found
+from server.api.deps import (
+    ADMIN_ERRORS,
+    BODY_ERRORS,
+    VIEWER_ERRORS,
+    Responses,
+    core_of,
+    not_found,
+)
 from server.api.models import CameraList, CameraOut, CameraPatch, ErrorBody
 from server.auth import require_admin, require_viewer
 from server.config import CameraSettings
@@ -66,7 +73,11 @@ async def list_cameras(core: CoreDep) -> CameraList:
     "",
     status_code=201,
     dependencies=[require_admin],
-    responses={**ADMIN_ERRORS, 409: {"model": ErrorBody, "description": "The id is taken."}},
+    responses={
+        **ADMIN_ERRORS,
+        **BODY_ERRORS,
+        409: {"model": ErrorBody, "description": "The id is taken."},
+    },
 )
 async def create_camera(camera: CameraSettings, core: CoreDep) -> CameraOut:
     """Add a camera; it starts at once and is kept across restarts."""
@@ -91,7 +102,9 @@ async def get_camera(camera_id: CameraIdPath, core: CoreDep) -> CameraOut:
 
 
 @router.patch(
-    "/{camera_id}", dependencies=[require_admin], responses={**ADMIN_ERRORS, **_NOT_FOUND}
+    "/{camera_id}",
+    dependencies=[require_admin],
+    responses={**ADMIN_ERRORS, **BODY_ERRORS, **_NOT_FOUND},
 )
 async def update_camera(camera_id: CameraIdPath, patch: CameraPatch, core: CoreDep) -> CameraOut:
     """Change a camera live: detection, zones and masks apply to the next frame; a new source

@@ -9,7 +9,7 @@ from fastapi import HTTPException, Request
 from server.api.models import ErrorBody
 from server.core import Core
 
-__all__ = ["ADMIN_ERRORS", "VIEWER_ERRORS", "Responses", "core_of", "not_found"]
+__all__ = ["ADMIN_ERRORS", "BODY_ERRORS", "VIEWER_ERRORS", "Responses", "core_of", "not_found"]
 
 Responses = dict[int | str, dict[str, Any]]
 """The ``responses=`` argument of a route."""
@@ -21,6 +21,11 @@ ADMIN_ERRORS: Responses = {
     **VIEWER_ERRORS,
     403: {"model": ErrorBody, "description": "The token is not an admin token."},
 }
+BODY_ERRORS: Responses = {
+    400: {"model": ErrorBody, "description": "The body is not valid JSON."},
+    413: {"model": ErrorBody, "description": "The body is larger than server.max_body_bytes."},
+}
+"""Extra answers of a route that takes a JSON body."""
 
 
 def core_of(request: Request) -> Core:
