@@ -37,7 +37,7 @@ def _run(suite: str, out: Path) -> dict[str, Any]:
     )
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
-    written = json.loads((out / f"{suite}.json").read_text())
+    written: dict[str, Any] = json.loads((out / f"{suite}.json").read_text())
     assert printed[suite] == written
     summary = (out / "summary.md").read_text()
     assert f"motionhub bench {suite} --quick" in summary
