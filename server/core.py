@@ -48,6 +48,7 @@ from server.storage import Storage
 __all__ = [
     "CameraConflict",
     "CameraNotFound",
+    "CameraRefused",
     "CameraStatusView",
     "Core",
     "ReaderFactory",
@@ -80,6 +81,32 @@ class CameraConflict(ValueError):
     def __init__(self, camera: str) -> None:
         super().__init__(f"a camera with id {camera!r} already exists")
         self.camera = camera
+
+
+class CameraRefused(ValueError):
+    """The security policy forbids a camera's source (``field`` says which URL)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+
+
+def check_source_policy(camera: CameraSettings, security: SecuritySettings) -> None:
+    """Refuse what ``security`` can never allow (scheme/kind mismatch, a file outside
+    ``media_dir``), before the camera is stored. Network checks happen when it connects."""
+    from server.cameras.errors import SourceError
+    from server.cameras.policy import plan_source
+
+    for field in ("url", "detect_url"):
+        url = getattr(camera, field)
+        if url is None:
+            continue
+        try:
+            plan_source(url, camera.kind, security)
+        except SourceError as exc:
+            if not exc.retry:
+                raise CameraRefused(field, exc.reason) from None
 
 
 class TooManyCameras(ValueError):
@@ -306,6 +333,7 @@ class Core:
             limit = self._settings.server.max_cameras
             if len(self._runtimes) >= limit:
                 raise TooManyCameras(limit)
+            check_source_policy(camera, self._settings.security)
             self._settings.cameras = [*self._settings.cameras, camera]
             self.storage.save_camera(camera, len(self._settings.cameras) - 1)
             self._start_camera(camera)
@@ -335,6 +363,8 @@ class Core:
             new = CameraSettings.model_validate(data)
             if new == old:
                 return old
+            if (new.url, new.detect_url, new.kind) != (old.url, old.detect_url, old.kind):
+                check_source_policy(new, self._settings.security)
             self._settings.cameras = [
                 new if c.id == camera_id else c for c in self._settings.cameras
             ]
@@ -403,11 +433,16 @@ class Core:
             try:
                 await pipeline.run()
             except* Exception as group:
+                if not self.running:
+                    # Shutting down: the reader was stopped under the pipeline; don't restart.
+                    return
                 log.error(
                     "camera pipeline failed, restarting it",
                     exc_info=group.exceptions[0],
                     extra={"camera": pipeline.camera.id},
                 )
+            if not self.running:
+                return
             await asyncio.sleep(1.0)
 
     async def _stop_runtime(self, rt: _Runtime, grace: float) -> None:

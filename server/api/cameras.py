@@ -23,7 +23,7 @@ from server.api.deps import (
 from server.api.models import CameraList, CameraOut, CameraPatch, ErrorBody
 from server.auth import require_admin, require_viewer
 from server.config import CameraSettings
-from server.core import CameraConflict, Core, TooManyCameras
+from server.core import CameraConflict, CameraRefused, Core, TooManyCameras
 from server.services import CameraNotFound
 
 __all__ = ["router"]
@@ -89,7 +89,15 @@ async def create_camera(camera: CameraSettings, core: CoreDep) -> CameraOut:
         raise RequestValidationError(
             [{"loc": ("body",), "msg": str(exc), "type": "too_many_cameras"}]
         ) from None
+    except CameraRefused as exc:
+        raise _refused(exc) from None
     return camera_out(core, camera.id)
+
+
+def _refused(exc: CameraRefused) -> RequestValidationError:
+    return RequestValidationError(
+        [{"loc": ("body", exc.field), "msg": exc.reason, "type": "source_refused"}]
+    )
 
 
 @router.get(
@@ -118,6 +126,8 @@ async def update_camera(camera_id: CameraIdPath, patch: CameraPatch, core: CoreD
         ) from None
     except CameraNotFound as exc:
         raise not_found(str(exc)) from None
+    except CameraRefused as exc:
+        raise _refused(exc) from None
     return camera_out(core, camera_id)
 
 

@@ -137,8 +137,8 @@ async def test_auth_matrix_over_every_route_and_the_websocket(
                         if allowed:
                             assert status not in (401, 403), (who, method, path, status)
                         else:
-                            expected = 403 if who == "viewer" else 401
-                            assert status == expected, (who, method, path, status)
+                            refused = 403 if who == "viewer" else 401
+                            assert status == refused, (who, method, path, status)
                         http_checked += 1
             r = await client.get("/api/cameras")
             assert r.status_code == 401

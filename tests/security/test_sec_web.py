@@ -1,0 +1,257 @@
+"""Browser safety, request limits and the camera URL policy, through the real app.
+
+* CORS is off unless configured: a foreign origin gets no ``Access-Control-Allow-*``; a
+  configured one does. The WebSocket refuses a foreign ``Origin`` (cross-site hijacking).
+* The dashboard carries a CSP without inline scripts and with ``frame-ancestors``, and no
+  response anywhere sets a cookie (if one ever does, it must be HttpOnly and SameSite).
+* Oversized bodies get 413, too many cameras and oversized polygons 422, each with words.
+* Camera URLs: only the allowed schemes, files only under ``media_dir``, FFmpeg fenced
+  per source kind, and ``allowed_networks`` as an allow-list.
+"""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sec_harness import ADMIN, make_settings, serve
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from server.cameras.policy import FILE_FORMATS, PROTOCOL_WHITELIST
+from server.dashboard import STATIC_DIR
+
+EVIL = "https://evil.example.com"
+GOOD = "https://cams.example.org"
+SQUARE = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+
+
+class _Scripts(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inline: list[str] = []
+        self.handlers: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        names = {k for k, _ in attrs}
+        self.handlers += [f"{tag}.{k}" for k in names if k.startswith("on")]
+        if tag == "script" and "src" not in names:
+            self.inline.append(tag)
+        for k, v in attrs:
+            if k in ("href", "src") and (v or "").strip().lower().startswith("javascript:"):
+                self.handlers.append(f"{tag}.{k}")
+
+
+# ---- CORS, headers, cookies, WebSocket Origin ---------------------------------------------
+
+
+async def test_cors_is_off_by_default(tmp_path: Path) -> None:
+    async with serve(make_settings(tmp_path, [])) as srv:
+        r = await srv.client.get("/api/cameras", headers={"Origin": EVIL})
+        assert r.status_code == 200
+        assert not [h for h in r.headers if h.lower().startswith("access-control-")]
+        pre = await srv.client.options(
+            "/api/cameras",
+            headers={"Origin": EVIL, "Access-Control-Request-Method": "DELETE",
+                     "Access-Control-Request-Headers": "authorization"},
+        )  # fmt: skip
+        assert "access-control-allow-origin" not in pre.headers
+        assert pre.status_code in (404, 405)
+
+
+async def test_cors_allows_only_the_configured_origins(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, [], server={"cors_origins": [GOOD]})
+    async with serve(settings) as srv:
+        pre = await srv.client.options(
+            "/api/cameras",
+            headers={"Origin": GOOD, "Access-Control-Request-Method": "POST",
+                     "Access-Control-Request-Headers": "authorization,content-type"},
+        )  # fmt: skip
+        assert pre.status_code == 200
+        assert pre.headers["access-control-allow-origin"] == GOOD
+        assert "POST" in pre.headers["access-control-allow-methods"]
+        r = await srv.client.get("/api/cameras", headers={"Origin": GOOD})
+        assert r.headers["access-control-allow-origin"] == GOOD
+        bad = await srv.client.get("/api/cameras", headers={"Origin": EVIL})
+        assert "access-control-allow-origin" not in bad.headers
+        refused = await srv.client.options(
+            "/api/cameras", headers={"Origin": EVIL, "Access-Control-Request-Method": "POST"}
+        )
+        assert refused.status_code == 400
+        assert "access-control-allow-origin" not in refused.headers
+
+
+async def test_dashboard_headers_no_inline_script_and_no_cookies(tmp_path: Path) -> None:
+    async with serve(make_settings(tmp_path, [])) as srv:
+        pages = ["/", "/dashboard/app.js", "/dashboard/style.css", "/dashboard/nosuch.js"]
+        for path in pages:
+            r = await srv.client.get(path)
+            csp = r.headers["content-security-policy"]
+            directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+            assert directives["script-src"] == "'self'", path
+            assert "unsafe-inline" not in csp
+            assert "unsafe-eval" not in csp
+            assert directives["frame-ancestors"] == "'none'"
+            assert directives["object-src"] == "'none'"
+            assert r.headers["x-frame-options"] == "DENY"
+            assert r.headers["x-content-type-options"] == "nosniff"
+        # The CSP forbids inline scripts; the pages must not need any.
+        for html in STATIC_DIR.glob("*.html"):
+            parser = _Scripts()
+            parser.feed(html.read_text())
+            assert parser.inline == [], f"inline <script> in {html.name}"
+            assert parser.handlers == [], f"inline handlers in {html.name}: {parser.handlers}"
+        # No route sets a cookie; any that ever does must be HttpOnly and SameSite.
+        paths = [str(getattr(r, "path", "")) for r in srv.app.routes]
+        paths = [p for p in paths if p and "{" not in p]
+        for path in [*paths, *pages, "/api/cameras/nosuch"]:
+            for token in (None, ADMIN):
+                headers = {"Authorization": f"Bearer {token}"} if token else {}
+                async with httpx.AsyncClient(base_url=srv.url, timeout=10) as client:
+                    r = await client.get(path, headers=headers)
+                for cookie in r.headers.get_list("set-cookie"):
+                    assert "httponly" in cookie.lower(), (path, cookie)
+                    assert "samesite" in cookie.lower(), (path, cookie)
+                assert not r.headers.get_list("set-cookie"), path
+
+
+@pytest.mark.parametrize("origins", [[], [GOOD]])
+async def test_websocket_refuses_cross_site_origins(tmp_path: Path, origins: list[str]) -> None:
+    settings = make_settings(tmp_path, [], server={"cors_origins": origins})
+    async with serve(settings) as srv:
+        url = f"ws://127.0.0.1:{srv.port}/ws"
+        offer: Any = ["motionhub", f"bearer.{ADMIN}"]
+        for origin in (EVIL, "null", f"http://127.0.0.1.evil.example:{srv.port}"):
+            with pytest.raises(InvalidStatus) as info:
+                async with connect(url, subprotocols=offer, origin=origin):  # type: ignore[arg-type]
+                    pass
+            assert info.value.response.status_code == 403
+        allowed = [f"http://127.0.0.1:{srv.port}", *origins]
+        for origin in allowed:
+            async with connect(url, subprotocols=offer, origin=origin) as ws:  # type: ignore[arg-type]
+                assert '"hello"' in str(await ws.recv())
+
+
+# ---- request limits ---------------------------------------------------------------------
+
+
+async def test_request_limits_answer_with_a_message(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, [], server={"max_body_bytes": 4096, "max_cameras": 2})
+    async with serve(settings) as srv:
+        c = srv.client
+        big = {"id": "big", "url": "rtsp://127.0.0.1:9/x", "name": "n" * 5000}
+        r = await c.post("/api/cameras", json=big)
+        assert r.status_code == 413
+        assert r.json() == {"detail": "request body larger than 4096 bytes"}
+
+        async def chunks() -> Any:
+            # No Content-Length: the limit applies while the body is read. One chunk, so
+            # the server has read all of it before it answers (no reset of unread data).
+            yield b" " * 5000
+
+        json_type = {"Content-Type": "application/json"}
+        r = await c.post("/api/cameras", content=chunks(), headers=json_type)
+        assert r.status_code == 413
+        assert "4096" in r.json()["detail"]
+
+        for i in range(2):
+            body = {"id": f"c{i}", "url": "rtsp://127.0.0.1:9/x", "enabled": False}
+            r = await c.post("/api/cameras", json=body)
+            assert r.status_code == 201
+        r = await c.post("/api/cameras", json={"id": "c2", "url": "rtsp://127.0.0.1:9/x"})
+        assert r.status_code == 422
+        assert r.json()["detail"][0]["msg"] == "server.max_cameras is 2; delete a camera first"
+
+        def polygon(n: int) -> list[list[float]]:
+            return [[0.5 + 0.4 * (i % 2), i / n] for i in range(n)]
+
+        cases: list[tuple[dict[str, Any], list[Any]]] = [
+            ({"zones": [{"name": "z", "points": polygon(65)}]}, ["body", "zones", 0, "points"]),
+            ({"masks": [polygon(65)]}, ["body", "masks", 0]),
+            (
+                {"zones": [{"name": f"z{i}", "points": SQUARE} for i in range(33)]},
+                ["body", "zones"],
+            ),
+            ({"masks": [SQUARE] * 33}, ["body", "masks"]),
+            ({"zones": [{"name": "z", "points": SQUARE[:2]}]}, ["body", "zones", 0, "points"]),
+        ]
+        for body, where in cases:
+            r = await c.patch("/api/cameras/c0", json=body)
+            assert r.status_code == 422, body
+            (err,) = r.json()["detail"]
+            assert err["loc"] == where
+            assert re.search(r"at (most|least) \d+ item", err["msg"]), err
+        largest = {"zones": [{"name": "z", "points": polygon(64)}]}
+        ok = await c.patch("/api/cameras/c0", json=largest)
+        assert ok.status_code == 200
+
+
+# ---- camera URL policy --------------------------------------------------------------------
+
+
+async def test_camera_url_policy_through_the_api(tmp_path: Path, sim_cameras: Any) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / "clip.mp4").write_bytes(b"\0" * 16)
+    (tmp_path / "outside.mp4").write_bytes(b"\0" * 16)
+    (media / "link.mp4").symlink_to(tmp_path / "outside.mp4")
+    security = {"media_dir": str(media), "allowed_networks": ["10.0.0.0/8"]}
+    settings = make_settings(tmp_path / "data", [], security=security)
+    async with serve(settings) as srv:
+        c = srv.client
+        refused = {
+            "concat:/etc/passwd|/etc/hosts": "unsupported scheme",
+            "subfile,,start,0,end,100,,:/etc/passwd": "unsupported scheme",
+            "ftp://127.0.0.1/cam.mp4": "unsupported scheme",
+            "hls+http://127.0.0.1/x.m3u8": "unsupported scheme",
+            "data:video/mp4;base64,AAAA": "unsupported scheme",
+            "relative/clip.mp4": "unsupported scheme",
+            str(tmp_path / "outside.mp4"): "outside security.media_dir",
+            f"{media}/../outside.mp4": "outside security.media_dir",
+            str(media / "link.mp4"): "outside security.media_dir",
+            f"file://{tmp_path}/outside.mp4": "outside security.media_dir",
+        }
+        for i, (url, why) in enumerate(refused.items()):
+            r = await c.post("/api/cameras", json={"id": f"r{i}", "url": url})
+            assert r.status_code == 422, (url, r.text)
+            (err,) = r.json()["detail"]
+            assert err["loc"] == ["body", "url"], (url, err)
+            assert why in err["msg"], (url, err)
+            # The same through PATCH of a camera that exists.
+        r = await c.post("/api/cameras", json={"id": "f", "url": str(media / "clip.mp4")})
+        assert r.status_code == 201
+        r = await c.patch("/api/cameras/f", json={"url": str(tmp_path / "outside.mp4")})
+        assert r.status_code == 422
+        assert "outside security.media_dir" in r.json()["detail"][0]["msg"]
+        assert (await c.get("/api/cameras")).json()["cameras"][0]["url"] == str(media / "clip.mp4")
+        # allowed_networks: a loopback camera is outside 10.0.0.0/8 and never contacted.
+        busy = {"id": "net", "url": sim_cameras.mjpeg_url_for("busy")}
+        r = await c.post("/api/cameras", json=busy)
+        assert r.status_code == 201
+        cam = await srv.wait_camera("net", lambda c: c["status"] == "offline", 10, "refused")
+        assert cam["last_error"] == (
+            "127.0.0.1 resolves to 127.0.0.1, outside security.allowed_networks"
+        )
+    # Inside the allow-list the same camera works.
+    loopback = {"allowed_networks": ["127.0.0.0/8"]}
+    async with serve(make_settings(tmp_path / "data2", [], security=loopback)) as srv:
+        r = await srv.client.post("/api/cameras", json=busy)
+        assert r.status_code == 201
+        await srv.wait_camera("net", lambda c: c["status"] == "online", 20, "online")
+
+
+def test_ffmpeg_is_fenced_per_source_kind() -> None:
+    # Network kinds may not touch files or meta-protocols; files may touch nothing else.
+    for kind, allowed in PROTOCOL_WHITELIST.items():
+        protocols = set(allowed.split(","))
+        assert not protocols & {"concat", "subfile", "hls", "data", "pipe", "crypto", "async"}
+        if kind in ("rtsp", "mjpeg", "snapshot"):
+            assert "file" not in protocols, kind
+        else:
+            assert protocols == {"file"}, kind
+    formats = set(FILE_FORMATS.split(","))
+    assert not formats & {"hls", "concat", "dash", "image2", "ffmetadata", "tee"}
