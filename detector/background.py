@@ -49,16 +49,14 @@ class Background:
         self.hi: U8 = first
         self.lo: U8 = first
         self.contrast: U8 = first
-        self.level = 0.0
         self.refresh()
 
     def refresh(self) -> None:
-        """Recompute the 8-bit copy, the envelope and the mean level after the mean changed."""
+        """Recompute the 8-bit copy, the envelope and its contrast after the mean changed."""
         self.u8 = cast(U8, cv2.convertScaleAbs(self.mean))
         self.hi = cast(U8, cv2.dilate(self.u8, K3))
         self.lo = cast(U8, cv2.erode(self.u8, K3))
         self.contrast = cast(U8, cv2.subtract(self.hi, self.lo))
-        self.level = float(cv2.mean(self.u8)[0])
 
     def distance(self, frame: U8, hi: U8 | None = None, lo: U8 | None = None) -> U8:
         """How far each pixel lies outside the envelope (0 inside it)."""

@@ -38,6 +38,8 @@ U8 = npt.NDArray[np.uint8]
 
 SCENE_FRACTION = 0.5
 """Changed fraction above which, unexplained, the model restarts from the current frame."""
+LEVEL_JUMP = 0.002
+LEVEL_EVERY = 4
 LEVEL_STEP = 2.5
 """A mean level change (grey levels) that also triggers the lighting check."""
 LIGHTING_FRAMES = 5
@@ -45,13 +47,15 @@ LIGHTING_FRAMES = 5
 LIGHTING_ALPHA = 0.5
 CAMERA_FRACTION = 0.02
 """Changed fraction from which a sudden (or lasting) change is checked for a camera shift."""
-CAMERA_EVERY = 8
+CAMERA_EVERY = 16
+SPREAD = 0.4
+"""Share of coarse-grid cells that must see change before a global cause is considered."""
 CAMERA_FRAMES = 8
 """Frames during which the camera is checked for shifts after it last moved."""
 FAST_FRAMES = 30
 """Frames of every-frame learning at start (the learning rate is 1/n then)."""
-LEARN_EVERY = 2
-STATIC_EVERY = 2
+LEARN_EVERY = 4
+STATIC_EVERY = 4
 STATIC_MOVING = 0.02
 """A blob whose pixels changed since the previous frame in less than this fraction is still."""
 GHOST_RATIO = 0.6
@@ -104,6 +108,7 @@ class MotionDetector:
         self._lighting_left = 0
         self._camera_left = 0
         self._last_changed = 0.0
+        self._last_count = 0
         self._last_ts: float | None = None
         self._fps = self._config.nominal_fps
         self._prev: U8 | None = None
@@ -183,16 +188,20 @@ class MotionDetector:
         dist = bg.distance(g)
         fg, count = self._foreground(dist, self._thr)
         changed = count / self._valid_count
-        if self._config.stabilize and self._camera_check(changed):
+        if self._config.stabilize and self._camera_check(changed, fg):
             dist, fg, count = self._follow_camera(g, bg, dist, fg, count)
             changed = count / self._valid_count
         self._last_changed = changed
-        if changed > 0.002:
+        # The level check costs two masked means: run it when the change jumped (an exposure
+        # step) and every few frames (a drift).
+        jump = count > 2 * self._last_count + LEVEL_JUMP * self._valid_count
+        if changed > LEVEL_JUMP and (jump or self._frames % LEVEL_EVERY == 0):
             relevelled = self._relevel(g, bg, fg, changed)
             if relevelled is not None:
                 dist, fg, count = relevelled
                 changed = count / self._valid_count
-        if self._global_change(g, bg, changed, count):
+        self._last_count = count
+        if self._global_change(g, bg, fg, changed, count):
             # Light, exposure, an IR flip, or a camera move no shift explains: start over from
             # this frame rather than report the whole picture.
             return self._restart(g)
@@ -201,27 +210,48 @@ class MotionDetector:
             self._lighting_left -= 1
         blobs: list[Blob] = []
         if count:
-            light = light_only(g, bg.u8, bg.contrast, fg, shadows=self._config.shadows)
-            fg = cast(U8, cv2.medianBlur(cv2.subtract(fg, light), 3))
+            # Only the rectangle around the change needs the light test.
+            x, y, w, h = cv2.boundingRect(fg)
+            roi = (slice(y, y + h), slice(x, x + w))
+            light = light_only(
+                g[roi], bg.u8[roi], bg.contrast[roi], fg[roi], shadows=self._config.shadows
+            )
+            cv2.subtract(fg[roi], light, dst=fg[roi])
+            fg = cast(U8, cv2.medianBlur(fg, 3))
             blobs, fg = find_blobs(fg, self._min_area_px)
             if blobs:
                 # Fill each blob's outline: an object whose flat inside was taken for light (or
                 # matched the background) is whole again.
                 cv2.drawContours(fg, [b.contour for b in blobs], -1, 255, -1)
-            if blobs and self._frames % STATIC_EVERY == 0:
+            # Still-blob checks run on the frames the background does not learn on.
+            if blobs and self._frames % STATIC_EVERY == 2:
                 blobs = self._drop_still(g, bg, fg, blobs)
         self._learn(g, bg, fg, dist, lighting=lighting)
         self._prev = g
         return self._result(fg, blobs, lighting)
 
-    def _camera_check(self, changed: float) -> bool:
-        """Whether to look for a camera shift: right after one, when much changed, or when a
-        good part changed suddenly (a bump) or for a while (a slow drift)."""
-        if self._camera_left > 0 or changed > self._config.lighting_fraction:
+    def _camera_check(self, changed: float, fg: U8) -> bool:
+        """Whether to look for a camera shift: right after one, or when the change is spread
+        over the picture and is large, sudden (a bump) or lasting (a slow drift)."""
+        if self._camera_left > 0:
             return True
         if changed < CAMERA_FRACTION:
             return False
-        return changed > 2.0 * self._last_changed or self._frames % CAMERA_EVERY == 0
+        if not (
+            changed > self._config.lighting_fraction
+            or changed > 2.0 * self._last_changed
+            or self._frames % CAMERA_EVERY == 0
+        ):
+            return False
+        return self._spread(fg) >= SPREAD
+
+    def _spread(self, fg: U8) -> float:
+        """Fraction of the cells of a coarse grid with some change: a camera shift or a change
+        of light touches most of them, objects only a few."""
+        h, w = fg.shape
+        # Cropped to a multiple of the grid, the area resize takes its fast integer path.
+        cells = cv2.resize(fg[: h - h % 6, : w - w % 8], (8, 6), interpolation=cv2.INTER_AREA)
+        return cv2.countNonZero(cvs.compare(cells, 5, cv2.CMP_GT)) / 48.0
 
     def _follow_camera(
         self, g: U8, bg: Background, dist: U8, fg: U8, count: int
@@ -275,11 +305,11 @@ class MotionDetector:
         fg, count = self._foreground(dist, self._thr)
         return dist, fg, count
 
-    def _global_change(self, g: U8, bg: Background, changed: float, count: int) -> bool:
+    def _global_change(self, g: U8, bg: Background, fg: U8, changed: float, count: int) -> bool:
         """Whether the change since the background is global rather than objects."""
         if changed > SCENE_FRACTION:
             return True
-        if changed > self._config.lighting_fraction:
+        if changed > self._config.lighting_fraction and self._spread(fg) >= SPREAD:
             return self._coherent(g, bg, count)
         return False
 
@@ -362,7 +392,9 @@ class MotionDetector:
             alpha = max(alpha, LIGHTING_ALPHA)
         quiet = cast(U8, cv2.bitwise_not(fg))
         bg.learn(g, alpha, quiet)
-        bg.learn_noise(dist, quiet)
+        noise = step == 1 or n % (2 * LEARN_EVERY) == 0
+        if noise:
+            bg.learn_noise(dist, quiet)
         # Parked objects: count how long each pixel stays foreground, in ticks sized so the
         # absorb time fits in 8 bits.
         absorb_frames = max(1.0, cfg.absorb_seconds * self._fps / step)
@@ -377,7 +409,8 @@ class MotionDetector:
                 bg.adopt(g, done)
                 self._still = cast(U8, cv2.bitwise_and(self._still, cv2.bitwise_not(done)))
         bg.refresh()
-        self._thr = self._threshold(bg)
+        if noise:
+            self._thr = self._threshold(bg)
 
     # -- results -----------------------------------------------------------------------------
 
