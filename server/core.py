@@ -433,14 +433,13 @@ class Core:
             try:
                 await pipeline.run()
             except* Exception as group:
-                if not self.running:
-                    # Shutting down: the reader was stopped under the pipeline; don't restart.
-                    return
-                log.error(
-                    "camera pipeline failed, restarting it",
-                    exc_info=group.exceptions[0],
-                    extra={"camera": pipeline.camera.id},
-                )
+                # While shutting down the reader is stopped under the pipeline: not a crash.
+                if self.running:
+                    log.error(
+                        "camera pipeline failed, restarting it",
+                        exc_info=group.exceptions[0],
+                        extra={"camera": pipeline.camera.id},
+                    )
             if not self.running:
                 return
             await asyncio.sleep(1.0)
