@@ -48,7 +48,7 @@ LIGHTING_ALPHA = 0.5
 CAMERA_FRACTION = 0.02
 """Changed fraction from which a sudden (or lasting) change is checked for a camera shift."""
 CAMERA_EVERY = 16
-SPREAD = 0.4
+SPREAD = 0.25
 """Share of coarse-grid cells that must see change before a global cause is considered."""
 CAMERA_FRAMES = 8
 """Frames during which the camera is checked for shifts after it last moved."""
@@ -212,7 +212,13 @@ class MotionDetector:
         if count:
             # Only the rectangle around the change needs the light test.
             x, y, w, h = cv2.boundingRect(fg)
-            roi = (slice(y, y + h), slice(x, x + w))
+            # A margin keeps the 3x3 contrast right at the edges, and OpenCV would take an
+            # array of four or fewer elements for a scalar.
+            fh, fw = fg.shape
+            roi = (
+                slice(max(0, y - 4), min(fh, y + h + 4)),
+                slice(max(0, x - 4), min(fw, x + w + 4)),
+            )
             light = light_only(
                 g[roi], bg.u8[roi], bg.contrast[roi], fg[roi], shadows=self._config.shadows
             )
