@@ -32,8 +32,8 @@ class DetectorTuning(BaseModel):
         default=240,
         ge=32,
         le=1920,
-        description="Largest working width in pixels; frames are shrunk by an integer factor "
-        "until they fit both max_width and max_height.",
+        description="Largest working width in pixels; frames are shrunk (by an integer step, "
+        "or bilinearly when the ratio is below 2) until they fit max_width and max_height.",
     )
     max_height: int = Field(
         default=180,

@@ -1,16 +1,20 @@
 """The motion detector: downscale, compare with an adaptive background, filter, report.
 
-Per frame (on the working grid, a few tens of thousands of pixels):
+Per frame, on the working grid (240 x 135 for 1080p by default):
 
-1. shrink the luma plane by slicing and blur it (3x3);
+1. shrink the luma plane by slicing (or a bilinear resize for small frames) and blur it (3x3);
 2. measure each pixel's distance outside the background's +-1 pixel envelope and threshold it
    with a per-pixel, noise-adaptive threshold;
-3. when much of the frame changed at once, check for a camera shift (re-align the model if a
-   shift explains the change) and for a global lighting change (carry the model into the new
-   light through a fitted tone curve if that explains the change);
-4. clean the mask, group it into blobs, drop small ones; classify still blobs as ghosts (absorbed
-   at once), lighting residue (absorbed at once) or parked objects (absorbed after a while);
-5. update the background selectively, every frame while warming up and every second frame later.
+3. follow global changes instead of reporting them: a small gain change (clouds, exposure creep)
+   rescales the model; a change spread over the picture is checked for a camera shift (the model
+   is re-aligned if a shift explains it) and for a global tone curve (light switch, IR/day flip,
+   exposure step) or a scene change, after which the model restarts from the current frame;
+4. drop changes that are light without new edges (glare, reflections, foam, smoke), clean the
+   mask, group it into blobs, drop small ones, fill their outlines; absorb still blobs that are
+   ghosts (the background had an object the frame does not) at once and parked objects after
+   ``absorb_seconds``;
+5. update the background selectively: every frame while warming up or re-learning, every fourth
+   frame later (at four times the rate).
 """
 
 from __future__ import annotations
