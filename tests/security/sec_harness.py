@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
 
@@ -29,6 +31,8 @@ from rel_harness import (
 )
 
 from server.config import Settings
+
+T = TypeVar("T")
 
 __all__ = [
     "ADMIN",
@@ -77,6 +81,11 @@ class ThreadedServer:
             self.running = running
             self._ready.set()
             await self._stop.wait()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the server's loop and wait for its result."""
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(30)
 
     def __enter__(self) -> ThreadedServer:
         self._thread.start()
