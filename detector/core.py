@@ -1,20 +1,9 @@
 """The motion detector: downscale, compare with an adaptive background, filter, report.
 
-Per frame, on the working grid (240 x 135 for 1080p by default):
-
-1. shrink the luma plane by slicing (or a bilinear resize for small frames) and blur it (3x3);
-2. measure each pixel's distance outside the background's +-1 pixel envelope and threshold it
-   with a per-pixel, noise-adaptive threshold;
-3. follow global changes instead of reporting them: a small gain change (clouds, exposure creep)
-   rescales the model; a change spread over the picture is checked for a camera shift (the model
-   is re-aligned if a shift explains it) and for a global tone curve (light switch, IR/day flip,
-   exposure step) or a scene change, after which the model restarts from the current frame;
-4. drop changes that are light without new edges (glare, reflections, foam, smoke), clean the
-   mask, group it into blobs, drop small ones, fill their outlines; absorb still blobs that are
-   ghosts (the background had an object the frame does not) at once and parked objects after
-   ``absorb_seconds``;
-5. update the background selectively: every frame while warming up or re-learning, every fourth
-   frame later (at four times the rate).
+Per frame on a small working grid: shrink and blur; threshold the distance outside the
+background's envelope with a noise-adaptive threshold; follow global changes (gain, camera
+shift, light switch, IR flip) instead of reporting them; drop light-only changes; group blobs;
+absorb ghosts; learn selectively. docs/detector.md describes each step.
 """
 
 from __future__ import annotations
@@ -28,13 +17,15 @@ import numpy.typing as npt
 
 from detector._cv import K3, cvs
 from detector.background import Background
-from detector.blobs import Blob, edge_contrast, find_blobs, merge_rects
+from detector.blobs import Blob, find_blobs
 from detector.config import DetectorConfig
 from detector.geometry import Scaler, fill_polygons, working_scaler
-from detector.lighting import fit_tone_curve, same_structure
-from detector.result import Box, MotionResult, ZoneResult
+from detector.lighting import fit_tone_curve
+from detector.outcome import make_result
+from detector.result import MotionResult
 from detector.shadows import light_only
 from detector.stabilize import estimate_shift
+from detector.still import absorb_still
 
 __all__ = ["MotionDetector"]
 
@@ -60,11 +51,6 @@ FAST_FRAMES = 30
 """Frames of every-frame learning at start (the learning rate is 1/n then)."""
 LEARN_EVERY = 4
 STATIC_EVERY = 4
-STATIC_MOVING = 0.02
-"""A blob whose pixels changed since the previous frame in less than this fraction is still."""
-GHOST_RATIO = 0.6
-STATIC_CHECKS = 3
-"""Checks in a row a blob must stay still before it is judged a ghost."""
 
 
 class MotionDetector:
@@ -128,8 +114,8 @@ class MotionDetector:
         masked = fill_polygons(shape, config.masks)
         self._valid: U8 | None = cast(U8, cv2.bitwise_not(masked)) if config.masks else None
         self._valid_count = max(1, shape[0] * shape[1] - cv2.countNonZero(masked))
-        self._zones = [(z.name, fill_polygons(shape, [z.points])) for z in config.zones]
-        self._zone_area = [max(1, cv2.countNonZero(zm)) for _, zm in self._zones]
+        zone_masks = [(z.name, fill_polygons(shape, [z.points])) for z in config.zones]
+        self._zones = [(name, zm, max(1, cv2.countNonZero(zm))) for name, zm in zone_masks]
         self._min_area_px = max(2.0, config.min_area * shape[0] * shape[1])
         s = config.sensitivity / 100.0
         self._k = 2.0 + 2.0 * (1.0 - s)
@@ -352,43 +338,10 @@ class MotionDetector:
         return self._empty(warming=False, lighting=True)
 
     def _drop_still(self, g: U8, bg: Background, fg: U8, blobs: list[Blob]) -> list[Blob]:
-        """Absorb still blobs that are not objects.
-
-        A blob that stayed still for a few checks is a ghost when the background has its outline
-        but the frame does not (an object stood there when the model was learned), or a change
-        of light on a surface when it keeps the background's structure. Parked objects stay
-        until ``absorb_seconds``.
-        """
         prev = self._prev if self._prev is not None else g
-        moving = cvs.compare(cv2.absdiff(g, prev), max(2, self._floor // 2), cv2.CMP_GT)
-        still = cv2.bitwise_and(fg, cv2.bitwise_not(cv2.dilate(moving, K3)))
-        counts = self._static
-        cvs.add(counts, 1, dst=counts, mask=still)
-        cv2.bitwise_and(counts, still, dst=counts)
-        ripe = cvs.compare(counts, STATIC_CHECKS, cv2.CMP_GE)
-        if not cv2.countNonZero(ripe):
-            return blobs
-        kept: list[Blob] = []
-        for b in blobs:
-            x, y, w, h = b.rect
-            roi = (slice(y, y + h), slice(x, x + w))
-            if cv2.countNonZero(ripe[roi]) < 0.5 * b.area:
-                kept.append(b)
-                continue
-            frame_edges, bg_edges = edge_contrast(g, bg.u8, b)
-            gone = frame_edges < GHOST_RATIO * bg_edges
-            if not gone:
-                gone = same_structure(g[roi], bg.u8[roi], fg[roi]) is True
-            if gone:
-                inside = np.zeros((h, w), np.uint8)
-                cv2.drawContours(inside, [b.contour], -1, 255, -1, offset=(-x, -y))
-                sel = (inside != 0) & (fg[roi] != 0)
-                bg.mean[roi][sel] = g[roi][sel]
-                fg[roi][sel] = 0
-                counts[roi][sel] = 0
-            else:
-                kept.append(b)
-        return kept
+        return absorb_still(
+            g, prev, bg, fg, blobs, counts=self._static, moved=max(2, self._floor // 2)
+        )
 
     def _learn(self, g: U8, bg: Background, fg: U8, dist: U8, *, lighting: bool) -> None:
         cfg = self._config
@@ -424,38 +377,18 @@ class MotionDetector:
 
     # -- results -----------------------------------------------------------------------------
 
-    def _result(self, fg: U8, blobs: list[Blob], lighting: bool) -> MotionResult:
-        warming = self._frames <= self._config.warmup_frames
-        motion = bool(blobs) and not warming
-        boxes: list[Box] = []
-        if motion:
-            rects = merge_rects([b.rect for b in blobs], 2)
-            boxes = [self._scaler.to_input_box(*r) for r in rects]
-        moving = cv2.countNonZero(fg) if blobs else 0
-        zres: dict[str, ZoneResult] = {}
-        for (name, zm), area in zip(self._zones, self._zone_area, strict=True):
-            n = cv2.countNonZero(cv2.bitwise_and(fg, zm)) if moving else 0
-            zres[name] = ZoneResult(name, motion and n > 0, n / area)
-        return MotionResult(
-            motion=motion,
-            boxes=boxes,
-            mask=fg,
-            score=moving / self._valid_count,
-            zones={k: v.motion for k, v in zres.items()},
-            lighting_change=lighting,
-            warming_up=warming,
-            zone_results=zres,
+    def _result(
+        self, fg: U8, blobs: list[Blob], lighting: bool, warming: bool | None = None
+    ) -> MotionResult:
+        return make_result(
+            fg,
+            blobs,
+            scaler=self._scaler,
+            zones=self._zones,
+            valid_count=self._valid_count,
+            warming=self._frames <= self._config.warmup_frames if warming is None else warming,
+            lighting=lighting,
         )
 
     def _empty(self, *, warming: bool, lighting: bool = False) -> MotionResult:
-        zres = {name: ZoneResult(name, False, 0.0) for name, _ in self._zones}
-        return MotionResult(
-            motion=False,
-            boxes=[],
-            mask=np.zeros(self._scaler.work_shape, np.uint8),
-            score=0.0,
-            zones={k: False for k in zres},
-            lighting_change=lighting,
-            warming_up=warming,
-            zone_results=zres,
-        )
+        return self._result(np.zeros(self._scaler.work_shape, np.uint8), [], lighting, warming)
