@@ -11,14 +11,13 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
 from clients.sim.encode import SimulatorError, render_jpegs
 from clients.sim.http_app import FAULTS, Fault
-from clients.sim.process import ChildServer, connect_host, free_port, port_open
+from clients.sim.process import ChildServer, ChildServerFront, connect_host, free_port, port_open
 from clients.sim.scene import SceneSpec
 
 __all__ = ["HttpCamera"]
@@ -26,7 +25,7 @@ __all__ = ["HttpCamera"]
 Source = SceneSpec | Path
 
 
-class HttpCamera:
+class HttpCamera(ChildServerFront):
     """Serves a procedural scene or a video file as an HTTP MJPEG/snapshot camera.
 
     ``source`` is one scene or video file (served as camera ``name``) or a mapping of
@@ -109,33 +108,6 @@ class HttpCamera:
         """The server-wide control endpoint (faults for all cameras, outages)."""
         return f"{self.base_url}/control"
 
-    @property
-    def running(self) -> bool:
-        """Whether the server process is alive."""
-        return self._server.running
-
-    @property
-    def pid(self) -> int | None:
-        """The server's process id while it runs."""
-        return self._server.pid
-
-    def output(self) -> str:
-        """The tail of the server's log output."""
-        return self._server.output()
-
-    def start(self) -> Self:
-        """Start serving (again, on the same port); returns once the port accepts connections."""
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving: an outage. Terminates the server and reaps it."""
-        self._server.stop()
-
-    def kill(self) -> None:
-        """Kill the server abruptly (SIGKILL)."""
-        self._server.kill()
-
     def set_fault(self, fault: Fault, camera: str | None = None) -> None:
         """Set the fault of ``camera`` (default: every camera); ``"none"`` clears it.
 
@@ -171,17 +143,6 @@ class HttpCamera:
     def _check(self, name: str) -> None:
         if name not in self.loops:
             raise KeyError(f"no camera {name!r}; cameras: {', '.join(self.names)}")
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"

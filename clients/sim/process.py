@@ -19,11 +19,12 @@ import tempfile
 import time
 import weakref
 from collections.abc import Mapping, Sequence
-from typing import IO
+from types import TracebackType
+from typing import IO, Self
 
 from clients.sim.encode import SimulatorError
 
-__all__ = ["ChildServer", "free_port", "port_open"]
+__all__ = ["ChildServer", "ChildServerFront", "free_port", "port_open"]
 
 _POLL_S = 0.05
 _OUTPUT_TAIL = 4000
@@ -181,3 +182,48 @@ class ChildServer:
         if self._output is not None and self._proc is None:
             self._output.close()
             self._output = None
+
+
+class ChildServerFront:
+    """The lifecycle face shared by the simulated cameras: everything delegates to the
+    :class:`ChildServer` in ``self._server`` that a subclass creates."""
+
+    _server: ChildServer
+
+    @property
+    def running(self) -> bool:
+        """Whether the server process is alive."""
+        return self._server.running
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs."""
+        return self._server.pid
+
+    def output(self) -> str:
+        """The tail of the server's log output."""
+        return self._server.output()
+
+    def start(self) -> Self:
+        """Start serving (again, on the same port); returns once the port accepts connections."""
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving: an outage. Terminates the server and reaps it."""
+        self._server.stop()
+
+    def kill(self) -> None:
+        """Kill the server abruptly (SIGKILL), like a camera losing power."""
+        self._server.kill()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 from urllib.parse import quote
 
 from clients.sim.encode import SimulatorError
-from clients.sim.process import ChildServer, connect_host, free_port
+from clients.sim.process import ChildServer, ChildServerFront, connect_host, free_port
 
 __all__ = ["SYSTEM_PYTHON", "RtspCamera"]
 
@@ -23,7 +21,7 @@ SERVER_SCRIPT = Path(__file__).with_name("gst_rtsp_server.py")
 PASSWORD_ENV = "MOTIONHUB_SIM_RTSP_PASSWORD"  # noqa: S105 (a variable name, no secret)
 
 
-class RtspCamera:
+class RtspCamera(ChildServerFront):
     """Serves H.264 files at ``rtsp://host:port/<path>``, looped forever.
 
     ``clips`` is one file (served at ``path``) or a mapping of mount path to file, so
@@ -105,44 +103,6 @@ class RtspCamera:
     def url_with_credentials(self) -> str:
         """The URL of the first mount with ``user:password@`` (same as ``url`` without auth)."""
         return self.url_for(next(iter(self.mounts)), credentials=True)
-
-    @property
-    def running(self) -> bool:
-        """Whether the server process is alive."""
-        return self._server.running
-
-    @property
-    def pid(self) -> int | None:
-        """The server's process id while it runs."""
-        return self._server.pid
-
-    def output(self) -> str:
-        """The tail of the server's log output."""
-        return self._server.output()
-
-    def start(self) -> Self:
-        """Start serving (again, on the same port); returns once the port accepts connections."""
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving: an outage. Terminates the server and reaps it."""
-        self._server.stop()
-
-    def kill(self) -> None:
-        """Kill the server abruptly (SIGKILL), like a camera losing power."""
-        self._server.kill()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
