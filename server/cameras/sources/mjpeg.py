@@ -13,7 +13,6 @@ line by line until the next boundary, and counted once per run.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Generator
 from typing import Any
 
@@ -52,36 +51,14 @@ class MjpegSource(Source):
             "timeout": self.socket_timeout_us(),
             "analyzeduration": "1000000",
         }
-        started = time.monotonic()
-        try:
-            container = av.open(
-                self.plan.target,
-                format="mpjpeg",
-                container_options=options,
-                # PyAV's timer only for opening: during reads its check takes the GIL
-                # on every socket wait (measured: 3-6% more CPU per frame), and FFmpeg's
-                # own socket timeout (set above) already bounds each read.
-                timeout=(self.settings.open_timeout, None),
-            )
-        except av.error.ArgumentError:
-            # FFmpeg's answer when the protocol whitelist refuses, e.g. a redirect to file:.
-            raise SourceError(
+        self._container, self._stream = self.open_container(
+            "mpjpeg",
+            options,
+            refused=SourceError(
                 f"{self.plan.where} redirected to or asked for a protocol that is not allowed"
-            ) from None
-        except Exception as exc:
-            raise SourceError(
-                describe(
-                    exc,
-                    where=self.plan.where,
-                    doing="opening",
-                    timeout=self.settings.open_timeout,
-                    elapsed=time.monotonic() - started,
-                )
-            ) from None
-        if not container.streams.video:
-            container.close()
-            raise SourceError(f"no JPEG images in the MJPEG stream at {self.plan.where}")
-        self._container, self._stream = container, container.streams.video[0]
+            ),
+            no_video=f"no JPEG images in the MJPEG stream at {self.plan.where}",
+        )
 
     def close(self) -> None:
         container, self._container, self._stream = self._container, None, None

@@ -74,34 +74,12 @@ class VideoSource(Source):
 
     def open(self) -> None:
         fmt, options = self._options()
-        started = time.monotonic()
-        try:
-            container = av.open(
-                self.plan.target,
-                format=fmt,
-                container_options=options,
-                # PyAV's timer only for opening: during reads its check takes the GIL
-                # on every socket wait (measured: 3-6% more CPU per frame), and FFmpeg's
-                # own socket timeout (set above) already bounds each read.
-                timeout=(self.settings.open_timeout, None),
-            )
-        except av.error.ArgumentError:
-            # FFmpeg's answer when the policy's protocol or format whitelist refuses.
-            raise SourceError(self._refused(), retry=self.kind != "file") from None
-        except Exception as exc:
-            raise SourceError(
-                describe(
-                    exc,
-                    where=self.plan.where,
-                    doing="opening",
-                    timeout=self.settings.open_timeout,
-                    elapsed=time.monotonic() - started,
-                ),
-            ) from None
-        if not container.streams.video:
-            container.close()
-            raise SourceError(f"no video stream in {self.plan.where}")
-        stream = container.streams.video[0]
+        container, stream = self.open_container(
+            fmt,
+            options,
+            refused=SourceError(self._refused(), retry=self.kind != "file"),
+            no_video=f"no video stream in {self.plan.where}",
+        )
         if stream.codec_context is None:
             container.close()
             raise SourceError(f"no decoder for the video codec of {self.plan.where}", retry=False)
