@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from detector._cv import K3, cvs
-from detector.background import Background
+from detector.background import Background, shift_into
 from detector.blobs import Blob, find_blobs
 from detector.config import DetectorConfig
 from detector.geometry import Scaler, fill_polygons, working_scaler
@@ -51,6 +51,9 @@ FAST_FRAMES = 30
 """Frames of every-frame learning at start (the learning rate is 1/n then)."""
 LEARN_EVERY = 4
 STATIC_EVERY = 4
+TRUST_SECONDS = 3.0
+"""Quiet time after which a pixel's background counts as seen, not guessed from a first frame
+that may hold objects (which leave ghosts when they move)."""
 
 
 class MotionDetector:
@@ -105,6 +108,12 @@ class MotionDetector:
         self._still = np.zeros(self._scaler.work_shape, np.uint8)
         self._static = np.zeros(self._scaler.work_shape, np.uint8)
         self._tick = 0
+        self._untrust()
+
+    def _untrust(self) -> None:
+        """Mark the whole background as a guess (it was just taken from one frame)."""
+        self._trust = np.zeros(self._scaler.work_shape, np.uint8)
+        self._trusted = False
 
     def _apply_config(self, config: DetectorConfig, *, keep_background: bool) -> None:
         self._scaler: Scaler = working_scaler(
@@ -280,6 +289,10 @@ class MotionDetector:
         self._thr = self._threshold(bg)
         self._still = np.zeros_like(self._still)
         self._static = np.zeros_like(self._static)
+        if not self._trusted:
+            trust = np.zeros_like(self._trust)
+            shift_into(trust, self._trust, best[0], best[1])
+            self._trust = trust
         self._camera_left = CAMERA_FRAMES
         dist = bg.distance(g)
         fg, count = self._foreground(dist, self._thr)
@@ -335,13 +348,30 @@ class MotionDetector:
         self._lighting_left = LIGHTING_FRAMES
         self._still = np.zeros_like(self._still)
         self._static = np.zeros_like(self._static)
+        self._untrust()
         return self._empty(warming=False, lighting=True)
 
     def _drop_still(self, g: U8, bg: Background, fg: U8, blobs: list[Blob]) -> list[Blob]:
         prev = self._prev if self._prev is not None else g
+        unsure: U8 | None = None
+        if not self._trusted:
+            unsure = cast(U8, cvs.compare(self._trust, self._trust_frames(), cv2.CMP_LT))
+            if not cv2.countNonZero(unsure):
+                self._trusted = True
+                unsure = None
         return absorb_still(
-            g, prev, bg, fg, blobs, counts=self._static, moved=max(2, self._floor // 2)
+            g,
+            prev,
+            bg,
+            fg,
+            blobs,
+            counts=self._static,
+            moved=max(2, self._floor // 2),
+            unsure=unsure,
         )
+
+    def _trust_frames(self) -> int:
+        return min(255, math.ceil(TRUST_SECONDS * self._fps))
 
     def _learn(self, g: U8, bg: Background, fg: U8, dist: U8, *, lighting: bool) -> None:
         cfg = self._config
@@ -355,6 +385,8 @@ class MotionDetector:
             alpha = max(alpha, LIGHTING_ALPHA)
         quiet = cast(U8, cv2.bitwise_not(fg))
         bg.learn(g, alpha, quiet)
+        if not self._trusted:
+            cvs.add(self._trust, step, dst=self._trust, mask=quiet)
         noise = step == 1 or n % (2 * LEARN_EVERY) == 0
         if noise:
             bg.learn_noise(dist, quiet)
