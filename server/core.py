@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from server.auth import Role, TokenAuth
 from server.bus import Hub
 from server.config import CameraSettings, SecuritySettings, Settings
+from server.detection import Analyse
 from server.ids import UlidGenerator
 from server.messages import (
     CameraInfo,
@@ -123,6 +124,8 @@ class Reader(Protocol):
     @property
     def status(self) -> Any: ...
     def start(self) -> None: ...
+    def set_fps(self, fps: float | None) -> None: ...
+    def set_analyser(self, analyse: Analyse | None) -> None: ...
     def on_status_change(self, callback: Callable[[Any], None]) -> None: ...
     async def next_frame(self, after_seq: int) -> Any: ...
     async def color_frame(self) -> Any: ...
@@ -371,14 +374,16 @@ class Core:
             position = list(self._runtimes).index(camera_id)
             self.storage.save_camera(new, position)
             restart = any(getattr(new, f) != getattr(old, f) for f in _SOURCE_FIELDS) or (
-                # The reader decodes at this width and paces itself at this rate.
-                (new.detect.max_width, new.detect.fps) != (old.detect.max_width, old.detect.fps)
+                # The reader decodes JPEG sources reduced to this width.
+                new.detect.max_width != old.detect.max_width
             )
             if restart:
                 await self._stop_runtime(rt, STOP_TIMEOUT)
                 self._start_camera(new)
             else:
                 rt.settings = new
+                if rt.reader is not None:
+                    rt.reader.set_fps(new.detect.fps)
                 if rt.pipeline is not None:
                     rt.pipeline.configure(new)
             self._publish_status(camera_id)
@@ -413,7 +418,7 @@ class Core:
         reader = self._reader_factory(camera, self._settings.security)
         rt.reader = reader
         reader.on_status_change(lambda _status: self._status_changed(camera.id, reader))
-        reader.start()
+        # The pipeline installs its detector in the reader before the first frame.
         rt.pipeline = CameraPipeline(
             camera,
             reader,
@@ -422,6 +427,7 @@ class Core:
             metrics=self.metrics,
             new_id=self.ids.new,
         )
+        reader.start()
         if self._tg is None:
             raise RuntimeError("the core is not started")
         rt.task = self._tg.create_task(self._guard(rt.pipeline), name=f"camera:{camera.id}")

@@ -1,10 +1,10 @@
-"""One camera's detection loop: newest frame in, motion messages and events out.
+"""One camera's detection loop: analysed frames in, motion messages and events out.
 
-The loop awaits the reader's newest luma frame, runs the detector inline (it costs well under
-a millisecond at the working size, less than a hop to a worker thread would), publishes a
-rate-limited :class:`MotionMessage` and feeds the :class:`EventTracker`. Everything slow
-(colour frames, JPEG encoding, disk) happens in a side task fed through a small queue that
-drops requests rather than wait, so nothing can hold up detection.
+The detector runs on the camera's reader thread (:mod:`server.detection`), so the frame this
+loop awaits already carries its :class:`~server.detection.Detection`: the loop only publishes
+a rate-limited :class:`MotionMessage` and feeds the :class:`EventTracker`, a few microseconds
+a frame. Everything slow (colour frames, JPEG encoding, disk) happens in a side task fed
+through a small queue that drops requests rather than wait, so nothing can hold up detection.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from detector import DetectorConfig, MotionDetector
 from server.bus import Hub
 from server.config import CameraSettings
+from server.detection import Analyse, Detection, DetectorStage
 from server.events import EventTracker, Observation, Transition
 from server.messages import (
     Box,
@@ -60,11 +60,14 @@ class FrameLike(Protocol):
     def wall_time(self) -> float: ...
     @property
     def mono_time(self) -> float: ...
+    @property
+    def analysis(self) -> Any: ...
 
 
 class FrameSource(Protocol):
     """What the pipeline needs from a camera reader."""
 
+    def set_analyser(self, analyse: Analyse | None) -> None: ...
     async def next_frame(self, after_seq: int) -> Any: ...
     async def color_frame(self) -> Any: ...
 
@@ -89,8 +92,14 @@ class CameraPipeline:
         self._metrics = metrics
         self.tracker = EventTracker(camera.id, camera.events, new_id)
         self.tracker.configure(camera.events, [z.name for z in camera.zones])
-        self._config: DetectorConfig = camera.detector_config()
-        self._detector: MotionDetector | None = None
+        self.detector = DetectorStage(
+            camera.id,
+            camera.detector_config(),
+            enabled=camera.detect.enabled,
+            observe=metrics.detect_seconds.observe,
+        )
+        """Runs on the reader thread; its configuration is handed over, never shared."""
+        reader.set_analyser(self.detector.analyse)
         self._snapshots: asyncio.Queue[tuple[Event, SnapshotKind, list[Box]]] = asyncio.Queue(
             SNAPSHOT_QUEUE
         )
@@ -102,7 +111,6 @@ class CameraPipeline:
         self.boxes: list[Box] = []
         self.zones: dict[str, bool] = {}
         self._last_publish = 0.0
-        self._last_analysed = 0.0
         self._last_saved = 0.0
         self.live = LiveView(self)
 
@@ -111,11 +119,7 @@ class CameraPipeline:
     def configure(self, camera: CameraSettings) -> None:
         """Apply changed detect settings, zones, masks and event rules, live."""
         self.camera = camera
-        config = camera.detector_config()
-        if config != self._config:
-            self._config = config
-            if self._detector is not None:
-                self._detector.update_config(config)
+        self.detector.configure(camera.detector_config(), camera.detect.enabled)
         names = [z.name for z in camera.zones]
         self.tracker.configure(camera.events, names)
         self.zones = {k: v for k, v in self.zones.items() if k in names}
@@ -152,26 +156,15 @@ class CameraPipeline:
             try:
                 self._analyse(frame)
             except Exception:
-                # One bad frame or a detector bug must not take the camera down: log, start
-                # the background afresh and go on with the next frame.
-                log.exception("detection failed", extra={"camera": self.camera.id})
-                self._detector = None
+                # A bug in the event handling of one frame must not take the camera down.
+                log.exception("frame handling failed", extra={"camera": self.camera.id})
 
     def _analyse(self, frame: FrameLike) -> None:
-        detect = self.camera.detect
-        if not detect.enabled:
+        # The reader's rate limit already applied detect.fps; the detector ran on its thread.
+        detection = frame.analysis
+        if not isinstance(detection, Detection) or not self.camera.detect.enabled:
             return
-        # 0.8: a camera at exactly detect.fps must not lose every other frame to jitter.
-        if frame.mono_time - self._last_analysed < 0.8 / detect.fps:
-            return
-        self._last_analysed = frame.mono_time
-        luma = frame.luma
-        h, w = luma.shape[:2]
-        if self._detector is None or self._detector.frame_shape != (h, w):
-            self._detector = MotionDetector(frame_shape=(h, w), config=self._config)
-        t0 = time.perf_counter()
-        result = self._detector.detect(luma, frame.mono_time)
-        self._metrics.detect_seconds.observe(time.perf_counter() - t0)
+        result, w, h = detection.result, detection.width, detection.height
         self.processed += 1
         boxes: list[Box] = [
             (x1 / w, y1 / h, min(1.0, x2 / w), min(1.0, y2 / h)) for x1, y1, x2, y2 in result.boxes

@@ -10,7 +10,7 @@ decoded frame or the JPEG bytes the frame keeps for that purpose.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import av
 import numpy as np
@@ -92,6 +92,9 @@ class Frame:
     width: int
     height: int
     color_source: ColorSource
+    analysis: Any = None
+    """What the reader's analyser made of ``luma`` on the reader thread (see
+    :meth:`server.cameras.CameraReader.set_analyser`), or None."""
 
     def to_bgr(self) -> NDArray[np.uint8]:
         """The full-size colour image (converted now; a few ms for 1080p, so not on the loop)."""

@@ -89,6 +89,14 @@ class RateLimit:
         self.interval = 1.0 / fps if fps else 0.0
         self._next = 0.0
 
+    def set_fps(self, fps: float | None) -> None:
+        """Change the rate from any thread; the next frame is judged by the new one."""
+        interval = 1.0 / fps if fps else 0.0
+        # The next frame is due one new interval after the last one used, so a faster rate
+        # does not wait out the rest of the old, longer interval.
+        self._next += interval - self.interval
+        self.interval = interval
+
     def due(self, now: float) -> bool:
         """Whether a frame arriving at ``now`` (monotonic) should be used."""
         if not self.interval:
@@ -128,7 +136,8 @@ class Pump:
         self.security = security
         self.tracker = tracker
         self._publish = publish
-        self._rate = RateLimit(fps)
+        self.rate = RateLimit(fps)
+        """The ``detect.fps`` limit; :meth:`RateLimit.set_fps` changes it live."""
         self._detect_width = detect_width
         self._need_luma = need_luma
         self._idle = idle
@@ -235,7 +244,7 @@ class Pump:
                 last_good, got_any = now, True
                 wall = time.time()
                 self.tracker.frame(now, wall, item.width, item.height)
-                if self._rate.due(now):
+                if self.rate.due(now):
                     try:
                         luma = item.luma(self._detect_width) if self._need_luma else None
                     except BadFrame as bad:

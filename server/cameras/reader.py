@@ -1,7 +1,8 @@
 """The asyncio face of one camera: a reader thread and a latest-frame slot.
 
 The thread decodes everything the camera sends (FFmpeg releases the GIL while it
-does) and puts the newest rate-limited frame into a one-frame slot. The event loop
+does), runs the analyser (the motion detector) on each rate-limited frame, and puts
+the newest frame, with its analysis, into a one-frame slot. The event loop
 is woken with ``call_soon_threadsafe`` only when a coroutine is actually waiting
 in :meth:`CameraReader.next_frame`. If the pipeline has not taken a frame by the
 time the next one arrives, the older one is replaced and counted as dropped: the
@@ -16,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,11 +31,14 @@ from server.cameras.status import CameraStatus, StatusTracker
 from server.config import CameraSettings, SecuritySettings
 from server.redact import secrets
 
-__all__ = ["CameraReader", "StatusCallback"]
+__all__ = ["Analyser", "CameraReader", "StatusCallback"]
 
 log = logging.getLogger("server.cameras")
 
 StatusCallback = Callable[[CameraStatus], None]
+Analyser = Callable[[NDArray[np.uint8], float], Any]
+"""``analyse(luma, mono_time)``, run on the reader thread; its result is the frame's
+``analysis``."""
 
 # A consumer that called next_frame this recently still counts as keeping up, so a
 # frame it never took was dropped rather than merely unwanted.
@@ -74,6 +79,8 @@ class CameraReader:
         self._logged_state = "starting"
         self._tracker = StatusTracker(settings.id, self._status_changed)
         self._pump: Pump | None = None
+        self._fps: float | None = settings.detect.fps
+        self._analyser: Analyser | None = None
         self._main = MainStream(settings, security, main_idle) if settings.detect_url else None
 
     # -- lifecycle -------------------------------------------------------------
@@ -94,7 +101,7 @@ class CameraReader:
             security=self.security,
             tracker=self._tracker,
             publish=self._publish,
-            fps=self.settings.detect.fps,
+            fps=self._fps,
             detect_width=self.detect_width,
         )
         self._pump.start()
@@ -129,12 +136,26 @@ class CameraReader:
             waiters, self._waiters = self._waiters, []
         _wake(waiters)
 
+    def set_fps(self, fps: float | None) -> None:
+        """Hand over frames at most ``fps`` times a second from now on (a live change of
+        ``detect.fps``; no reconnect)."""
+        self._fps = fps
+        if self._pump is not None:
+            self._pump.rate.set_fps(fps)
+
+    def set_analyser(self, analyse: Analyser | None) -> None:
+        """Run ``analyse(luma, mono_time)`` on the reader thread for every frame handed
+        over; its result becomes the frame's ``analysis``. It must not raise."""
+        self._analyser = analyse
+
     # -- frames ----------------------------------------------------------------
 
     def _publish(
         self, sample: Sample, luma: NDArray[np.uint8] | None, mono: float, wall: float
     ) -> None:
         assert luma is not None
+        analyse = self._analyser
+        analysis = analyse(luma, mono) if analyse is not None else None
         with self._lock:
             self._seq += 1
             frame = Frame(
@@ -145,6 +166,7 @@ class CameraReader:
                 width=sample.width,
                 height=sample.height,
                 color_source=sample.color,
+                analysis=analysis,
             )
             old = self._slot
             dropped = (

@@ -132,6 +132,26 @@ def test_rate_limit_does_not_burst_after_a_gap() -> None:
     assert not rate.due(100.01)  # and not a burst of catching up
 
 
+def test_rate_limit_follows_a_live_change_of_fps() -> None:
+    rate = RateLimit(10)
+    times = [i / 30 for i in range(30 * 10)]  # a 30 fps camera for 10 s
+    assert sum(rate.due(t) for t in times) in range(99, 102)
+    rate.set_fps(5)
+    assert sum(rate.due(10 + t) for t in times) in range(49, 52)
+    rate.set_fps(30)
+    assert sum(rate.due(20 + t) for t in times) in range(299, 301)
+    rate.set_fps(None)  # no limit: every frame
+    assert all(rate.due(30 + t / 2) for t in times)
+
+
+def test_a_faster_rate_applies_to_the_next_frame() -> None:
+    rate = RateLimit(1)
+    assert rate.due(0.0)
+    assert not rate.due(0.2)
+    rate.set_fps(5)
+    assert rate.due(0.2)  # one new interval after the last frame used, not the old one
+
+
 def test_backoff_grows_with_jitter_and_is_capped() -> None:
     backoff = Backoff(first=0.5, cap=3.0)
     delays = [backoff.next() for _ in range(12)]

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 from server_harness import camera_threads, serve, settings_for
 
 from server.messages import CameraRemoved, MotionMessage
@@ -53,6 +54,20 @@ async def test_crud_live_changes_and_clean_delete(tmp_path: Path, sim_cameras: A
         assert srv.core._runtimes["yard"].reader is reader_before
         msg = await srv.wait_for(MotionMessage, lambda m: m.camera == "yard" and "all" in m.zones)
         assert set(msg.zones) == {"all"}
+        # Detection runs on the camera's reader thread, with the patched config handed over.
+        stage = srv.core._runtimes["yard"].pipeline.detector
+        assert stage.thread == "camera-yard"
+        assert stage.config.threshold == 30
+        assert [z.name for z in stage.config.zones] == ["all"]
+
+        # A new detect.fps applies live to the reader's rate limit: no reconnect.
+        r = await c.patch("/api/cameras/yard", json={"detect": {"fps": 4}})
+        assert r.status_code == 200, r.text
+        assert srv.core._runtimes["yard"].reader is reader_before
+        assert reader_before._pump.rate.interval == pytest.approx(1 / 4)
+        r = await c.patch("/api/cameras/yard", json={"detect": {"fps": 10}})
+        assert r.status_code == 200, r.text
+        assert reader_before._pump.rate.interval == pytest.approx(1 / 10)
         for _ in range(40):  # the rate is measured over a second or more
             if (fps := (await c.get("/api/cameras/yard")).json()["fps"]) > 0:
                 break
