@@ -28,10 +28,14 @@ class Blob:
     area: float
 
 
-def find_blobs(fg: U8, min_area: float) -> tuple[list[Blob], U8]:
-    """Find the blobs of ``fg`` (already cleaned of specks), drop those smaller than ``min_area``
-    working pixels from the list and from the mask (``fg`` is modified in place)."""
-    contours, _ = cv2.findContours(fg, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+def find_blobs(fg: U8, roi: tuple[slice, slice], min_area: float) -> list[Blob]:
+    """Find the blobs of ``fg`` (already cleaned of specks, empty outside ``roi``), drop those
+    smaller than ``min_area`` working pixels from the list and from the mask (``fg`` is
+    modified in place)."""
+    ys, xs = roi
+    contours, _ = cv2.findContours(
+        fg[roi], cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(xs.start or 0, ys.start or 0)
+    )
     kept: list[Blob] = []
     dropped = []
     for c in contours:
@@ -44,7 +48,7 @@ def find_blobs(fg: U8, min_area: float) -> tuple[list[Blob], U8]:
             dropped.append(c)
     if dropped:
         cv2.drawContours(fg, dropped, -1, 0, -1)
-    return kept, fg
+    return kept
 
 
 def merge_rects(rects: list[Rect], gap: int) -> list[Rect]:
