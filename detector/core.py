@@ -135,7 +135,7 @@ class MotionDetector:
         if not keep_background or self._bg is None:
             self.reset()
         else:
-            self._thr = self._threshold(self._bg)
+            self._set_threshold(self._bg)
 
     # -- thresholds and clock -------------------------------------------------------------
 
@@ -144,6 +144,16 @@ class MotionDetector:
             return np.full(bg.u8.shape, self._floor, np.uint8)
         thr = cv2.convertScaleAbs(bg.noise, alpha=self._k)
         return cast(U8, cvs.max(thr, self._floor))
+
+    def _set_threshold(self, bg: Background) -> None:
+        self._thr = self._threshold(bg)
+        self._set_bounds(bg)
+
+    def _set_bounds(self, bg: Background) -> None:
+        """The band a pixel may move in without counting as change: the envelope widened by
+        the threshold. Testing the frame against it is ``distance > threshold`` in one call."""
+        self._upper = cast(U8, cv2.add(bg.hi, self._thr))
+        self._lower = cast(U8, cv2.subtract(bg.lo, self._thr))
 
     def _clock(self, timestamp: float | None) -> None:
         if timestamp is None:
@@ -157,6 +167,15 @@ class MotionDetector:
         fg = cast(U8, cvs.compare(dist, thr, cv2.CMP_GT))
         if self._valid is not None:
             fg = cast(U8, cv2.bitwise_and(fg, self._valid))
+        return fg, cv2.countNonZero(fg)
+
+    def _changed(self, g: U8) -> tuple[U8, int]:
+        """The foreground of ``g`` against the model and threshold in use, and its size."""
+        inside = cv2.inRange(g, self._lower, self._upper)
+        if self._valid is not None:
+            fg = cast(U8, cv2.subtract(self._valid, inside))
+        else:
+            fg = cast(U8, cv2.bitwise_not(inside))
         return fg, cv2.countNonZero(fg)
 
     # -- the frame ---------------------------------------------------------------------------
@@ -177,18 +196,17 @@ class MotionDetector:
         bg = self._bg
         if bg is None:
             self._bg = Background(g)
-            self._thr = self._threshold(self._bg)
+            self._set_threshold(self._bg)
             self._frames = 1
             self._learned = 1
             self._prev = g
             return self._empty(warming=self._config.warmup_frames > 0)
         self._frames += 1
         self._learned += 1
-        dist = bg.distance(g)
-        fg, count = self._foreground(dist, self._thr)
+        fg, count = self._changed(g)
         changed = count / self._valid_count
         if self._config.stabilize and self._camera_check(changed, fg):
-            dist, fg, count = self._follow_camera(g, bg, dist, fg, count)
+            fg, count = self._follow_camera(g, bg, fg, count)
             changed = count / self._valid_count
         self._last_changed = changed
         # The level check costs four sums: run it when the change jumped (an exposure
@@ -197,7 +215,7 @@ class MotionDetector:
         if changed > LEVEL_JUMP and (jump or self._frames % LEVEL_EVERY == 0):
             relevelled = self._relevel(g, bg, fg, changed)
             if relevelled is not None:
-                dist, fg, count = relevelled
+                fg, count = relevelled
                 changed = count / self._valid_count
         self._last_count = count
         if self._global_change(g, bg, fg, changed, count):
@@ -233,7 +251,7 @@ class MotionDetector:
             # Still-blob checks run on the frames the background does not learn on.
             if blobs and self._frames % STATIC_EVERY == 2:
                 blobs = self._drop_still(g, bg, fg, blobs)
-        self._learn(g, bg, fg, dist, lighting=lighting)
+        self._learn(g, bg, fg, lighting=lighting)
         self._prev = g
         return self._result(fg, blobs, lighting)
 
@@ -260,9 +278,7 @@ class MotionDetector:
         cells = cv2.resize(fg[: h - h % 6, : w - w % 8], (8, 6), interpolation=cv2.INTER_AREA)
         return cv2.countNonZero(cvs.compare(cells, 5, cv2.CMP_GT)) / 48.0
 
-    def _follow_camera(
-        self, g: U8, bg: Background, dist: U8, fg: U8, count: int
-    ) -> tuple[U8, U8, int]:
+    def _follow_camera(self, g: U8, bg: Background, fg: U8, count: int) -> tuple[U8, int]:
         """Re-align the model if a whole-pixel camera shift explains most of the change.
 
         Two guesses are tried: the shift since the previous frame (reliable while the model
@@ -276,8 +292,8 @@ class MotionDetector:
             guesses.add(tuple(round(v) for v in estimate_shift(self._prev, g, self._reach)))
         guesses.discard((0, 0))
         if not guesses:
-            return dist, fg, count
-        _, base = self._foreground(dist, self._floor)
+            return fg, count
+        _, base = self._foreground(bg.distance(g), self._floor)
         best: tuple[int, int] | None = None
         best_count = 0.6 * base
         for ix, iy in guesses:
@@ -286,9 +302,9 @@ class MotionDetector:
             if moved < best_count:
                 best, best_count = (ix, iy), moved
         if best is None:
-            return dist, fg, count
+            return fg, count
         bg.shift(best[0], best[1], g)
-        self._thr = self._threshold(bg)
+        self._set_threshold(bg)
         self._still = np.zeros_like(self._still)
         self._static = np.zeros_like(self._static)
         if not self._trusted:
@@ -296,11 +312,9 @@ class MotionDetector:
             shift_into(trust, self._trust, best[0], best[1])
             self._trust = trust
         self._camera_left = CAMERA_FRAMES
-        dist = bg.distance(g)
-        fg, count = self._foreground(dist, self._thr)
-        return dist, fg, count
+        return self._changed(g)
 
-    def _relevel(self, g: U8, bg: Background, fg: U8, changed: float) -> tuple[U8, U8, int] | None:
+    def _relevel(self, g: U8, bg: Background, fg: U8, changed: float) -> tuple[U8, int] | None:
         """Follow a slow or small global gain change (clouds, exposure creep): when the pixels
         that did not change disagree with the model on the mean level, scale the model."""
         if changed > self._config.lighting_fraction:
@@ -310,10 +324,8 @@ class MotionDetector:
         if abs(now - was) <= LEVEL_STEP or was < 1.0:
             return None
         bg.scale(now / was)
-        self._thr = self._threshold(bg)
-        dist = bg.distance(g)
-        fg, count = self._foreground(dist, self._thr)
-        return dist, fg, count
+        self._set_threshold(bg)
+        return self._changed(g)
 
     def _quiet_mean(self, img: U8, fg: U8) -> float:
         """Mean of ``img`` over the valid pixels outside ``fg``: two plain sums, since a masked
@@ -353,7 +365,7 @@ class MotionDetector:
         self._bg = Background(g)
         if old is not None:
             self._bg.noise = old.noise
-        self._thr = self._threshold(self._bg)
+        self._set_threshold(self._bg)
         self._learned = 1
         self._prev = g
         self._lighting_left = LIGHTING_FRAMES
@@ -384,7 +396,7 @@ class MotionDetector:
     def _trust_frames(self) -> int:
         return min(255, math.ceil(TRUST_SECONDS * self._fps))
 
-    def _learn(self, g: U8, bg: Background, fg: U8, dist: U8, *, lighting: bool) -> None:
+    def _learn(self, g: U8, bg: Background, fg: U8, *, lighting: bool) -> None:
         cfg = self._config
         n = self._learned
         if not (lighting or n <= FAST_FRAMES or n % LEARN_EVERY == 0):
@@ -400,7 +412,8 @@ class MotionDetector:
             cvs.add(self._trust, step, dst=self._trust, mask=quiet)
         noise = step == 1 or n % (2 * LEARN_EVERY) == 0
         if noise:
-            bg.learn_noise(dist, quiet)
+            # The envelope has not moved since the frame was tested (only the mean learned).
+            bg.learn_noise(bg.distance(g), quiet)
         # Parked objects: count how long each pixel stays foreground, in ticks sized so the
         # absorb time fits in 8 bits.
         absorb_frames = max(1.0, cfg.absorb_seconds * self._fps / step)
@@ -416,7 +429,9 @@ class MotionDetector:
                 self._still = cast(U8, cv2.bitwise_and(self._still, cv2.bitwise_not(done)))
         bg.refresh()
         if noise:
-            self._thr = self._threshold(bg)
+            self._set_threshold(bg)
+        else:
+            self._set_bounds(bg)
 
     # -- results -----------------------------------------------------------------------------
 

@@ -55,10 +55,12 @@ class Scaler:
     def to_input_box(self, x: int, y: int, w: int, h: int) -> tuple[int, int, int, int]:
         """Scale a working-grid rectangle to an input-pixel ``(x1, y1, x2, y2)`` box."""
         ih, iw = self.in_shape
-        x1 = min(iw, max(0, math.floor(x * self.sx)))
-        y1 = min(ih, max(0, math.floor(y * self.sy)))
-        x2 = min(iw, max(x1, math.ceil((x + w) * self.sx)))
-        y2 = min(ih, max(y1, math.ceil((y + h) * self.sy)))
+        sx = iw / self.work_shape[1]
+        sy = ih / self.work_shape[0]
+        x1 = min(iw, max(0, math.floor(x * sx)))
+        y1 = min(ih, max(0, math.floor(y * sy)))
+        x2 = min(iw, max(x1, math.ceil((x + w) * sx)))
+        y2 = min(ih, max(y1, math.ceil((y + h) * sy)))
         return (x1, y1, x2, y2)
 
 

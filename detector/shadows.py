@@ -38,7 +38,7 @@ KEEP = 0.7
 
 def light_only(frame: U8, background: U8, bg_contrast: U8, fg: U8, *, shadows: bool) -> U8:
     """The pixels of ``fg`` (255) whose change looks like light rather than an object."""
-    contrast = cv2.subtract(cv2.dilate(frame, K3), cv2.erode(frame, K3))
+    contrast = cv2.morphologyEx(frame, cv2.MORPH_GRADIENT, K3)
     no_new_edges = cvs.compare(contrast, cvs.add(bg_contrast, CONTRAST_SLACK), cv2.CMP_LE)
     # frame >= LIGHTEST * background, computed without leaving 8 bits.
     scaled = cv2.convertScaleAbs(frame, alpha=1.0 / LIGHTEST)
