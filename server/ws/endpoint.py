@@ -37,6 +37,7 @@ from server.messages import AuthMessage, HelloMessage, client_message_adapter
 from server.ws.fanout import (
     CLOSE_POLICY,
     CLOSE_TRY_AGAIN,
+    SEND_NOW_KEY,
     CloseRequest,
     FanOut,
     FanOutLimits,
@@ -171,7 +172,7 @@ class WebSocketApi:
         # The server's own send, when RawSend handed it over, skips two wrappers per
         # message; starlette's WebSocket.send takes the same messages otherwise.
         send: Send = websocket.scope.get(RAW_SEND_KEY) or websocket.send
-        client = self.fanout.register(name, send)
+        client = self.fanout.register(name, send, send_now=websocket.scope.get(SEND_NOW_KEY))
         if client is None:
             await self._close(websocket, CloseRequest(CLOSE_TRY_AGAIN, "too many clients"))
             return

@@ -15,6 +15,13 @@ only ever stalls its own task:
 * Repeats of an unchanged motion state are rate limited per camera, more strictly the
   more clients there are (``motion_budget``), so that a crowd of viewers cannot take
   the event loop away from the cameras.
+
+Sending is the fan-out's main cost: with thousands of clients, each message is thousands of
+sends. Each message is encoded to UTF-8 once. When the server offers a synchronous send
+(:data:`SendNow`, see :mod:`server.ws.protocol`), a client whose socket can take more
+gets its messages written in one pass over all such clients, scheduled once per burst of
+publishes, instead of waking one writer task per client and message; the writer task and
+the ASGI ``send`` take over only while a socket is full.
 """
 
 from __future__ import annotations
@@ -44,12 +51,14 @@ __all__ = [
     "CLOSE_GOING_AWAY",
     "CLOSE_POLICY",
     "CLOSE_TRY_AGAIN",
+    "SEND_NOW_KEY",
     "ClientQueue",
     "CloseRequest",
     "FanOut",
     "FanOutLimits",
     "Outgoing",
     "Send",
+    "SendNow",
     "outgoing",
 ]
 
@@ -59,15 +68,52 @@ CLOSE_GOING_AWAY: Final = 1001
 CLOSE_POLICY: Final = 1008
 CLOSE_TRY_AGAIN: Final = 1013
 
-Outgoing = dict[str, Any]
-"""An ASGI ``websocket.send`` message; one dict is shared by every client it goes to."""
-Send = Callable[[Outgoing], Awaitable[None]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
 """The ASGI send callable of one connection."""
+SendNow = Callable[[bytes], bool]
+"""``send_now(utf8)``: write one text frame now, without waiting; ``False`` (nothing sent)
+when the connection cannot take it at the moment. Offered by the server's WebSocket
+protocol in the connection's scope under :data:`SEND_NOW_KEY`."""
+SEND_NOW_KEY: Final = "motionhub.send_now"
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message for the clients, shared by every client it goes to."""
+
+    asgi: dict[str, Any]
+    """The ASGI ``websocket.send`` message (one text frame)."""
+    utf8: bytes
+    """The same text, encoded once for :data:`SendNow`."""
 
 
 def outgoing(text: str) -> Outgoing:
-    """The ASGI message that sends ``text`` as one text frame."""
-    return {"type": "websocket.send", "text": text}
+    """The message that sends ``text`` as one text frame."""
+    return Outgoing({"type": "websocket.send", "text": text}, text.encode())
+
+
+class _Flusher:
+    """Writes to every client that has something to send and a socket that can take it, in
+    one loop callback per burst of publishes."""
+
+    __slots__ = ("_loop", "_ready", "_scheduled")
+
+    def __init__(self) -> None:
+        self._ready: list[ClientQueue] = []
+        self._scheduled = False
+        self._loop = asyncio.get_running_loop()
+
+    def add(self, client: ClientQueue) -> None:
+        self._ready.append(client)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        ready, self._ready = self._ready, []
+        self._scheduled = False
+        for client in ready:
+            client._send_ready()
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +154,14 @@ class ClientQueue:
     """
 
     __slots__ = (
+        "_busy",
         "_direct",
         "_direct_size",
         "_events",
+        "_flusher",
+        "_queued_flush",
         "_send",
+        "_send_now",
         "_state",
         "_waiter",
         "backlog_since",
@@ -121,13 +171,28 @@ class ClientQueue:
         "sent",
     )
 
+    # A client with a long backlog (a replay) is sent this many messages per pass, so that
+    # the others get theirs in between.
+    PASS_LIMIT: Final = 16
+
     def __init__(
-        self, name: str, send: Send, cameras: frozenset[str] | None, direct_size: int
+        self,
+        name: str,
+        send: Send,
+        cameras: frozenset[str] | None,
+        direct_size: int,
+        *,
+        send_now: SendNow | None = None,
+        flusher: _Flusher | None = None,
     ) -> None:
         self.name = name
         self.cameras = cameras
         """Cameras this client wants; ``None`` means all."""
         self._send = send
+        self._send_now = send_now
+        self._flusher = flusher if send_now is not None else None
+        self._queued_flush = False
+        self._busy = False
         self._direct: deque[Outgoing] = deque()
         self._direct_size = direct_size
         self._events: deque[tuple[str | None, Outgoing]] = deque()
@@ -202,11 +267,56 @@ class ClientQueue:
             del self._state[key]
 
     def _wake(self) -> None:
+        flusher = self._flusher
+        if flusher is not None and not self._busy and not self.finished.done():
+            # The writer task is idle: the next flush pass writes without waking it.
+            if not self._queued_flush:
+                self._queued_flush = True
+                flusher.add(self)
+            return
+        self._wake_writer()
+
+    def _wake_writer(self) -> None:
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+
+    def _send_ready(self) -> None:
+        """Write what the socket takes now (called by the flush pass)."""
+        self._queued_flush = False
+        send_now = self._send_now
+        if self._busy or send_now is None or self.finished.done():
+            return
+        for _ in range(self.PASS_LIMIT):
+            message = self._peek()
+            if message is None:
+                return
+            try:
+                sent = send_now(message.utf8)
+            except Exception as exc:
+                log.debug("ws %s: send failed: %r", self.name, exc)
+                self.finish(_PEER_GONE)
+                return
+            if not sent:
+                # A full socket (or a closing one): the writer task waits for it.
+                self._wake_writer()
+                return
+            self._pop()
+            self.sent += 1
+        if self._peek() is not None and self._flusher is not None:
+            self._queued_flush = True
+            self._flusher.add(self)
+
+    def _peek(self) -> Outgoing | None:
+        if self._direct:
+            return self._direct[0]
+        if self._events:
+            return self._events[0][1]
+        if self._state:
+            return self._state[next(iter(self._state))]
+        return None
 
     def _pop(self) -> Outgoing | None:
         if self._direct:
@@ -230,7 +340,7 @@ class ClientQueue:
         self._events.clear()
         self._state.clear()
         self.backlog_since = None
-        self._wake()
+        self._wake_writer()
 
     async def run(self) -> None:
         """Send queued messages until the session finishes or the peer goes away."""
@@ -242,14 +352,17 @@ class ClientQueue:
                 self._waiter = loop.create_future()
                 await self._waiter
                 continue
+            self._busy = True
             try:
-                await self._send(message)
+                await self._send(message.asgi)
             except Exception as exc:
                 # The peer vanished (starlette raises WebSocketDisconnect, uvicorn an
                 # OSError): the session is over, nothing can be sent any more.
                 log.debug("ws %s: send failed: %r", self.name, exc)
                 self.finish(_PEER_GONE)
                 return
+            finally:
+                self._busy = False
             self.sent += 1
             if self.backlog_since is not None:
                 # More to send: let the other writers have their turn first.
@@ -319,6 +432,7 @@ class FanOut:
         self.limits = limits or FanOutLimits()
         self._on_count = on_count
         self._clients: dict[ClientQueue, None] = {}
+        self._flusher: _Flusher | None = None
         limits = self.limits
         self._gate = _MotionGate(
             limits.motion_interval, limits.idle_motion_interval, limits.motion_budget
@@ -341,12 +455,23 @@ class FanOut:
         return tuple(self._clients)
 
     def register(
-        self, name: str, send: Send, cameras: frozenset[str] | None = None
+        self,
+        name: str,
+        send: Send,
+        cameras: frozenset[str] | None = None,
+        send_now: SendNow | None = None,
     ) -> ClientQueue | None:
-        """Add a client that will receive every later message, or ``None`` when full."""
+        """Add a client that will receive every later message, or ``None`` when full.
+
+        ``send_now``, when the server offers it, writes without waiting (see the module doc).
+        """
         if len(self._clients) >= self.limits.max_clients:
             return None
-        client = ClientQueue(name, send, cameras, self.limits.direct_size)
+        if send_now is not None and self._flusher is None:
+            self._flusher = _Flusher()
+        client = ClientQueue(
+            name, send, cameras, self.limits.direct_size, send_now=send_now, flusher=self._flusher
+        )
         self._clients[client] = None
         self._count_changed()
         return client

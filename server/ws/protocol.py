@@ -12,6 +12,10 @@ reading, are closed here:
   write buffer has drained: for ever, for a peer that never reads again, keeping its
   socket and buffers. Once the application is done with a connection, the transport is
   aborted if it is still open ``abort_after`` seconds later.
+
+It also offers the fan-out a synchronous send (``scope["motionhub.send_now"]``): the same
+websockets framing and transport write as uvicorn's ASGI ``send``, without the awaits and
+per-message dispatch around them, for a connection that can take the frame right now.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import InvalidState
+
+from server.ws.fanout import SEND_NOW_KEY
 
 if TYPE_CHECKING:
     from server.config import WebSocketSettings
@@ -44,7 +51,27 @@ def websocket_protocol(send_buffer: int, abort_after: float) -> type[asyncio.Pro
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
             super().connection_made(transport)
 
+        def send_now(self, utf8: bytes) -> bool:
+            """Write ``utf8`` as one text frame now; ``False`` (nothing written) unless the
+            connection is open and its transport is not asking writers to pause."""
+            if (
+                not self.handshake_complete
+                or self.close_sent
+                or self.disconnected
+                or self.initial_response is not None
+                or not self.writable.is_set()
+                or self.transport.is_closing()
+            ):
+                return False
+            try:
+                self.conn.send_text(utf8)
+            except InvalidState:
+                return False  # the peer began closing; the ASGI send reports it
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            return True
+
         async def run_asgi(self) -> None:
+            self.scope[SEND_NOW_KEY] = self.send_now  # type: ignore[typeddict-unknown-key]
             try:
                 await super().run_asgi()
             finally:

@@ -13,6 +13,7 @@ from server.messages import (
     CameraStatusMessage,
     EventEndMessage,
     EventStartMessage,
+    EventUpdateMessage,
     MotionMessage,
     StatsMessage,
 )
@@ -248,3 +249,98 @@ async def test_run_subscribes_and_closes_everyone_on_shutdown() -> None:
     await asyncio.gather(task, return_exceptions=True)
     assert hub.subscriber_names == []
     assert client.finished.result().code == 1001
+
+
+class SyncSink(Sink):
+    """A socket the server can write to without waiting, until it is "full"."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.full = False
+        self.now = 0
+
+    def send_now(self, utf8: bytes) -> bool:
+        if self.full:
+            return False
+        self.now += 1
+        self.received.append(json.loads(utf8))
+        return True
+
+
+async def test_writable_clients_are_sent_in_one_pass_without_their_writer() -> None:
+    hub = Hub()
+    fanout = FanOut(hub, FanOutLimits(motion_interval=0, motion_budget=1e9))
+    hub.subscribe("ws", fanout.publish)
+    sinks = [SyncSink() for _ in range(3)]
+    for i, sink in enumerate(sinks):
+        assert fanout.register(f"c{i}", sink.send, send_now=sink.send_now) is not None
+    # No writer task runs: everything must go through the synchronous path.
+    hub.publish(EventStartMessage(event=make_event(1, "cam1", ended=False)))
+    hub.publish(motion("cam1", 0.1))
+    hub.publish(EventEndMessage(event=make_event(1, "cam1")))
+    assert all(s.received == [] for s in sinks)  # publishing only queues
+    await asyncio.sleep(0)  # the one flush pass
+    for sink in sinks:
+        assert sink.kinds() == [
+            ("event_start", make_event(1, "cam1").id),
+            ("event_end", make_event(1, "cam1").id),  # events first, then the state
+            ("motion", "cam1"),
+        ]
+        assert sink.now == 3
+    assert all(c.sent == 3 and len(c) == 0 and c.backlog_since is None for c in fanout.clients)
+
+
+async def test_a_full_socket_hands_over_to_the_writer_and_loses_no_event() -> None:
+    hub = Hub()
+    fanout = FanOut(hub, FanOutLimits(motion_interval=0, motion_budget=1e9))
+    hub.subscribe("ws", fanout.publish)
+    sink = SyncSink()
+    client = fanout.register("c", sink.send, send_now=sink.send_now)
+    assert client is not None
+    writer = asyncio.create_task(client.run())
+    await drain()
+    hub.publish(EventStartMessage(event=make_event(1, "cam1", ended=False)))
+    await drain()
+    sink.full = True
+    sink.open.clear()  # and the ASGI send waits, like uvicorn's for a paused transport
+    for i in range(20):
+        hub.publish(motion("cam1", i / 100))
+        hub.publish(EventUpdateMessage(event=make_event(1, "cam1", ended=False)))
+    hub.publish(EventEndMessage(event=make_event(1, "cam1")))
+    await drain()
+    assert client.unsent_events > 0
+    sink.full = False
+    sink.open.set()
+    await drain()
+    kinds = [k for k, _ in sink.kinds()]
+    assert kinds.count("event_update") == 20
+    assert kinds[0] == "event_start"
+    assert kinds.index("event_end") > max(i for i, k in enumerate(kinds) if k == "event_update")
+    assert len(client) == 0
+    # Back to the synchronous path once the socket takes frames again.
+    before = sink.now
+    hub.publish(EventStartMessage(event=make_event(2, "cam1", ended=False)))
+    await drain()
+    assert sink.now == before + 1
+    writer.cancel()
+
+
+async def test_motion_rate_limit_never_holds_back_an_event() -> None:
+    # Thousands of clients squeeze the motion budget to a trickle; events all still go out.
+    hub = Hub()
+    fanout = FanOut(hub, FanOutLimits(motion_budget=100))
+    hub.subscribe("ws", fanout.publish)
+    sinks = [SyncSink() for _ in range(2000)]
+    for i, sink in enumerate(sinks):
+        fanout.register(f"c{i}", sink.send, send_now=sink.send_now)
+    for n in range(10):
+        for _ in range(5):
+            hub.publish(motion("cam1", 0.5))  # repeats of one state: rate limited
+        hub.publish(EventStartMessage(event=make_event(n, "cam1", ended=False)))
+        hub.publish(EventEndMessage(event=make_event(n, "cam1")))
+        await asyncio.sleep(0)
+    assert fanout.rate_limited > 0
+    for sink in sinks:
+        kinds = [k for k, _ in sink.kinds()]
+        assert kinds.count("event_start") == 10
+        assert kinds.count("event_end") == 10
