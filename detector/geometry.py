@@ -54,14 +54,26 @@ class Scaler:
 
     def to_input_box(self, x: int, y: int, w: int, h: int) -> tuple[int, int, int, int]:
         """Scale a working-grid rectangle to an input-pixel ``(x1, y1, x2, y2)`` box."""
+        return self.to_input_boxes([(x, y, w, h)])[0]
+
+    def to_input_boxes(
+        self, rects: Sequence[tuple[int, int, int, int]]
+    ) -> list[tuple[int, int, int, int]]:
+        """:meth:`to_input_box` for each of ``rects`` (which lie inside the working grid)."""
         ih, iw = self.in_shape
         sx = iw / self.work_shape[1]
         sy = ih / self.work_shape[0]
-        x1 = min(iw, max(0, math.floor(x * sx)))
-        y1 = min(ih, max(0, math.floor(y * sy)))
-        x2 = min(iw, max(x1, math.ceil((x + w) * sx)))
-        y2 = min(ih, max(y1, math.ceil((y + h) * sy)))
-        return (x1, y1, x2, y2)
+        floor, ceil = math.floor, math.ceil
+        # x, w >= 0, so only the rounding up can pass the frame's edge.
+        return [
+            (
+                min(iw, floor(x * sx)),
+                min(ih, floor(y * sy)),
+                min(iw, ceil((x + w) * sx)),
+                min(ih, ceil((y + h) * sy)),
+            )
+            for x, y, w, h in rects
+        ]
 
 
 def working_scaler(in_shape: tuple[int, int], max_width: int, max_height: int) -> Scaler:

@@ -32,7 +32,7 @@ def make_result(
     boxes: list[Box] = []
     if motion:
         rects = merge_rects([b.rect for b in blobs], 2)
-        boxes = [scaler.to_input_box(*r) for r in rects]
+        boxes = scaler.to_input_boxes(rects)
     moving = cv2.countNonZero(fg) if blobs else 0
     zres: dict[str, ZoneResult] = {}
     for name, zone_mask, area in zones:
