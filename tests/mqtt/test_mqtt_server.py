@@ -180,9 +180,6 @@ async def test_broker_down_for_10_s_while_cameras_make_events(
             "id": c,
             "url": sim_cameras.mjpeg_url_for("cycle"),
             "events": {"min_frames": 2, "off_delay": 1.0},
-            # Cameras join mid-scene; clear a start-up ghost fast so events keep ending and
-            # starting during the outage (the ghost itself is the detector's business).
-            "detect": {"absorb_seconds": 2.0},
         }
         for c in cams
     ]

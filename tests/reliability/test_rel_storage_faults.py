@@ -154,9 +154,6 @@ async def test_unwritable_then_full_snapshot_storage(
             "id": CAMERA,
             "url": cam.mjpeg_url_for(CAMERA),
             "events": {"min_frames": 2, "off_delay": 0.5},
-            # The camera joins mid-scene: an object in view on the first frame leaves a
-            # ghost that only absorb_seconds clears, and this test is about storage.
-            "detect": {"absorb_seconds": 3},
         }
         mqtt = {"url": mosquitto.url, "topic_prefix": mqtt_prefix, "discovery": {"enabled": False}}
         settings = make_settings(tmp_path / "data", [camera], mqtt=mqtt)

@@ -21,9 +21,6 @@ async def test_moving_objects_make_events_that_end_after_off_delay(
             "id": "cycle",
             "url": sim_cameras.mjpeg_url_for("cycle"),
             "events": {"min_frames": 2, "off_delay": 1.5},
-            # The shared simulator is mid-scene when the camera connects: whatever is in the
-            # first frame leaves a ghost when it moves off. Absorb such ghosts quickly.
-            "detect": {"absorb_seconds": 2.0},
             "zones": [{"name": "left", "points": [[0, 0], [0.5, 0], [0.5, 1], [0, 1]]}],
         }
     ]
@@ -134,7 +131,7 @@ async def test_unwritable_snapshots_are_reported_while_detection_goes_on(
     (tmp_path / "snapshots").mkdir(parents=True)
     (tmp_path / "snapshots" / "busy").write_bytes(b"not a directory")
     cams = [{"id": "busy", "url": sim_cameras.mjpeg_url_for("busy"),
-             "events": {"min_frames": 2}, "detect": {"absorb_seconds": 2.0}}]  # fmt: skip
+             "events": {"min_frames": 2}}]  # fmt: skip
     async with serve(settings_for(tmp_path, cams)) as srv:
         start = await srv.wait_for(EventStartMessage, within=30)
         c = srv.client

@@ -27,8 +27,6 @@ def settings_for(tmp_path: Path, sim_cameras: Any) -> Settings:
                 "id": "cycle",
                 "url": sim_cameras.mjpeg_url_for("cycle"),
                 "events": {"off_delay": 1.0, "min_frames": 2},
-                # The camera joins mid-scene; clear a start-up ghost fast so an event ends.
-                "detect": {"absorb_seconds": 2.0},
             }
         ],
     )
