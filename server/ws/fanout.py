@@ -34,6 +34,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from websockets.frames import Frame, Opcode
+
 from server.bus import Hub
 from server.messages import (
     CameraRemoved,
@@ -70,26 +72,37 @@ CLOSE_TRY_AGAIN: Final = 1013
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 """The ASGI send callable of one connection."""
-SendNow = Callable[[bytes], bool]
-"""``send_now(utf8)``: write one text frame now, without waiting; ``False`` (nothing sent)
+SendNow = Callable[["Outgoing"], bool]
+"""``send_now(message)``: write it as one text frame now, without waiting; ``False`` (nothing sent)
 when the connection cannot take it at the moment. Offered by the server's WebSocket
 protocol in the connection's scope under :data:`SEND_NOW_KEY`."""
 SEND_NOW_KEY: Final = "motionhub.send_now"
 
 
-@dataclass(frozen=True, slots=True)
 class Outgoing:
     """One message for the clients, shared by every client it goes to."""
 
-    asgi: dict[str, Any]
-    """The ASGI ``websocket.send`` message (one text frame)."""
-    utf8: bytes
-    """The same text, encoded once for :data:`SendNow`."""
+    __slots__ = ("_frame", "asgi", "utf8")
+
+    def __init__(self, text: str) -> None:
+        self.asgi: dict[str, Any] = {"type": "websocket.send", "text": text}
+        """The ASGI ``websocket.send`` message (one text frame)."""
+        self.utf8 = text.encode()
+        """The same text, encoded once for :data:`SendNow`."""
+        self._frame: bytes | None = None
+
+    @property
+    def frame(self) -> bytes:
+        """The message as one unmasked, uncompressed server text frame, built once by
+        websockets (what it would write to any connection without extensions)."""
+        if self._frame is None:
+            self._frame = Frame(Opcode.TEXT, self.utf8).serialize(mask=False, extensions=[])
+        return self._frame
 
 
 def outgoing(text: str) -> Outgoing:
     """The message that sends ``text`` as one text frame."""
-    return Outgoing({"type": "websocket.send", "text": text}, text.encode())
+    return Outgoing(text)
 
 
 class _Flusher:
@@ -112,6 +125,10 @@ class _Flusher:
     def _flush(self) -> None:
         ready, self._ready = self._ready, []
         self._scheduled = False
+        # Events to everyone first, then the state messages (motion that changed with the
+        # event start, for one): the last client's event waits for one send per client.
+        for client in ready:
+            client._send_ready(events_only=True)
         for client in ready:
             client._send_ready()
 
@@ -211,6 +228,12 @@ class ClientQueue:
         return len(self._direct) + len(self._events) + len(self._state)
 
     @property
+    def direct_send(self) -> bool:
+        """Whether the server offered a synchronous send for this client (see the module
+        doc); without it every message goes through the writer task and ASGI ``send``."""
+        return self._send_now is not None
+
+    @property
     def unsent_events(self) -> int:
         """Event messages waiting to be sent (the bounded part of the queue)."""
         return len(self._events)
@@ -283,18 +306,20 @@ class ClientQueue:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def _send_ready(self) -> None:
-        """Write what the socket takes now (called by the flush pass)."""
-        self._queued_flush = False
+    def _send_ready(self, *, events_only: bool = False) -> None:
+        """Write what the socket takes now (called by the flush pass); with
+        ``events_only``, only direct replies and events."""
+        if not events_only:
+            self._queued_flush = False
         send_now = self._send_now
         if self._busy or send_now is None or self.finished.done():
             return
         for _ in range(self.PASS_LIMIT):
-            message = self._peek()
+            message = self._peek(events_only)
             if message is None:
                 return
             try:
-                sent = send_now(message.utf8)
+                sent = send_now(message)
             except Exception as exc:
                 log.debug("ws %s: send failed: %r", self.name, exc)
                 self.finish(_PEER_GONE)
@@ -305,16 +330,16 @@ class ClientQueue:
                 return
             self._pop()
             self.sent += 1
-        if self._peek() is not None and self._flusher is not None:
+        if not events_only and self._peek() is not None and self._flusher is not None:
             self._queued_flush = True
             self._flusher.add(self)
 
-    def _peek(self) -> Outgoing | None:
+    def _peek(self, events_only: bool = False) -> Outgoing | None:
         if self._direct:
             return self._direct[0]
         if self._events:
             return self._events[0][1]
-        if self._state:
+        if self._state and not events_only:
             return self._state[next(iter(self._state))]
         return None
 

@@ -14,8 +14,9 @@ reading, are closed here:
   aborted if it is still open ``abort_after`` seconds later.
 
 It also offers the fan-out a synchronous send (``scope["motionhub.send_now"]``): the same
-websockets framing and transport write as uvicorn's ASGI ``send``, without the awaits and
-per-message dispatch around them, for a connection that can take the frame right now.
+transport write as uvicorn's ASGI ``send``, without the awaits and per-message dispatch
+around it, for a connection that can take the frame right now; and, for connections without
+compression, the frame websockets built once for every client instead of one per client.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.exceptions import InvalidState
+from websockets.protocol import State
 
-from server.ws.fanout import SEND_NOW_KEY
+from server.ws.fanout import SEND_NOW_KEY, Outgoing
 
 if TYPE_CHECKING:
     from server.config import WebSocketSettings
@@ -51,9 +52,10 @@ def websocket_protocol(send_buffer: int, abort_after: float) -> type[asyncio.Pro
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
             super().connection_made(transport)
 
-        def send_now(self, utf8: bytes) -> bool:
-            """Write ``utf8`` as one text frame now; ``False`` (nothing written) unless the
-            connection is open and its transport is not asking writers to pause."""
+        def send_now(self, message: Outgoing) -> bool:
+            """Write ``message`` as one text frame now; ``False`` (nothing written) unless
+            the connection is open and its transport is not asking writers to pause."""
+            conn = self.conn
             if (
                 not self.handshake_complete
                 or self.close_sent
@@ -61,13 +63,21 @@ def websocket_protocol(send_buffer: int, abort_after: float) -> type[asyncio.Pro
                 or self.initial_response is not None
                 or not self.writable.is_set()
                 or self.transport.is_closing()
+                or conn.state is not State.OPEN
+                or conn.expect_continuation_frame
             ):
-                return False
-            try:
-                self.conn.send_text(utf8)
-            except InvalidState:
-                return False  # the peer began closing; the ASGI send reports it
-            self.transport.write(b"".join(self.conn.data_to_send()))
+                return False  # the ASGI send waits, or reports why it cannot send
+            if conn.extensions:
+                # Compression keeps per-connection state: websockets frames it for this one.
+                conn.send_text(message.utf8)
+                self.transport.write(b"".join(conn.data_to_send()))
+                return True
+            pending = conn.data_to_send()  # normally empty: uvicorn flushes after each read
+            if pending:
+                self.transport.write(b"".join(pending))
+            # Without extensions every connection's frame for this message is the same
+            # bytes, which websockets built once for all of them.
+            self.transport.write(message.frame)
             return True
 
         async def run_asgi(self) -> None:

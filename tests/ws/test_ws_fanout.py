@@ -18,6 +18,7 @@ from server.messages import (
     StatsMessage,
 )
 from server.ws import CloseRequest, FanOut, FanOutLimits
+from server.ws.fanout import Outgoing
 
 
 class Sink:
@@ -254,16 +255,18 @@ async def test_run_subscribes_and_closes_everyone_on_shutdown() -> None:
 class SyncSink(Sink):
     """A socket the server can write to without waiting, until it is "full"."""
 
-    def __init__(self) -> None:
+    def __init__(self, order: list[SyncSink] | None = None) -> None:
         super().__init__()
         self.full = False
         self.now = 0
+        self.order: list[SyncSink] = order if order is not None else []
 
-    def send_now(self, utf8: bytes) -> bool:
+    def send_now(self, message: Outgoing) -> bool:
         if self.full:
             return False
         self.now += 1
-        self.received.append(json.loads(utf8))
+        self.received.append(json.loads(message.utf8))
+        self.order.append(self)
         return True
 
 
@@ -344,3 +347,19 @@ async def test_motion_rate_limit_never_holds_back_an_event() -> None:
         kinds = [k for k, _ in sink.kinds()]
         assert kinds.count("event_start") == 10
         assert kinds.count("event_end") == 10
+
+
+async def test_a_flush_pass_sends_events_to_everyone_before_state() -> None:
+    hub = Hub()
+    fanout = FanOut(hub, FanOutLimits(motion_interval=0, motion_budget=1e9))
+    hub.subscribe("ws", fanout.publish)
+    order: list[SyncSink] = []
+    sinks = [SyncSink(order) for _ in range(3)]
+    for i, sink in enumerate(sinks):
+        fanout.register(f"c{i}", sink.send, send_now=sink.send_now)
+    hub.publish(EventStartMessage(event=make_event(1, "cam1", ended=False)))
+    hub.publish(motion("cam1", 0.9))
+    await asyncio.sleep(0)
+    # Every client's event, then every client's motion.
+    assert order == sinks + sinks
+    assert all([k for k, _ in s.kinds()] == ["event_start", "motion"] for s in sinks)

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
-from ws_harness import close_code, closed_by_server, recv_json, uvicorn_on_free_port
+from ws_harness import (
+    close_code,
+    closed_by_server,
+    make_event,
+    recv_json,
+    uvicorn_on_free_port,
+    ws_uvicorn_options,
+)
 
 from server.app import create_app
-from server.config import Settings
+from server.config import Settings, WebSocketSettings
+from server.messages import EventStartMessage, MotionMessage
 
 ADMIN = "admin-token-0123456789abcdef"
 VIEWER = "viewer-token-0123456789abcdef"
@@ -76,3 +85,44 @@ async def test_live_feed_from_the_real_pipeline(tmp_path: Path, sim_cameras: Any
                     replayed.append(msg)
             assert replayed
             assert msg["count"] >= 1
+
+
+@pytest.mark.parametrize("compression", [False, True])
+async def test_messages_reach_real_clients_through_the_direct_send(
+    tmp_path: Path, compression: bool
+) -> None:
+    # Without compression every client gets the same pre-built frame; with it, websockets
+    # frames (and compresses) each client's copy. Both must arrive whole and in order.
+    ws_settings = {"compression": compression}
+    settings = Settings(
+        server={"websocket": ws_settings}, storage={"path": str(tmp_path)}, cameras=[]
+    )
+    app = create_app(settings)
+    options = ws_uvicorn_options(WebSocketSettings(**ws_settings))
+    async with uvicorn_on_free_port(app, **options) as (port, _):
+        url = f"ws://127.0.0.1:{port}/ws"
+        async with (
+            connect(url, compression="deflate" if compression else None) as a,
+            connect(url, compression="deflate" if compression else None) as b,
+        ):
+            assert (await recv_json(a))["type"] == "hello"
+            assert (await recv_json(b))["type"] == "hello"
+            clients = list(app.state.ws_api.fanout.clients)
+            assert len(clients) == 2
+            assert all(c.direct_send for c in clients)
+            hub = app.state.core.hub
+            big = [(0.0, 0.0, 0.5, 0.5)] * 40  # past the 125-byte short frame length
+            for n in range(30):
+                hub.publish(EventStartMessage(event=make_event(n, "cam1", ended=False)))
+                hub.publish(
+                    MotionMessage(camera="cam1", ts=n, motion=n % 2 == 0, score=0.5, boxes=big)
+                )
+                await asyncio.sleep(0)  # a newer motion replaces an unsent one: let it go
+            for ws in (a, b):
+                got = [await recv_json(ws) for _ in range(60)]
+                starts = [m["event"]["id"] for m in got if m["type"] == "event_start"]
+                assert starts == [make_event(n, "cam1").id for n in range(30)]
+                motions = [m for m in got if m["type"] == "motion"]
+                assert [m["ts"] for m in motions] == list(range(30))
+                assert all(len(m["boxes"]) == 40 for m in motions)
+            assert all(c.sent == 61 for c in clients)
