@@ -30,6 +30,7 @@ from server.bench.harness import (
     machine,
     raise_fd_limit,
     rate,
+    run_clients,
 )
 from server.bench.wsclient import WsClient, close_all, connect_many
 
@@ -137,7 +138,7 @@ def run(ctx: BenchContext) -> SuiteResult:
         ]
         with ProbeServer({"cameras": cameras}, Path(tmp)) as server:
             server.wait_online(len(cameras))
-            phases = asyncio.run(_measure(ctx, server, clients, window))
+            phases = run_clients(_measure(ctx, server, clients, window))
     base = phases[0]
     loaded = phases[1:]
     data: dict[str, Any] = {

@@ -120,6 +120,7 @@ def _stats(app: FastAPI, meter: LagMeter, started: float) -> dict[str, Any]:
         "ws": {
             "clients": fanout.client_count,
             "published": fanout.published,
+            "sent": sum(c.sent for c in fanout.clients),
             "closed_slow": fanout.closed_slow,
         },
         "mqtt": None

@@ -19,6 +19,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 __all__ = ["ClientLog", "WsClient", "close_all", "connect_many"]
 
@@ -57,7 +58,8 @@ class WsClient(asyncio.Protocol):
         self._partial = bytearray()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop's transports do not subclass asyncio.Transport, but have its methods.
+        transport = cast("asyncio.Transport", transport)
         self._transport = transport
         key = base64.b64encode(os.urandom(16)).decode()
         transport.write(
