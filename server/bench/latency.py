@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Any
-
-import aiomqtt
 
 from clients.sim import RtspCamera
 from server.bench import BenchContext, SuiteResult
@@ -47,20 +44,31 @@ PERIODS = (3.0, 3.5, 4.0, 4.5)
 
 
 async def mqtt_delays(
-    url: str, prefix: str, ready: asyncio.Event, stop: asyncio.Event, delays: list[float]
+    url: str, prefix: str, ready: asyncio.Event, recording: asyncio.Event, delays: list[float]
 ) -> None:
-    """Subscribe to ``<prefix>/events`` and record each ``start`` message's delay."""
-    host, _, port = url.removeprefix("mqtt://").partition(":")
-    async with aiomqtt.Client(host, int(port)) as client:
-        await client.subscribe(f"{prefix}/events", qos=1)
+    """Run a subscriber to ``<prefix>/events`` in its own process (see
+    :mod:`server.bench.mqttsub`) and record each ``start`` message's delay while
+    ``recording`` is set; until cancelled."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "server.bench.mqttsub",
+        url,
+        f"{prefix}/events",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    try:
+        if (await proc.stdout.readline()).strip() != b"ready":
+            raise RuntimeError("the MQTT subscriber did not start")
         ready.set()
-        async for message in client.messages:
-            now = time.time()
-            payload = message.payload
-            if isinstance(payload, bytes) and payload.startswith(b'{"type":"start"'):
-                delays.append(now - json.loads(payload)["ts"])
-            if stop.is_set():
-                return
+        while line := await proc.stdout.readline():
+            if recording.is_set():
+                delays.append(float(line))
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
 
 
 async def _measure(
@@ -73,8 +81,8 @@ async def _measure(
     window: float,
 ) -> dict[str, Any]:
     mqtt: list[float] = []
-    ready, stop = asyncio.Event(), asyncio.Event()
-    sub = asyncio.create_task(mqtt_delays(broker, prefix, ready, stop, mqtt), name="mqtt-sub")
+    ready, recording = asyncio.Event(), asyncio.Event()
+    sub = asyncio.create_task(mqtt_delays(broker, prefix, ready, recording, mqtt), name="mqtt-sub")
     async with asyncio.timeout(30):
         await ready.wait()
     host, port = server.ws_url
@@ -82,17 +90,17 @@ async def _measure(
     ctx.progress(f"latency: {clients} clients connected; measuring for {window:g} s")
     await asyncio.sleep(1.0)
     stats0 = await asyncio.to_thread(server.stats)
-    mqtt.clear()
+    recording.set()
     for c in conns:
         c.recording = True
     await asyncio.sleep(window)
     for c in conns:
         c.recording = False
+    recording.clear()
     mqtt_samples = list(mqtt)
     stats1 = await asyncio.to_thread(server.stats)
-    stop.set()
     sub.cancel()
-    with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+    with contextlib.suppress(asyncio.CancelledError):
         await sub
     await close_all(conns)
     motion = [d for c in conns for d in c.log.motion_delays]

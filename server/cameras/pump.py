@@ -82,7 +82,9 @@ class RateLimit:
 
     A quarter-interval of slack keeps a camera sending exactly ``fps`` from losing
     frames to timing jitter; the schedule advances by whole intervals, so the
-    average never exceeds ``fps``.
+    average never exceeds ``fps``. A frame up to two intervals late keeps the schedule,
+    so the frames queued behind it (a network hiccup, a reader that was kept off the CPU
+    for a moment) still pass; only a longer gap starts a new schedule.
     """
 
     def __init__(self, fps: float | None) -> None:
@@ -103,7 +105,7 @@ class RateLimit:
             return True
         if now < self._next - self.interval / 4:
             return False
-        behind = now - self._next >= self.interval
+        behind = now - self._next >= 2 * self.interval
         self._next = now + self.interval if behind else self._next + self.interval
         return True
 

@@ -132,6 +132,15 @@ def test_rate_limit_does_not_burst_after_a_gap() -> None:
     assert not rate.due(100.01)  # and not a burst of catching up
 
 
+def test_rate_limit_lets_the_frames_behind_a_late_one_through() -> None:
+    # A 10 fps camera at a 10 fps limit; frame 5 comes 1.5 intervals late and frame 6
+    # right behind it (decoded in a burst): neither is lost, and the schedule holds.
+    times = [i / 10 for i in range(5)] + [0.65, 0.66] + [i / 10 for i in range(7, 30)]
+    rate = RateLimit(10)
+    assert all(rate.due(t) for t in times)
+    assert not rate.due(2.91)  # but never more than the limit on average
+
+
 def test_rate_limit_follows_a_live_change_of_fps() -> None:
     rate = RateLimit(10)
     times = [i / 30 for i in range(30 * 10)]  # a 30 fps camera for 10 s
