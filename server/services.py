@@ -39,6 +39,12 @@ class Services(Protocol):
         """The current settings (cameras included, reflecting live changes)."""
         ...
 
+    @property
+    def running(self) -> bool:
+        """True once the core has started every camera (those added through the API
+        included) and until it stops; before that the camera list may be incomplete."""
+        ...
+
     def cameras(self) -> list[CameraInfo]:
         """Every configured camera with its current status."""
         ...

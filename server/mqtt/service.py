@@ -314,7 +314,7 @@ class MqttService:
         # The core loads cameras added through the API from storage as it starts; until
         # then a config on the broker may look stale when it is not, and removing it would
         # make Home Assistant forget the entity and its customisations.
-        return bool(getattr(self.services, "running", True))
+        return self.services.running
 
     def _sync_camera(
         self, view: CameraView, online: bool, detect: bool, threshold: int

@@ -42,6 +42,7 @@ class FakeServices:
         self._tokens = {ADMIN_TOKEN: "admin", VIEWER_TOKEN: "viewer"} if auth else None
         self.events: list[Event] = []
         self.fail_reads = False
+        self.running = True
 
     def cameras(self) -> list[CameraInfo]:
         return list(self._cameras.values())
