@@ -131,6 +131,8 @@ class MqttService:
         self._configs: set[str] = set()
         self._config_cache: dict[CameraView, dict[str, bytes]] = {}
         self._stale: set[str] = set()
+        self._left_behind: dict[str, set[str | None]] = {}
+        """Cameras (``None``) and zones whose retained state an earlier run left."""
         self._open: dict[str, dict[str, tuple[str, ...]]] = {}
         self._snapshot_version = 0
         self._sync_needed = True
@@ -308,7 +310,25 @@ class MqttService:
                 log.info("removing stale discovery config %s", topic)
                 self.states.clear(topic)
             self._stale.clear()
+        if self._left_behind and self._cameras_settled():
+            self._clear_left_behind({v.id: set(v.zones) for v in views})
         self._synced.set()
+
+    def _clear_left_behind(self, wanted: dict[str, set[str]]) -> None:
+        """Clear the retained state of cameras and zones deleted while this server was
+        not running, which the broker still holds from an earlier run."""
+        for cam, seen in self._left_behind.items():
+            zones = wanted.get(cam)
+            if zones is None:
+                log.info("clearing the retained state of deleted camera %s", cam)
+                gone = sorted(z for z in seen if z is not None)
+                for topic in self.topics.camera_state_topics(cam, gone):
+                    self.states.clear(topic)
+                continue
+            for zone in sorted(z for z in seen if z is not None and z not in zones):
+                log.info("clearing the retained state of deleted zone %s of camera %s", zone, cam)
+                self.states.clear(self.topics.zone_motion(cam, zone))
+        self._left_behind.clear()
 
     def _cameras_settled(self) -> bool:
         # The core loads cameras added through the API from storage as it starts; until
@@ -369,8 +389,9 @@ class MqttService:
     # -- the connection (called by MqttLink) ------------------------------------------------
 
     def subscriptions(self) -> list[str]:
-        """Commands, and with discovery on, HA's birth topic and this server's configs."""
-        subs = list(self.topics.command_filters)
+        """Commands, the retained camera and zone states (to find deleted ones), and with
+        discovery on, HA's birth topic and this server's configs."""
+        subs = list(self.topics.command_filters) + self.topics.presence_filters
         if self.settings.discovery.enabled:
             subs += [self.topics.ha_status, self.topics.discovery_filter]
         return subs
@@ -466,6 +487,14 @@ class MqttService:
                 # the next camera sync removes it if it is still not wanted.
                 if payload and topic not in self._configs:
                     self._stale.add(topic)
+                    self._request_sync()
+                return
+            presence = self.topics.parse_presence(topic)
+            if presence is not None:
+                # Only what the broker kept from before counts; live copies of this
+                # server's own publishes come back without the retain flag.
+                if message.retain and payload:
+                    self._left_behind.setdefault(presence[0], set()).add(presence[1])
                     self._request_sync()
                 return
             parsed = self.topics.parse_command(topic)

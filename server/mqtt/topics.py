@@ -87,6 +87,31 @@ class Topics:
         return out
 
     @property
+    def presence_filters(self) -> list[str]:
+        """Subscriptions that receive, retained, the status of every camera and the motion of
+        every zone an earlier run left on the broker (to find those deleted since)."""
+        return [f"{self.prefix}/+/status", f"{self.prefix}/+/zones/+/motion"]
+
+    def parse_presence(self, topic: str) -> tuple[str, str | None] | None:
+        """``(camera, None)`` for a camera's status topic, ``(camera, zone)`` for a zone's
+        motion topic, ``None`` for any other topic."""
+        head = f"{self.prefix}/"
+        if not topic.startswith(head):
+            return None
+        parts = topic[len(head) :].split("/")
+        if len(parts) == 2 and parts[0] and parts[1] == "status":
+            return parts[0], None
+        if (
+            len(parts) == 4
+            and parts[0]
+            and parts[1] == "zones"
+            and parts[2]
+            and parts[3] == "motion"
+        ):
+            return parts[0], parts[2]
+        return None
+
+    @property
     def command_filters(self) -> list[str]:
         """Subscriptions that receive every camera's commands."""
         return [f"{self.prefix}/+/{kind}/set" for kind in _COMMAND_KINDS]

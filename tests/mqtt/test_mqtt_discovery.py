@@ -230,6 +230,36 @@ async def test_stale_configs_from_an_earlier_run_are_removed(
     await _publish(mosquitto.url, other_server, b"", retain=True)
 
 
+async def test_retained_state_of_cameras_and_zones_deleted_while_down_is_cleared(
+    mosquitto, mqtt_prefix: str, tmp_path: Path
+) -> None:
+    t = Topics(mqtt_prefix)
+    # An earlier run left these; since then camera "gone" and zone "old" of cam1 were deleted.
+    left = {
+        t.status("gone"): b"online",
+        t.motion("gone"): b"ON",
+        t.fps("gone"): b"5.0",
+        t.state("gone", "detect"): b"ON",
+        t.zone_motion("gone", "door"): b"OFF",
+        t.zone_motion("cam1", "old"): b"ON",
+        t.zone_motion("cam1", "keep"): b"ON",
+    }
+    for topic, payload in left.items():
+        await _publish(mosquitto.url, topic, payload, retain=True)
+    services = FakeServices([camera("cam1", ["keep"])])
+    service = MqttService(services, mqtt_settings(mosquitto.url, mqtt_prefix), data_dir(tmp_path))
+    async with running(service):
+        for _ in range(20):
+            assert await service.wait_idle()
+            states = await retained(mosquitto.url, f"{mqtt_prefix}/#")
+            if not any("/gone/" in topic or "/old/" in topic for topic in states):
+                break
+    assert sorted(topic for topic in states if "/gone/" in topic or "/old/" in topic) == []
+    # The live camera's own state and its remaining zone stay.
+    assert t.status("cam1") in states
+    assert t.zone_motion("cam1", "keep") in states
+
+
 async def test_discovery_can_be_switched_off(mosquitto, mqtt_prefix: str, tmp_path: Path) -> None:
     settings = mqtt_settings(mosquitto.url, mqtt_prefix, discovery={"enabled": False})
     service = MqttService(FakeServices([camera("cam1")]), settings, data_dir(tmp_path))
@@ -241,4 +271,5 @@ async def test_discovery_can_be_switched_off(mosquitto, mqtt_prefix: str, tmp_pa
         states = await retained(mosquitto.url, f"{mqtt_prefix}/#")
     assert configs == {}
     assert Topics(mqtt_prefix).motion("cam1") in states
-    assert service.subscriptions() == Topics(mqtt_prefix).command_filters
+    t = Topics(mqtt_prefix)
+    assert service.subscriptions() == t.command_filters + t.presence_filters
