@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from detector._cv import K3, cvs
+from detector._cv import K3, K5, cvs
 from detector.background import Background, shift_into
 from detector.blobs import Blob, find_blobs
 from detector.config import DetectorConfig
@@ -243,6 +243,9 @@ class MotionDetector:
             # Outside the rectangle (and its margin) the mask is empty, so the speck filter
             # and the blob search need only the rectangle.
             cv2.medianBlur(fg[roi].copy(), 3, dst=fg[roi])
+            # Close gaps of up to four pixels so the pieces of one object (split where it
+            # matched the background) form one outline, which the fill below makes whole.
+            fg[roi] = cv2.morphologyEx(fg[roi], cv2.MORPH_CLOSE, K5)
             blobs = find_blobs(fg, roi, self._min_area_px)
             if blobs:
                 # Fill each blob's outline: an object whose flat inside was taken for light (or
