@@ -11,7 +11,7 @@ import numpy.typing as npt
 
 from detector._cv import K3
 
-__all__ = ["Blob", "edge_contrast", "find_blobs", "merge_rects"]
+__all__ = ["Blob", "drop_faint", "edge_contrast", "find_blobs", "merge_rects"]
 
 U8 = npt.NDArray[np.uint8]
 Rect = tuple[int, int, int, int]
@@ -46,6 +46,46 @@ def find_blobs(fg: U8, roi: tuple[slice, slice], min_area: float) -> list[Blob]:
             kept.append(Blob(cast(Contour, c), (x, y, w, h), area))
         else:
             dropped.append(c)
+    if dropped:
+        cv2.drawContours(fg, dropped, -1, 0, -1)
+    return kept
+
+
+def drop_faint(
+    blobs: list[Blob],
+    fg: U8,
+    frame: U8,
+    envelope: tuple[U8, U8],
+    *,
+    thr: U8,
+    noise: U8,
+    dynamic: float = 1.5,
+    core: float = 3.0,
+    seeds: int = 3,
+) -> list[Blob]:
+    """Drop the blobs over a moving background that have no core of strong change.
+
+    Where the background itself moves (water, smoke, leaves: a mean noise level of at least
+    ``dynamic`` under the blob), change hovers around the threshold; an object there still
+    brings at least ``seeds`` pixels that lie outside the background's ``envelope`` (hi, lo)
+    by more than ``core`` times their threshold ``thr``. Dropped blobs are cleared from ``fg``
+    in place.
+    """
+    hi, lo = envelope
+    kept: list[Blob] = []
+    dropped = []
+    for b in blobs:
+        x, y, w, h = b.rect
+        roi = (slice(y, y + h), slice(x, x + w))
+        if cv2.mean(noise[roi], fg[roi])[0] < dynamic:
+            kept.append(b)
+            continue
+        reach = cv2.convertScaleAbs(thr[roi], alpha=core)
+        within = cv2.inRange(frame[roi], cv2.subtract(lo[roi], reach), cv2.add(hi[roi], reach))
+        if cv2.countNonZero(cv2.subtract(fg[roi], within)) >= seeds:
+            kept.append(b)
+        else:
+            dropped.append(b.contour)
     if dropped:
         cv2.drawContours(fg, dropped, -1, 0, -1)
     return kept

@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from detector._cv import K3, K5, cvs
 from detector.background import Background, shift_into
-from detector.blobs import Blob, find_blobs
+from detector.blobs import Blob, drop_faint, find_blobs
 from detector.config import DetectorConfig
 from detector.geometry import Scaler, fill_polygons, working_scaler
 from detector.lighting import fit_tone_curve
@@ -227,36 +227,46 @@ class MotionDetector:
             self._lighting_left -= 1
         blobs: list[Blob] = []
         if count:
-            # Only the rectangle around the change needs the light test.
-            x, y, w, h = cv2.boundingRect(fg)
-            # A margin keeps the 3x3 contrast right at the edges, and OpenCV would take an
-            # array of four or fewer elements for a scalar.
-            fh, fw = fg.shape
-            roi = (
-                slice(max(0, y - 4), min(fh, y + h + 4)),
-                slice(max(0, x - 4), min(fw, x + w + 4)),
-            )
-            light = light_only(
-                g[roi], bg.u8[roi], bg.contrast[roi], fg[roi], shadows=self._config.shadows
-            )
-            cv2.subtract(fg[roi], light, dst=fg[roi])
-            # Outside the rectangle (and its margin) the mask is empty, so the speck filter
-            # and the blob search need only the rectangle.
-            cv2.medianBlur(fg[roi].copy(), 3, dst=fg[roi])
-            # Close gaps of up to four pixels so the pieces of one object (split where it
-            # matched the background) form one outline, which the fill below makes whole.
-            fg[roi] = cv2.morphologyEx(fg[roi], cv2.MORPH_CLOSE, K5)
-            blobs = find_blobs(fg, roi, self._min_area_px)
-            if blobs:
-                # Fill each blob's outline: an object whose flat inside was taken for light (or
-                # matched the background) is whole again.
-                cv2.drawContours(fg, [b.contour for b in blobs], -1, 255, -1)
-            # Still-blob checks run on the frames the background does not learn on.
-            if blobs and self._frames % STATIC_EVERY == 2:
-                blobs = self._drop_still(g, bg, fg, blobs)
+            blobs = self._objects(g, bg, fg)
         self._learn(g, bg, fg, lighting=lighting)
         self._prev = g
         return self._result(fg, blobs, lighting)
+
+    def _objects(self, g: U8, bg: Background, fg: U8) -> list[Blob]:
+        """From the changed pixels to object blobs (``fg`` is updated in place): drop
+        light-only change and specks, close small gaps, outline and fill blobs, drop faint
+        ones over a moving background, and (on some frames) absorb still ones that are not
+        objects."""
+        # Only the rectangle around the change needs the light test.
+        x, y, w, h = cv2.boundingRect(fg)
+        # A margin keeps the 3x3 contrast right at the edges, and OpenCV would take an array
+        # of four or fewer elements for a scalar.
+        fh, fw = fg.shape
+        roi = (
+            slice(max(0, y - 4), min(fh, y + h + 4)),
+            slice(max(0, x - 4), min(fw, x + w + 4)),
+        )
+        light = light_only(
+            g[roi], bg.u8[roi], bg.contrast[roi], fg[roi], shadows=self._config.shadows
+        )
+        cv2.subtract(fg[roi], light, dst=fg[roi])
+        # Outside the rectangle (and its margin) the mask is empty, so the speck filter and
+        # the blob search need only the rectangle.
+        cv2.medianBlur(fg[roi].copy(), 3, dst=fg[roi])
+        # Close gaps of up to four pixels so the pieces of one object (split where it matched
+        # the background) form one outline, which the fill below makes whole.
+        fg[roi] = cv2.morphologyEx(fg[roi], cv2.MORPH_CLOSE, K5)
+        blobs = find_blobs(fg, roi, self._min_area_px)
+        if blobs and self._config.threshold == 0:
+            blobs = drop_faint(blobs, fg, g, (bg.hi, bg.lo), thr=self._thr, noise=bg.noise)
+        if blobs:
+            # Fill each blob's outline: an object whose flat inside was taken for light (or
+            # matched the background) is whole again.
+            cv2.drawContours(fg, [b.contour for b in blobs], -1, 255, -1)
+        # Still-blob checks run on the frames the background does not learn on.
+        if blobs and self._frames % STATIC_EVERY == 2:
+            blobs = self._drop_still(g, bg, fg, blobs)
+        return blobs
 
     def _camera_check(self, changed: float, fg: U8) -> bool:
         """Whether to look for a camera shift: right after one, or when the change is spread
