@@ -8,12 +8,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["K3", "K5", "cvs"]
+__all__ = ["K3", "cvs"]
 
 K3: npt.NDArray[np.uint8] = np.ones((3, 3), np.uint8)
 """The 3x3 structuring element (what ``None`` means to OpenCV's morphology)."""
-K5: npt.NDArray[np.uint8] = np.ones((5, 5), np.uint8)
-"""A 5x5 square structuring element."""
 
 cvs = cast(Any, cv2)
 """OpenCV with scalar operands (``cv2.add(img, 1)``, ``cv2.compare(img, 5, op)``), which the

