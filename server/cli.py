@@ -125,3 +125,7 @@ def _register_tools() -> None:
 
 
 _register_tools()
+
+
+if __name__ == "__main__":
+    main()
