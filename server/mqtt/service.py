@@ -131,8 +131,8 @@ class MqttService:
         self._configs: set[str] = set()
         self._config_cache: dict[CameraView, dict[str, bytes]] = {}
         self._stale: set[str] = set()
-        self._left_behind: dict[str, set[str | None]] = {}
-        """Cameras (``None``) and zones whose retained state an earlier run left."""
+        """Retained topics an earlier run left (configs and camera states), cleared at the
+        next camera sync unless still wanted."""
         self._open: dict[str, dict[str, tuple[str, ...]]] = {}
         self._snapshot_version = 0
         self._sync_needed = True
@@ -306,29 +306,12 @@ class MqttService:
             self.states.clear(topic)
         self._configs = configs
         if self._stale and self._cameras_settled():
-            for topic in self._stale - configs:
-                log.info("removing stale discovery config %s", topic)
+            wanted = configs.union(*(self.topics.camera_state_topics(v.id, v.zones) for v in views))
+            for topic in sorted(self._stale - wanted):
+                log.info("removing stale retained topic %s", topic)
                 self.states.clear(topic)
             self._stale.clear()
-        if self._left_behind and self._cameras_settled():
-            self._clear_left_behind({v.id: set(v.zones) for v in views})
         self._synced.set()
-
-    def _clear_left_behind(self, wanted: dict[str, set[str]]) -> None:
-        """Clear the retained state of cameras and zones deleted while this server was
-        not running, which the broker still holds from an earlier run."""
-        for cam, seen in self._left_behind.items():
-            zones = wanted.get(cam)
-            if zones is None:
-                log.info("clearing the retained state of deleted camera %s", cam)
-                gone = sorted(z for z in seen if z is not None)
-                for topic in self.topics.camera_state_topics(cam, gone):
-                    self.states.clear(topic)
-                continue
-            for zone in sorted(z for z in seen if z is not None and z not in zones):
-                log.info("clearing the retained state of deleted zone %s of camera %s", zone, cam)
-                self.states.clear(self.topics.zone_motion(cam, zone))
-        self._left_behind.clear()
 
     def _cameras_settled(self) -> bool:
         # The core loads cameras added through the API from storage as it starts; until
@@ -494,7 +477,10 @@ class MqttService:
                 # Only what the broker kept from before counts; live copies of this
                 # server's own publishes come back without the retain flag.
                 if message.retain and payload:
-                    self._left_behind.setdefault(presence[0], set()).add(presence[1])
+                    cam, zone = presence
+                    zones = [zone] if zone is not None else []
+                    # A camera's status stands for all of its state topics.
+                    self._stale.update(self.topics.camera_state_topics(cam, zones))
                     self._request_sync()
                 return
             parsed = self.topics.parse_command(topic)
