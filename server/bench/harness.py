@@ -29,7 +29,7 @@ import numpy as np
 import yaml
 
 from clients.sim.process import ChildServer, free_port, port_open
-from server.bench.probe import proc_rss
+from server.bench.probe import cpu_seconds, proc_rss
 
 T = TypeVar("T")
 
@@ -49,7 +49,6 @@ __all__ = [
 ]
 
 FFMPEG = "ffmpeg"
-_TICKS = os.sysconf("SC_CLK_TCK")
 MOSQUITTO = "/usr/sbin/mosquitto"
 
 
@@ -383,18 +382,6 @@ def ffmpeg_decode_rate(
         "per_stream": [round(x, 1) for x in per_stream],
         "errors": len([line for line in log.splitlines() if line.strip()]),
     }
-
-
-def cpu_seconds(pid: int | None) -> float:
-    """User plus system CPU seconds a process (all its threads) has used so far."""
-    if pid is None:
-        return 0.0
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 def _stop_all(procs: list[subprocess.Popen[bytes]], readers: list[threading.Thread]) -> None:

@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse
 if TYPE_CHECKING:
     from server.config import Settings
 
-__all__ = ["install", "loop_lag_probe", "main", "proc_rss", "thread_cpu"]
+__all__ = ["cpu_seconds", "install", "loop_lag_probe", "main", "proc_rss", "thread_cpu"]
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _LAG_PERIOD = 0.01
@@ -41,6 +41,24 @@ def proc_rss(pid: int | str = "self") -> int:
     return 0
 
 
+def _stat_cpu(stat_file: Path) -> float:
+    """User plus system CPU seconds from a ``/proc`` ``stat`` file (process or thread)."""
+    stat = stat_file.read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User plus system CPU seconds a process (all its threads) has used so far; 0 if it
+    is gone or ``pid`` is None."""
+    if pid is None:
+        return 0.0
+    try:
+        return _stat_cpu(Path(f"/proc/{pid}/stat"))
+    except OSError:
+        return 0.0
+
+
 def thread_cpu() -> dict[str, float]:
     """CPU seconds (user + system) of every thread of this process, by thread name.
 
@@ -51,11 +69,9 @@ def thread_cpu() -> dict[str, float]:
     out: dict[str, float] = {}
     for task in Path("/proc/self/task").iterdir():
         try:
-            stat = (task / "stat").read_text()
+            seconds = _stat_cpu(task / "stat")
         except OSError:
             continue  # the thread ended meanwhile
-        fields = stat[stat.rindex(")") + 2 :].split()
-        seconds = (int(fields[11]) + int(fields[12])) / _TICKS
         tid = int(task.name)
         name = names.get(tid, "native")
         if name.startswith("camera-"):
