@@ -14,16 +14,11 @@ import subprocess
 import time
 from pathlib import Path
 
+from clients.sim import free_port
+
 __all__ = ["MOSQUITTO", "Mosquitto", "free_port"]
 
 MOSQUITTO = Path("/usr/sbin/mosquitto")
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Mosquitto:

@@ -40,13 +40,6 @@ VIEWER = "rel-viewer-token-0123456789abcdef"
 M = TypeVar("M")
 
 
-def free_port() -> int:
-    """A loopback TCP port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def make_settings(data: Path, cameras: list[dict[str, Any]], **sections: Any) -> Settings:
     """Settings with storage under ``data``, admin and viewer tokens, and extra sections."""
     server = {

@@ -19,8 +19,9 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from rel_harness import ADMIN, free_port, motionhub, poll, stop, write_config
+from rel_harness import ADMIN, motionhub, poll, stop, write_config
 
+from clients.sim import free_port
 from server.pipeline import HEARTBEAT
 
 AUTH = {"Authorization": f"Bearer {ADMIN}"}

@@ -21,7 +21,6 @@ from rel_harness import (
     VIEWER,
     MqttRecorder,
     Running,
-    free_port,
     make_settings,
     motionhub,
     poll,
@@ -30,6 +29,7 @@ from rel_harness import (
     write_config,
 )
 
+from clients.sim import free_port
 from server.config import Settings
 
 T = TypeVar("T")

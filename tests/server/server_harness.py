@@ -8,7 +8,6 @@ their own files.
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +19,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from clients.sim import free_port
 from server.app import create_app
 from server.config import Settings
 from server.core import Core
@@ -28,12 +28,6 @@ from server.messages import ServerMessage
 ADMIN = "admin-token-0123456789abcdef"
 VIEWER = "viewer-token-0123456789abcdef"
 M = TypeVar("M")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def settings_for(

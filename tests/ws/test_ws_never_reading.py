@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from clients.sim import free_port
 from server.bench.wsclient import WsClient, close_all, connect_many
 
 pytestmark = pytest.mark.slow
@@ -24,12 +25,6 @@ STUCK = 500
 READERS = 20
 RATE = 5.0  # event messages per second, each also followed by a motion message
 SLOW_TIMEOUT = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
