@@ -61,7 +61,6 @@ __all__ = [
     "Outgoing",
     "Send",
     "SendNow",
-    "outgoing",
 ]
 
 log = logging.getLogger(__name__)
@@ -98,11 +97,6 @@ class Outgoing:
         if self._frame is None:
             self._frame = Frame(Opcode.TEXT, self.utf8).serialize(mask=False, extensions=[])
         return self._frame
-
-
-def outgoing(text: str) -> Outgoing:
-    """The message that sends ``text`` as one text frame."""
-    return Outgoing(text)
 
 
 class _Flusher:
@@ -275,7 +269,7 @@ class ClientQueue:
             return droppable
         if not self._direct and not self._events and not self._state:
             self.backlog_since = time.monotonic()
-        self._direct.append(outgoing(data))
+        self._direct.append(Outgoing(data))
         self._wake()
         return True
 
@@ -521,7 +515,7 @@ class FanOut:
         elif isinstance(message, CameraRemoved):
             self._gate.forget(message.camera)
         camera, kind = _route(message)
-        data = outgoing(message.model_dump_json())
+        data = Outgoing(message.model_dump_json())
         self.published += 1
         if kind is not None:
             key = (kind, camera)
