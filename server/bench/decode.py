@@ -32,6 +32,7 @@ from server.bench.harness import (
     ProbeServer,
     camera_config,
     clip,
+    cpu_rate,
     ffmpeg_decode_rate,
     machine,
     rate,
@@ -71,7 +72,7 @@ def pipeline_rate(
         time.sleep(window)
         after = server.stats()
     decoded = rate(before, after, "frames")
-    cpu = (after["cpu"] - before["cpu"]) / (after["uptime"] - before["uptime"])
+    cpu = cpu_rate(before, after)
     return {
         "decoded_fps": decoded,
         "cpu_ms_per_frame": cpu / decoded * 1000 if decoded else None,

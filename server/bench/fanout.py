@@ -26,6 +26,7 @@ from server.bench.harness import (
     ProbeServer,
     camera_config,
     clip,
+    cpu_rate,
     distribution,
     machine,
     raise_fd_limit,
@@ -81,9 +82,7 @@ def _phase(
         "event_start_ms": distribution(delays),
         "analysed_fps": round(rate(before, after, "processed"), 2),
         "loop_lag_ms": distribution(after["loop_lag"]),
-        "server_cpu_s_per_s": round(
-            (after["cpu"] - before["cpu"]) / (after["uptime"] - before["uptime"]), 3
-        ),
+        "server_cpu_s_per_s": round(cpu_rate(before, after), 3),
         "ws_clients_at_end": after["ws"]["clients"],
         "closed_slow": after["ws"]["closed_slow"],
     }

@@ -38,6 +38,7 @@ __all__ = [
     "ProbeServer",
     "camera_config",
     "clip",
+    "cpu_rate",
     "cpu_seconds",
     "distribution",
     "ffmpeg_decode_rate",
@@ -46,6 +47,7 @@ __all__ = [
     "raise_fd_limit",
     "rate",
     "run_clients",
+    "thread_cpu_rates",
 ]
 
 FFMPEG = "ffmpeg"
@@ -155,6 +157,20 @@ def rate(before: dict[str, Any], after: dict[str, Any], key: str) -> float:
         for cid, cam in after["cameras"].items()
     )
     return float(total) / elapsed
+
+
+def cpu_rate(before: dict[str, Any], after: dict[str, Any]) -> float:
+    """CPU seconds per second the server used between two stats."""
+    return float(after["cpu"] - before["cpu"]) / float(after["uptime"] - before["uptime"])
+
+
+def thread_cpu_rates(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
+    """CPU seconds per second of each kind of server thread between two stats."""
+    elapsed = after["uptime"] - before["uptime"]
+    return {
+        name: round((secs - before["threads"].get(name, 0.0)) / elapsed, 3)
+        for name, secs in after["threads"].items()
+    }
 
 
 class ProbeServer:

@@ -27,11 +27,13 @@ from server.bench.harness import (
     ProbeServer,
     camera_config,
     clip,
+    cpu_rate,
     distribution,
     machine,
     mosquitto,
     raise_fd_limit,
     run_clients,
+    thread_cpu_rates,
 )
 from server.bench.wsclient import WsClient, close_all, connect_many
 
@@ -106,10 +108,7 @@ async def _measure(
     motion = [d for c in conns for d in c.log.motion_delays]
     events = [d for c in conns for d in c.log.event_delays]
     elapsed = stats1["uptime"] - stats0["uptime"]
-    threads = {
-        name: round((cpu - stats0["threads"].get(name, 0.0)) / elapsed, 3)
-        for name, cpu in stats1["threads"].items()
-    }
+    threads = thread_cpu_rates(stats0, stats1)
     ws_sent = (stats1["ws"].get("sent", 0) - stats0["ws"].get("sent", 0)) / elapsed
     loop_cpu = threads.get("MainThread", 0.0)
     return {
@@ -117,7 +116,7 @@ async def _measure(
         "ws_event_start_ms": distribution(events),
         "mqtt_event_start_ms": distribution(mqtt_samples),
         "server_loop_lag_ms": distribution(stats1["loop_lag"]),
-        "server_cpu_s_per_s": round((stats1["cpu"] - stats0["cpu"]) / elapsed, 3),
+        "server_cpu_s_per_s": round(cpu_rate(stats0, stats1), 3),
         "thread_cpu_s_per_s": threads,
         "ws_sent_per_s": round(ws_sent, 1),
         # The event loop's CPU per WebSocket message sent: a load-independent cost figure

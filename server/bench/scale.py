@@ -22,7 +22,16 @@ from typing import Any
 from clients.sim import RtspCamera
 from server.bench import BenchContext, SuiteResult
 from server.bench.decode import DETECT_FPS
-from server.bench.harness import ProbeServer, camera_config, clip, cpu_seconds, machine, rate
+from server.bench.harness import (
+    ProbeServer,
+    camera_config,
+    clip,
+    cpu_rate,
+    cpu_seconds,
+    machine,
+    rate,
+    thread_cpu_rates,
+)
 from server.bench.profile import profile
 
 __all__ = ["pin_process", "run"]
@@ -46,15 +55,12 @@ def _phase(
     time.sleep(window)
     after, sim1 = server.stats(), cpu_seconds(sim_pid)
     elapsed = after["uptime"] - before["uptime"]
-    threads = {
-        name: round((secs - before["threads"].get(name, 0.0)) / elapsed, 3)
-        for name, secs in after["threads"].items()
-    }
+    threads = thread_cpu_rates(before, after)
     return {
         "cpus": sorted(cpus),
         "decoded_fps": round(rate(before, after, "frames"), 1),
         "analysed_fps": round(rate(before, after, "processed"), 1),
-        "server_cpu_s_per_s": round((after["cpu"] - before["cpu"]) / elapsed, 3),
+        "server_cpu_s_per_s": round(cpu_rate(before, after), 3),
         "thread_cpu_s_per_s": dict(sorted(threads.items(), key=lambda kv: -kv[1])),
         "simulator_cpu_s_per_s": round((sim1 - sim0) / elapsed, 3),
     }
