@@ -10,10 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -27,7 +24,6 @@ from urllib.parse import urlsplit
 import aiomqtt
 import httpx
 import uvicorn
-import yaml
 from fastapi import FastAPI
 
 from server.app import create_app
@@ -298,60 +294,3 @@ class MqttRecorder:
             await asyncio.sleep(seconds)
             if len(self.messages) == n:
                 return
-
-
-# ---- ``motionhub serve`` as a child process ------------------------------------------------
-
-
-def write_config(path: Path, config: dict[str, Any]) -> Path:
-    """``config`` as a YAML file at ``path``."""
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def motionhub(*args: str) -> subprocess.Popen[str]:
-    """``motionhub ARGS...`` in a child process, stdout and stderr captured."""
-    return subprocess.Popen(
-        [sys.executable, "-c", "from server.cli import main; main()", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def poll(
-    url: str,
-    check: Callable[[httpx.Response], bool],
-    within: float = 30.0,
-    proc: subprocess.Popen[str] | None = None,
-    **kw: Any,
-) -> httpx.Response:
-    """GET ``url`` until ``check(response)`` holds; returns that response. With ``proc``,
-    fails at once (showing its output) if that server process has exited."""
-    deadline = time.monotonic() + within
-    last: Any = None
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            _, err = proc.communicate()
-            raise AssertionError(f"the server exited with {proc.returncode}:\n{err[-3000:]}")
-        try:
-            response = httpx.get(url, timeout=2, **kw)
-            if check(response):
-                return response
-            last = response
-        except httpx.TransportError as exc:
-            last = exc
-        time.sleep(0.1)
-    raise AssertionError(f"{url}: condition not met within {within} s, last: {last!r}")
-
-
-def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> tuple[str, str]:
-    """Signal the child and collect its output (SIGKILL after 30 s, failing the test)."""
-    if proc.poll() is None:
-        proc.send_signal(sig)
-    try:
-        return proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, err = proc.communicate()
-        raise AssertionError(f"did not stop within 30 s:\n{err[-3000:]}") from None

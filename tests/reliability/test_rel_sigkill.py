@@ -19,7 +19,8 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from rel_harness import ADMIN, motionhub, poll, stop, write_config
+from process_harness import motionhub, poll, stop, write_config
+from rel_harness import ADMIN
 
 from clients.sim import free_port
 from server.pipeline import HEARTBEAT

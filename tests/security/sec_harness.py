@@ -14,6 +14,8 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+from process_harness import motionhub, poll, stop, write_config
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
 
 from rel_harness import (
@@ -22,11 +24,7 @@ from rel_harness import (
     MqttRecorder,
     Running,
     make_settings,
-    motionhub,
-    poll,
     serve,
-    stop,
-    write_config,
 )
 
 from clients.sim import free_port

@@ -6,48 +6,14 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
+from process_harness import motionhub, poll, stop
 from server_harness import free_port
-
-
-def motionhub(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", "from server.cli import main; main()", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def poll(url: str, check: Any, within: float = 30.0) -> Any:
-    deadline = time.monotonic() + within
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = httpx.get(url, timeout=2)
-            if check(last):
-                return last
-        except httpx.TransportError as exc:
-            last = exc
-        time.sleep(0.2)
-    raise AssertionError(f"{url}: condition not met within {within} s, last: {last!r}")
-
-
-def stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, err = proc.communicate()
-        raise AssertionError(f"did not stop within 30 s after SIGTERM:\n{err[-3000:]}") from None
 
 
 def write_config(tmp_path: Path, port: int, url: str) -> tuple[Path, Path]:
