@@ -32,6 +32,7 @@ from server.bench.harness import (
     machine,
     mosquitto,
     raise_fd_limit,
+    rate,
     run_clients,
     thread_cpu_rates,
 )
@@ -122,14 +123,7 @@ async def _measure(
         # The event loop's CPU per WebSocket message sent: a load-independent cost figure
         # (it includes the loop's other work: events, MQTT, storage hand-offs).
         "loop_cpu_us_per_ws_send": round(1e6 * loop_cpu / ws_sent, 1) if ws_sent else None,
-        "analysed_fps": round(
-            sum(
-                c["processed"] - stats0["cameras"][cid]["processed"]
-                for cid, c in stats1["cameras"].items()
-            )
-            / elapsed,
-            1,
-        ),
+        "analysed_fps": round(rate(stats0, stats1, "processed"), 1),
         "clients_closed_by_server": sum(c.log.closed_code is not None for c in conns),
     }
 
