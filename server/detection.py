@@ -68,7 +68,8 @@ class DetectorStage:
         self._pending: tuple[DetectorConfig, bool] | None = None
         self._reset = False
         self.thread: str | None = None
-        """Name of the thread that ran the detector last (for diagnostics and tests)."""
+        """Name of the thread that runs the detector, recorded when it is built (for
+        diagnostics and tests)."""
 
     @property
     def config(self) -> DetectorConfig:
@@ -98,6 +99,7 @@ class DetectorStage:
         try:
             if detector is None or detector.frame_shape != (h, w):
                 detector = self._detector = MotionDetector(frame_shape=(h, w), config=self._config)
+                self.thread = threading.current_thread().name
             t0 = time.perf_counter()
             result = detector.detect(luma, mono_time)
             seconds = time.perf_counter() - t0
@@ -107,7 +109,6 @@ class DetectorStage:
             log.exception("detection failed", extra={"camera": self.camera})
             self._detector = None
             return None
-        self.thread = threading.current_thread().name
         if self._observe is not None:
             self._observe(seconds)
         return Detection(result, w, h, seconds)
