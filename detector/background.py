@@ -48,15 +48,13 @@ class Background:
         self.u8: U8 = first
         self.hi: U8 = first
         self.lo: U8 = first
-        self.contrast: U8 = first
         self.refresh()
 
     def refresh(self) -> None:
-        """Recompute the 8-bit copy, the envelope and its contrast after the mean changed."""
+        """Recompute the 8-bit copy and the envelope after the mean changed."""
         self.u8 = cast(U8, cv2.convertScaleAbs(self.mean))
         self.hi = cast(U8, cv2.dilate(self.u8, K3))
         self.lo = cast(U8, cv2.erode(self.u8, K3))
-        self.contrast = cast(U8, cv2.subtract(self.hi, self.lo))
 
     def distance(self, frame: U8, hi: U8 | None = None, lo: U8 | None = None) -> U8:
         """How far each pixel lies outside the envelope (0 inside it)."""

@@ -246,9 +246,9 @@ class MotionDetector:
             slice(max(0, y - 4), min(fh, y + h + 4)),
             slice(max(0, x - 4), min(fw, x + w + 4)),
         )
-        light = light_only(
-            g[roi], bg.u8[roi], bg.contrast[roi], fg[roi], shadows=self._config.shadows
-        )
+        # The background's local contrast (3x3 max - min) is its envelope's width.
+        contrast = cast(U8, cv2.subtract(bg.hi[roi], bg.lo[roi]))
+        light = light_only(g[roi], bg.u8[roi], contrast, fg[roi], shadows=self._config.shadows)
         cv2.subtract(fg[roi], light, dst=fg[roi])
         # Outside the rectangle (and its margin) the mask is empty, so the speck filter and
         # the blob search need only the rectangle.
