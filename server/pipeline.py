@@ -50,10 +50,9 @@ start closes it near the time the server died rather than at its last update."""
 
 
 class FrameLike(Protocol):
-    """What the pipeline needs from a decoded frame."""
+    """What the pipeline needs from a decoded frame: its place and time, and what the
+    reader's analyser made of it."""
 
-    @property
-    def luma(self) -> npt.NDArray[np.uint8]: ...
     @property
     def seq(self) -> int: ...
     @property
