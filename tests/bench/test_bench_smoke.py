@@ -13,17 +13,20 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from clients.sim.rtsp import SYSTEM_PYTHON
 from server.bench import SUITES
 from server.bench.cli import bench_command
+from server.bench.harness import FFMPEG, MOSQUITTO
 
 pytestmark = pytest.mark.slow
 
+# Every suite serves its cameras with RtspCamera, which runs under the system Python.
 _NEEDS = {
-    "decode": ["ffmpeg", "/usr/bin/python3"],
-    "latency": ["/usr/sbin/mosquitto", "/usr/bin/python3"],
-    "fanout": ["/usr/bin/python3"],
-    "memory": ["/usr/bin/python3"],
-    "scale": ["/usr/bin/python3"],
+    "decode": [FFMPEG, SYSTEM_PYTHON],
+    "latency": [MOSQUITTO, SYSTEM_PYTHON],
+    "fanout": [SYSTEM_PYTHON],
+    "memory": [SYSTEM_PYTHON],
+    "scale": [SYSTEM_PYTHON],
 }
 
 
