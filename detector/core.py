@@ -105,10 +105,15 @@ class MotionDetector:
         self._last_ts: float | None = None
         self._fps = self._config.nominal_fps
         self._prev: U8 | None = None
+        self._tick = 0
+        self._forget_still()
+        self._untrust()
+
+    def _forget_still(self) -> None:
+        """Restart the counts of how long each pixel stayed foreground and stayed still (the
+        model they refer to was just replaced or moved)."""
         self._still = np.zeros(self._scaler.work_shape, np.uint8)
         self._static = np.zeros(self._scaler.work_shape, np.uint8)
-        self._tick = 0
-        self._untrust()
 
     def _untrust(self) -> None:
         """Mark the whole background as a guess (it was just taken from one frame)."""
@@ -319,8 +324,7 @@ class MotionDetector:
             return fg, count
         bg.shift(best[0], best[1], g)
         self._set_threshold(bg)
-        self._still = np.zeros_like(self._still)
-        self._static = np.zeros_like(self._static)
+        self._forget_still()
         if not self._trusted:
             trust = np.zeros_like(self._trust)
             shift_into(trust, self._trust, best[0], best[1])
@@ -383,8 +387,7 @@ class MotionDetector:
         self._learned = 1
         self._prev = g
         self._lighting_left = LIGHTING_FRAMES
-        self._still = np.zeros_like(self._still)
-        self._static = np.zeros_like(self._static)
+        self._forget_still()
         self._untrust()
         return self._empty(warming=False, lighting=True)
 
