@@ -129,7 +129,8 @@ class MqttService:
         self.commands_rejected = 0
         self._known: dict[str, CameraView] = {}
         self._configs: set[str] = set()
-        self._config_cache: dict[CameraView, dict[str, bytes]] = {}
+        self._config_cache: dict[str, tuple[CameraView, dict[str, bytes]]] = {}
+        """Per camera: the view its discovery configs were encoded for, and those payloads."""
         self._stale: set[str] = set()
         """Retained topics an earlier run left (configs and camera states), cleared at the
         next camera sync unless still wanted."""
@@ -340,14 +341,16 @@ class MqttService:
         self._known[cam] = view
         if not self.settings.discovery.enabled:
             return set()
-        configs = self._config_cache.get(view)
-        if configs is None:
+        cached = self._config_cache.get(cam)
+        if cached is not None and cached[0] == view:
+            configs = cached[1]
+        else:
             # Encoding every config on every sync would block the loop for milliseconds.
             configs = {
                 topic: encode_config(config)
                 for topic, config in discovery_configs(t, view, self.version).items()
             }
-            self._config_cache[view] = configs
+            self._config_cache[cam] = (view, configs)
         for topic, payload in configs.items():
             self.states.set(topic, payload)
         return set(configs)
@@ -358,8 +361,7 @@ class MqttService:
 
     def _forget_camera(self, camera: str, zones: tuple[str, ...] | list[str]) -> None:
         known = self._known.pop(camera, None)
-        for view in [v for v in self._config_cache if v.id == camera]:
-            del self._config_cache[view]
+        self._config_cache.pop(camera, None)
         all_zones = set(zones) | set(known.zones if known else ())
         for topic in self.topics.camera_state_topics(camera, sorted(all_zones)):
             self.states.clear(topic)
