@@ -1,4 +1,4 @@
-"""Helpers for the MQTT tests: a small in-memory core, and real subscribers.
+"""Helpers for the MQTT tests: a small in-memory core (subscriber: ``broker_harness.Recorder``).
 
 :class:`FakeServices` implements the :class:`server.services.Services` protocol with a
 real :class:`server.bus.Hub` and real settings; the MQTT service, aiomqtt and the
@@ -9,16 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
-
-import aiomqtt
 
 from server.bus import Hub
 from server.config import CameraSettings, MqttSettings, Settings
@@ -152,108 +146,6 @@ async def running(
         # A crash inside run() must fail the test, never pass silently.
         if task.done() and not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
-
-
-@dataclass(frozen=True)
-class Received:
-    topic: str
-    payload: bytes
-    retain: bool
-    qos: int
-    at: float
-
-
-class Recorder:
-    """A real MQTT subscriber that records everything it receives."""
-
-    def __init__(
-        self,
-        url: str,
-        *filters: str,
-        qos: int = 1,
-        username: str | None = None,
-        password: str | None = None,
-    ) -> None:
-        parts = urlsplit(url)
-        self.username = username
-        self.password = password
-        self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or 1883
-        self.filters = filters
-        self.qos = qos
-        self.messages: list[Received] = []
-        self._new = asyncio.Event()
-        self._client: aiomqtt.Client | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Recorder:
-        self._client = aiomqtt.Client(
-            self.host,
-            self.port,
-            identifier=f"rec-{uuid.uuid4().hex[:8]}",
-            username=self.username,
-            password=self.password,
-        )
-        await self._client.__aenter__()
-        for f in self.filters:
-            await self._client.subscribe(f, qos=self.qos)
-        self._task = asyncio.create_task(self._read())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await self._task
-        if self._client is not None:
-            with contextlib.suppress(aiomqtt.MqttError):
-                await self._client.__aexit__(None, None, None)
-            fut = self._client._disconnected  # see server.mqtt.link._settle
-            if fut.done() and not fut.cancelled():
-                fut.exception()
-
-    async def _read(self) -> None:
-        assert self._client is not None
-        async for m in self._client.messages:
-            payload = m.payload if isinstance(m.payload, bytes) else b""
-            self.messages.append(Received(m.topic.value, payload, m.retain, m.qos, time.time()))
-            self._new.set()
-
-    def on(self, topic: str) -> list[Received]:
-        return [m for m in self.messages if m.topic == topic]
-
-    async def wait_for(
-        self, predicate: Callable[[list[Received]], bool], within: float = 10.0
-    ) -> None:
-        """Wait up to ``within`` seconds until ``predicate(messages)`` holds."""
-        async with asyncio.timeout(within):
-            while not predicate(self.messages):
-                self._new.clear()
-                await self._new.wait()
-
-    def last(self, topic: str) -> bytes | None:
-        """The latest payload received on ``topic``."""
-        got = self.on(topic)
-        return got[-1].payload if got else None
-
-    async def wait_value(self, topic: str, payload: bytes, within: float = 10.0) -> None:
-        """Wait until the latest payload on ``topic`` is ``payload``."""
-        await self.wait_for(lambda _ms: self.last(topic) == payload, within)
-
-    async def quiet(self, seconds: float = 0.3) -> None:
-        """Wait until nothing arrived for ``seconds``."""
-        while True:
-            n = len(self.messages)
-            await asyncio.sleep(seconds)
-            if len(self.messages) == n:
-                return
-
-
-async def retained(url: str, topic_filter: str, quiet: float = 0.3) -> dict[str, Received]:
-    """What a fresh subscriber gets as retained messages, latest per topic."""
-    async with Recorder(url, topic_filter) as rec:
-        await rec.quiet(quiet)
-    return {m.topic: m for m in rec.messages if m.retain}
 
 
 def data_dir(tmp_path: Path) -> Path:

@@ -8,16 +8,8 @@ import sys
 from pathlib import Path
 
 import aiomqtt
-from mqtt_harness import (
-    JPEG,
-    FakeServices,
-    Recorder,
-    camera,
-    data_dir,
-    make_event,
-    mqtt_settings,
-    running,
-)
+from broker_harness import Recorder
+from mqtt_harness import JPEG, FakeServices, camera, data_dir, make_event, mqtt_settings, running
 
 from clients.light import run_light
 from clients.listen import MqttTarget, format_message, listen

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
+from broker_harness import Recorder
 from hypothesis import given
 from hypothesis import strategies as st
-from mqtt_harness import FakeServices, Recorder, camera, data_dir, mqtt_settings, running
+from mqtt_harness import FakeServices, camera, data_dir, mqtt_settings, running
 
 from server.mqtt import MqttService
 from server.mqtt.commands import (

@@ -13,15 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
-from mqtt_harness import (
-    FakeServices,
-    Recorder,
-    camera,
-    data_dir,
-    mqtt_settings,
-    retained,
-    running,
-)
+from broker_harness import Recorder, retained
+from mqtt_harness import FakeServices, camera, data_dir, mqtt_settings, running
 
 from server.messages import CameraStatusMessage
 from server.mqtt import MqttService

@@ -16,17 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-from broker_harness import Mosquitto
-from mqtt_harness import (
-    FakeServices,
-    Received,
-    Recorder,
-    camera,
-    data_dir,
-    make_event,
-    mqtt_settings,
-    running,
-)
+from broker_harness import Mosquitto, Received, Recorder
+from mqtt_harness import FakeServices, camera, data_dir, make_event, mqtt_settings, running
 from prometheus_client import CollectorRegistry, generate_latest
 
 from server.messages import EventEndMessage, EventStartMessage

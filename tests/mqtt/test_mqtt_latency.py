@@ -13,15 +13,8 @@ import statistics
 import time
 from pathlib import Path
 
-from mqtt_harness import (
-    FakeServices,
-    Recorder,
-    camera,
-    data_dir,
-    make_event,
-    mqtt_settings,
-    running,
-)
+from broker_harness import Recorder
+from mqtt_harness import FakeServices, camera, data_dir, make_event, mqtt_settings, running
 
 from server.messages import Event, EventEndMessage, EventStartMessage, MotionMessage
 from server.mqtt import MqttEventMessage, MqttService

@@ -7,8 +7,8 @@ import random
 from pathlib import Path
 
 import aiomqtt
-from broker_harness import Mosquitto
-from mqtt_harness import FakeServices, Recorder, camera, data_dir, mqtt_settings, retained, running
+from broker_harness import Mosquitto, Recorder, retained
+from mqtt_harness import FakeServices, camera, data_dir, mqtt_settings, running
 
 from server.mqtt import MqttService
 from server.mqtt.link import LinkState, backoff_delay

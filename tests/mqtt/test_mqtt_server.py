@@ -19,9 +19,8 @@ from typing import Any
 import pytest
 import uvicorn
 import yaml
-from broker_harness import Mosquitto, free_port
+from broker_harness import Mosquitto, Received, Recorder, free_port, retained
 from fastapi import FastAPI
-from mqtt_harness import Received, Recorder, retained
 from websockets.asyncio.client import connect
 
 from server.app import create_app

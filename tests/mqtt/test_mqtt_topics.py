@@ -5,17 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mqtt_harness import (
-    JPEG,
-    FakeServices,
-    Recorder,
-    camera,
-    data_dir,
-    make_event,
-    mqtt_settings,
-    retained,
-    running,
-)
+from broker_harness import Recorder, retained
+from mqtt_harness import JPEG, FakeServices, camera, data_dir, make_event, mqtt_settings, running
 
 from server.messages import (
     CameraStatusMessage,

@@ -8,20 +8,16 @@ a test can both break things for real and see exactly what the server did about 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
-import aiomqtt
 import httpx
 import uvicorn
 from fastapi import FastAPI
@@ -223,74 +219,3 @@ def metric(text: str, name: str, **labels: str) -> float:
         if line.startswith(key + " "):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
-
-
-# ---- MQTT ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Received:
-    """One MQTT message as a subscriber got it."""
-
-    topic: str
-    payload: bytes
-    retain: bool
-
-
-class MqttRecorder:
-    """A real MQTT subscriber (aiomqtt) that records every message on its filters."""
-
-    def __init__(
-        self, url: str, *filters: str, username: str | None = None, password: str | None = None
-    ) -> None:
-        parts = urlsplit(url)
-        self._client = aiomqtt.Client(
-            parts.hostname or "127.0.0.1",
-            parts.port or 1883,
-            identifier=f"rec-{uuid.uuid4().hex[:8]}",
-            username=username,
-            password=password,
-        )
-        self.filters = filters
-        self.messages: list[Received] = []
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> MqttRecorder:
-        await self._client.__aenter__()
-        for f in self.filters:
-            await self._client.subscribe(f, qos=1)
-        self._task = asyncio.create_task(self._read(), name="mqtt-recorder")
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await self._task
-        with contextlib.suppress(aiomqtt.MqttError):
-            await self._client.__aexit__(None, None, None)
-        # aiomqtt leaves the disconnect reason in a future; read it so it is not reported
-        # as never retrieved when the broker was killed under us.
-        fut = self._client._disconnected
-        if fut.done() and not fut.cancelled():
-            fut.exception()
-
-    async def _read(self) -> None:
-        async for m in self._client.messages:
-            payload = m.payload if isinstance(m.payload, bytes) else str(m.payload).encode()
-            self.messages.append(Received(m.topic.value, payload, m.retain))
-
-    async def wait_until(self, check: Callable[[], bool], within: float, what: str) -> None:
-        deadline = time.monotonic() + within
-        while not check():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{what}: not within {within} s")
-            await asyncio.sleep(0.02)
-
-    async def quiet(self, seconds: float = 0.3) -> None:
-        """Wait until nothing arrived for ``seconds``."""
-        while True:
-            n = len(self.messages)
-            await asyncio.sleep(seconds)
-            if len(self.messages) == n:
-                return

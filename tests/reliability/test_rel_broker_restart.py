@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from broker_harness import MOSQUITTO, Mosquitto
-from rel_harness import VIEWER, MqttRecorder, Received, make_settings, metric, serve
+from broker_harness import MOSQUITTO, Mosquitto, Received, Recorder
+from rel_harness import VIEWER, make_settings, metric, serve
 from websockets.asyncio.client import connect
 
 from server.messages import Event, EventEndMessage, EventStartMessage
@@ -46,9 +46,9 @@ def unique(messages: list[Received]) -> list[MqttEventMessage]:
     return out
 
 
-def delivered(rec: MqttRecorder, count: int) -> Callable[[], bool]:
-    """Whether ``rec`` got ``count`` distinct event messages."""
-    return lambda: len(unique(rec.messages)) >= count
+def delivered(count: int) -> Callable[[list[Received]], bool]:
+    """Whether the messages hold ``count`` distinct event messages."""
+    return lambda messages: len(unique(messages)) >= count
 
 
 @pytest.mark.slow
@@ -86,7 +86,7 @@ async def test_broker_killed_and_restarted_during_500_events(
             service = srv.app.state.mqtt
             async with asyncio.timeout(10):
                 await service.connected.wait()
-            first = MqttRecorder(broker.url, events_topic, username=obs_user, password=obs_password)
+            first = Recorder(broker.url, events_topic, username=obs_user, password=obs_password)
             await first.__aenter__()
             ws = await connect(
                 f"ws://127.0.0.1:{srv.port}/ws",
@@ -112,8 +112,8 @@ async def test_broker_killed_and_restarted_during_500_events(
                         # Kill it once it has passed on what it acknowledged: a broker that
                         # dies between acknowledging and forwarding loses that message
                         # itself, which no publisher can prevent.
-                        await first.wait_until(
-                            delivered(first, 2 * (i + 1)), 10, "the first third over MQTT"
+                        await first.wait_for(
+                            delivered(2 * (i + 1)), 10, "the first third over MQTT"
                         )
                         broker.stop()  # SIGKILL
                         down.set()
@@ -135,7 +135,7 @@ async def test_broker_killed_and_restarted_during_500_events(
             # reconnects: with no subscriber the broker would drop the events.
             broker.allow(OBSERVER)
             broker.start()
-            async with MqttRecorder(
+            async with Recorder(
                 broker.url, events_topic, username=obs_user, password=obs_password
             ) as second:
                 await asyncio.sleep(0.3)
@@ -143,8 +143,8 @@ async def test_broker_killed_and_restarted_during_500_events(
                 broker.allow({**SERVICE, **OBSERVER})
                 await producer
                 total = 2 * EVENTS
-                await second.wait_until(
-                    lambda: len(unique(first.messages + second.messages)) >= total,
+                await second.wait_for(
+                    lambda ms: len(unique(first.messages + ms)) >= total,
                     30,
                     "every event over MQTT",
                 )

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rel_harness import VIEWER, MqttRecorder, Running, make_settings, metric, serve
+from broker_harness import Recorder
+from rel_harness import VIEWER, Running, make_settings, metric, serve
 from websockets.asyncio.client import connect
 
 from clients.sim import HttpCamera, SceneSpec
@@ -159,7 +160,7 @@ async def test_unwritable_then_full_snapshot_storage(
         settings = make_settings(tmp_path / "data", [camera], mqtt=mqtt)
         async with (
             serve(settings) as srv,
-            MqttRecorder(mosquitto.url, f"{mqtt_prefix}/events") as mq,
+            Recorder(mosquitto.url, f"{mqtt_prefix}/events") as mq,
         ):
             ws = await connect(
                 f"ws://127.0.0.1:{srv.port}/ws",
@@ -250,7 +251,7 @@ async def _wait(check: Any, what: str, within: float = 10.0) -> None:
     raise AssertionError(f"no {what} within {within} s")
 
 
-def _mqtt_has(rec: MqttRecorder, event_id: str, kind: str) -> bool:
+def _mqtt_has(rec: Recorder, event_id: str, kind: str) -> bool:
     for m in rec.messages:
         body = json.loads(m.payload)
         if body["event"]["id"] == event_id and body["type"] == kind:

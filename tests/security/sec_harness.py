@@ -21,7 +21,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
 from rel_harness import (
     ADMIN,
     VIEWER,
-    MqttRecorder,
     Running,
     make_settings,
     serve,
@@ -35,7 +34,6 @@ T = TypeVar("T")
 __all__ = [
     "ADMIN",
     "VIEWER",
-    "MqttRecorder",
     "Running",
     "ThreadedServer",
     "free_port",

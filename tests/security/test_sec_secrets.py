@@ -18,8 +18,8 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from broker_harness import MOSQUITTO, Mosquitto
-from sec_harness import ADMIN, MqttRecorder, free_port, motionhub, poll, stop, write_config
+from broker_harness import MOSQUITTO, Mosquitto, Recorder
+from sec_harness import ADMIN, free_port, motionhub, poll, stop, write_config
 from websockets.asyncio.client import connect
 
 from clients.sim import RtspCamera, SceneSpec, render_clip
@@ -92,7 +92,7 @@ async def test_no_secret_in_logs_api_metrics_mqtt_or_websocket(
             proc = motionhub("serve", "--config", str(config))
             try:
                 async with (
-                    MqttRecorder(broker.url, "#", username=obs, password=obs_password) as mq,
+                    Recorder(broker.url, "#", username=obs, password=obs_password) as mq,
                     httpx.AsyncClient(base_url=base, headers=auth, timeout=10) as client,
                 ):
                     await asyncio.to_thread(
