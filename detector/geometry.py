@@ -61,8 +61,7 @@ class Scaler:
     ) -> list[tuple[int, int, int, int]]:
         """:meth:`to_input_box` for each of ``rects`` (which lie inside the working grid)."""
         ih, iw = self.in_shape
-        sx = iw / self.work_shape[1]
-        sy = ih / self.work_shape[0]
+        sx, sy = self.sx, self.sy
         floor, ceil = math.floor, math.ceil
         # x, w >= 0, so only the rounding up can pass the frame's edge.
         return [
