@@ -36,6 +36,7 @@ from server.bench.harness import (
     ffmpeg_decode_rate,
     machine,
     rate,
+    verdict,
 )
 
 __all__ = ["Timing", "pipeline_rate", "run"]
@@ -194,7 +195,7 @@ def _markdown(data: dict[str, Any]) -> str:
         "|---|---:|---:|---:|---:|---|---|---:|",
     ]
     for name, c in data["cases"].items():
-        verdict = "met" if c["meets"] else "**missed**"
+        ok = verdict(c["meets"])
         cpu = (
             f"{c['ffmpeg_cpu_ms_per_frame']:.2f} / {c['pipeline_cpu_ms_per_frame']:.2f} | "
             f"{c['cpu_cost_ratio']:.3f}"
@@ -203,7 +204,7 @@ def _markdown(data: dict[str, Any]) -> str:
         )
         lines.append(
             f"| {name} | {c['ffmpeg_fps']:.1f} | {c['pipeline_decoded_fps']:.1f} | "
-            f"{c['pipeline_analysed_fps']:.1f} | {c['ratio']:.3f} | >= {TARGET} {verdict} | "
+            f"{c['pipeline_analysed_fps']:.1f} | {c['ratio']:.3f} | >= {TARGET} {ok} | "
             f"{cpu} |"
         )
     lines += [

@@ -32,6 +32,7 @@ from server.bench.harness import (
     raise_fd_limit,
     rate,
     run_clients,
+    verdict,
 )
 from server.bench.wsclient import WsClient, close_all, connect_many
 
@@ -186,11 +187,11 @@ def _markdown(data: dict[str, Any]) -> str:
             f"| {p['phase']} | {p['clients_reading']} | {p['events']} | {received} | {dist} | "
             f"{p['analysed_fps']:.1f} | {lag:.1f} | {p['server_cpu_s_per_s']:.2f} |"
         )
-    verdict = "met" if data["meets"] else "**missed**"
+    ok = verdict(data["meets"])
     lines += [
         "",
         f"Target: every reading client gets every event, p99 <= {data['target_p99_ms']:g} ms "
-        f"({verdict}). Pipeline fps vs no clients: {data['pipeline_fps_ratio']}. "
+        f"({ok}). Pipeline fps vs no clients: {data['pipeline_fps_ratio']}. "
         f"Load average at the end: {data['machine']['load_avg']}.",
     ]
     return "\n".join(lines) + "\n"

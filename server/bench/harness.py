@@ -48,6 +48,7 @@ __all__ = [
     "rate",
     "run_clients",
     "thread_cpu_rates",
+    "verdict",
 ]
 
 FFMPEG = "ffmpeg"
@@ -85,6 +86,11 @@ def run_clients(main: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(main)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(main)
+
+
+def verdict(meets: bool) -> str:
+    """How a summary table marks a target: met, or missed in bold."""
+    return "met" if meets else "**missed**"
 
 
 def raise_fd_limit(wanted: int) -> int:

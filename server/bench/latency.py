@@ -35,6 +35,7 @@ from server.bench.harness import (
     rate,
     run_clients,
     thread_cpu_rates,
+    verdict,
 )
 from server.bench.wsclient import WsClient, close_all, connect_many
 
@@ -193,8 +194,8 @@ def _row(name: str, d: dict[str, Any], target: str) -> str:
 
 def _markdown(data: dict[str, Any]) -> str:
     load = data["load"]
-    ws_ok = "met" if data["meets"]["ws"] else "**missed**"
-    mqtt_ok = "met" if data["meets"]["mqtt"] else "**missed**"
+    ws_ok = verdict(data["meets"]["ws"])
+    mqtt_ok = verdict(data["meets"]["mqtt"])
     lines = [
         f"## latency: frame decoded -> delivered ({load['cameras']} cameras "
         f"{load['size'][0]}x{load['size'][1]} at {load['fps']:g} fps, "

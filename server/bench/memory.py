@@ -23,7 +23,7 @@ from typing import Any
 
 from clients.sim import RtspCamera
 from server.bench import BenchContext, SuiteResult
-from server.bench.harness import ProbeServer, camera_config, clip, machine
+from server.bench.harness import ProbeServer, camera_config, clip, machine, verdict
 
 __all__ = ["run"]
 
@@ -160,8 +160,8 @@ def run(ctx: BenchContext) -> SuiteResult:
 
 def _markdown(data: dict[str, Any]) -> str:
     pc, soak, st = data["per_camera"], data["soak"], data["stream"]
-    pc_ok = "met" if pc["meets"] else "**missed**"
-    soak_ok = "met" if soak["meets"] else "**missed**"
+    pc_ok = verdict(pc["meets"])
+    soak_ok = verdict(soak["meets"])
     lines = [
         f"## memory: RSS per {st['width']}x{st['height']} camera, and a "
         f"{soak['duration_s']:g} s soak with drops every {soak['cycle_s']:g} s",

@@ -31,6 +31,7 @@ from server.bench.harness import (
     machine,
     rate,
     thread_cpu_rates,
+    verdict,
 )
 from server.bench.profile import profile
 
@@ -148,7 +149,7 @@ def run(ctx: BenchContext) -> SuiteResult:
 
 def _markdown(data: dict[str, Any]) -> str:
     load, costs = data["load"], data["costs"]
-    verdict = "met" if data["meets"] else "**missed**"
+    ok = verdict(data["meets"])
     lines = [
         f"## scale: {load['cameras']} cameras {load['size'][0]}x{load['size'][1]}, "
         "2 cores vs 1 core (one process, re-pinned between rounds)",
@@ -167,7 +168,7 @@ def _markdown(data: dict[str, Any]) -> str:
     lines += [
         "",
         f"2 cores / 1 core: {data['fps_2_cores']:.1f} / {data['fps_1_core']:.1f} = "
-        f"**{data['ratio']:.2f}x** (target >= {data['target']}x, {verdict}). CPU the server "
+        f"**{data['ratio']:.2f}x** (target >= {data['target']}x, {ok}). CPU the server "
         f"got, 2 cores / 1 core: {data['cpu_granted_ratio']:.2f}x; frames per CPU-second, "
         f"2 cores / 1 core: {data['frames_per_cpu_second_ratio']:.2f} (1.0 = no cost to "
         "using the second core).",
