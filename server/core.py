@@ -28,7 +28,6 @@ from typing import Any, Protocol
 from server.auth import Role, TokenAuth
 from server.bus import Hub
 from server.config import CameraSettings, SecuritySettings, Settings
-from server.detection import Analyse
 from server.ids import UlidGenerator
 from server.messages import (
     CameraInfo,
@@ -41,7 +40,7 @@ from server.messages import (
     StatsMessage,
 )
 from server.metrics import CameraSample, Metrics
-from server.pipeline import CameraPipeline
+from server.pipeline import CameraPipeline, FrameSource
 from server.redact import redact_text, redact_url, secrets
 from server.services import CameraNotFound
 from server.storage import Storage
@@ -118,17 +117,15 @@ class TooManyCameras(ValueError):
         self.limit = limit
 
 
-class Reader(Protocol):
-    """The part of :class:`server.cameras.CameraReader` the core uses."""
+class Reader(FrameSource, Protocol):
+    """The part of :class:`server.cameras.CameraReader` the core uses: what the pipeline
+    reads frames through, and the reader's lifecycle."""
 
     @property
     def status(self) -> Any: ...
     def start(self) -> None: ...
     def set_fps(self, fps: float | None) -> None: ...
-    def set_analyser(self, analyse: Analyse | None) -> None: ...
     def on_status_change(self, callback: Callable[[Any], None]) -> None: ...
-    async def next_frame(self, after_seq: int) -> Any: ...
-    async def color_frame(self) -> Any: ...
     async def stop(self, timeout: float = ...) -> None: ...  # noqa: ASYNC109 (its API)
 
 
