@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import av
 import pytest
+from clip_harness import corrupt_copy
 from ingest_harness import (
     camera,
     closed_port,
@@ -131,31 +130,8 @@ async def test_stalled_http_camera_goes_offline(http_camera: HttpCamera, url_att
         await wait_until(reader, lambda s: s.state == "online", 8, "back online")
 
 
-def _corrupt_copy(clip: Path, target: Path) -> Path:
-    """``clip`` with the slice data of every tenth packet overwritten by noise."""
-    rng = random.Random(3)
-    with av.open(str(clip)) as src, av.open(str(target), "w") as out:
-        stream = src.streams.video[0]
-        out_stream = out.add_stream_from_template(stream)
-        for i, packet in enumerate(src.demux(stream)):
-            if packet.size == 0:
-                continue
-            if i % 10 == 5:
-                data = bytearray(bytes(packet))
-                for j in range(40, len(data), 7):  # keep the NAL lengths and headers
-                    data[j] = rng.randrange(256)
-                broken = av.Packet(bytes(data))
-                broken.pts, broken.dts, broken.time_base = packet.pts, packet.dts, packet.time_base
-                broken.stream = out_stream
-                out.mux(broken)
-            else:
-                packet.stream = out_stream
-                out.mux(packet)
-    return target
-
-
 async def test_corrupt_h264_is_skipped_and_counted(media_dir: Path) -> None:
-    corrupt = _corrupt_copy(media_dir / "clip.mp4", media_dir / "corrupt.mp4")
+    corrupt = corrupt_copy(media_dir / "clip.mp4", media_dir / "corrupt.mp4")
     settings = camera(str(corrupt), detect={"fps": 30})
     async with running(settings, security(media_dir)) as reader:
         await wait_until(reader, lambda s: s.decode_errors >= 2, 8, "counting corrupt frames")
