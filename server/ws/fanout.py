@@ -157,10 +157,10 @@ _PEER_GONE = CloseRequest(None)
 class ClientQueue:
     """One client's outbox and the writer that drains it.
 
-    ``offer`` and ``push_direct`` never wait; only :meth:`run` awaits the socket. The
-    writer sends direct replies first (so a replay precedes the live events queued while
-    storage was read), then events in order, then the newest state messages; and it lets
-    the other writers run between two messages when it has a backlog, so that when the
+    The ``offer_*`` methods and ``push_direct`` never wait; only :meth:`run` awaits the
+    socket. The writer sends direct replies first (so a replay precedes the live events
+    queued while storage was read), then events in order, then the newest state messages;
+    and it lets the other writers run between two messages when it has a backlog, so that when the
     server is busy an event reaches every client before anyone's motion updates.
     """
 
