@@ -13,14 +13,13 @@ import json
 import sys
 import time
 
-import aiomqtt
+from clients.listen import MqttTarget
 
 __all__ = ["main"]
 
 
 async def _subscribe(url: str, topic: str) -> None:
-    host, _, port = url.removeprefix("mqtt://").partition(":")
-    async with aiomqtt.Client(host, int(port)) as client:
+    async with MqttTarget(url).client() as client:
         await client.subscribe(topic, qos=1)
         print("ready", flush=True)
         async for message in client.messages:
