@@ -116,9 +116,9 @@ class MotionDetector:
         self._static = np.zeros(self._scaler.work_shape, np.uint8)
 
     def _untrust(self) -> None:
-        """Mark the whole background as a guess (it was just taken from one frame)."""
-        self._trust = np.zeros(self._scaler.work_shape, np.uint8)
-        self._trusted = False
+        """Mark the whole background as a guess (it was just taken from one frame): count each
+        pixel's quiet learning steps until all have been seen (then ``_trust`` is None)."""
+        self._trust: U8 | None = np.zeros(self._scaler.work_shape, np.uint8)
 
     def _apply_config(self, config: DetectorConfig, *, keep_background: bool) -> None:
         self._scaler: Scaler = working_scaler(
@@ -325,7 +325,7 @@ class MotionDetector:
         bg.shift(best[0], best[1], g)
         self._set_threshold(bg)
         self._forget_still()
-        if not self._trusted:
+        if self._trust is not None:
             trust = np.zeros_like(self._trust)
             shift_into(trust, self._trust, best[0], best[1])
             self._trust = trust
@@ -394,10 +394,10 @@ class MotionDetector:
     def _drop_still(self, g: U8, bg: Background, fg: U8, blobs: list[Blob]) -> list[Blob]:
         prev = self._prev if self._prev is not None else g
         unsure: U8 | None = None
-        if not self._trusted:
+        if self._trust is not None:
             unsure = cast(U8, cvs.compare(self._trust, self._trust_frames(), cv2.CMP_LT))
             if not cv2.countNonZero(unsure):
-                self._trusted = True
+                self._trust = None
                 unsure = None
         return absorb_still(
             g,
@@ -425,7 +425,7 @@ class MotionDetector:
             alpha = max(alpha, LIGHTING_ALPHA)
         quiet = cast(U8, cv2.bitwise_not(fg))
         bg.learn(g, alpha, quiet)
-        if not self._trusted:
+        if self._trust is not None:
             cvs.add(self._trust, step, dst=self._trust, mask=quiet)
         noise = step == 1 or n % (2 * LEARN_EVERY) == 0
         if noise:
