@@ -45,7 +45,7 @@ class SnapshotDisk:
     def __init__(self, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         self.path = path
         self._monkeypatch = monkeypatch
-        self.mounted = False
+        self.real = False  # whether faults are caused for real (a tmpfs of our own)
         path.mkdir(parents=True)
         if os.geteuid() == 0:
             run = subprocess.run(
@@ -54,31 +54,25 @@ class SnapshotDisk:
                 text=True,
                 check=False,
             )
-            self.mounted = run.returncode == 0
+            self.real = run.returncode == 0
         self.filler = path / "filler"
 
-    @property
-    def real(self) -> bool:
-        """Whether faults are caused for real (a tmpfs of our own)."""
-        return self.mounted
-
     def read_only(self) -> None:
-        if self.mounted:
-            subprocess.run(["mount", "-o", "remount,ro", str(self.path)], check=True)
+        self._remount("ro", 0o500)
+
+    def writable(self) -> None:
+        self._remount("rw", 0o700)
+
+    def _remount(self, mode: str, dir_mode: int) -> None:
+        if self.real:
+            subprocess.run(["mount", "-o", f"remount,{mode}", str(self.path)], check=True)
         else:
             # Not root: permissions do it (root would ignore them, hence the mount above).
             for d in [self.path, *(p for p in self.path.iterdir() if p.is_dir())]:
-                d.chmod(0o500)
-
-    def writable(self) -> None:
-        if self.mounted:
-            subprocess.run(["mount", "-o", "remount,rw", str(self.path)], check=True)
-        else:
-            for d in [self.path, *(p for p in self.path.iterdir() if p.is_dir())]:
-                d.chmod(0o700)
+                d.chmod(dir_mode)
 
     def fill(self) -> None:
-        if self.mounted:
+        if self.real:
             _fill_up(self.filler)
             return
         # Without root no filesystem of our own can be made full, and filling a shared
@@ -92,13 +86,13 @@ class SnapshotDisk:
         self._original = original
 
     def free(self) -> None:
-        if self.mounted:
+        if self.real:
             self.filler.unlink()
         else:
             self._monkeypatch.setattr(Storage, "_write_jpeg_sync", self._original)
 
     def close(self) -> None:
-        if self.mounted:
+        if self.real:
             subprocess.run(["umount", "-l", str(self.path)], check=False)
 
 
