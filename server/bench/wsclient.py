@@ -25,7 +25,6 @@ __all__ = ["ClientLog", "WsClient", "close_all", "connect_many"]
 
 _MOTION = b'{"type":"motion"'
 _EVENT_START = b'{"type":"event_start"'
-_EVENT_END = b'{"type":"event_end"'
 
 
 @dataclass
@@ -35,8 +34,6 @@ class ClientLog:
     motion_delays: list[float] = field(default_factory=list)
     event_delays: list[float] = field(default_factory=list)
     starts: set[str] = field(default_factory=set)
-    ends: set[str] = field(default_factory=set)
-    messages: int = 0
     closed_code: int | None = None
 
 
@@ -139,7 +136,6 @@ class WsClient(asyncio.Protocol):
 
     def _message(self, message: bytes, now: float) -> None:
         log = self.log
-        log.messages += 1
         if message.startswith(_MOTION):
             if self.recording and self.record_motion:
                 log.motion_delays.append(now - json.loads(message)["ts"])
@@ -148,8 +144,6 @@ class WsClient(asyncio.Protocol):
             log.starts.add(body["event"]["id"])
             if self.recording:
                 log.event_delays.append(now - body["ts"])
-        elif message.startswith(_EVENT_END):
-            log.ends.add(json.loads(message)["event"]["id"])
 
     def _send(self, opcode: int, payload: bytes) -> None:
         if self._transport is None or self._transport.is_closing():
