@@ -51,7 +51,7 @@ async def _window(
     """Record ``seconds`` on ``readers``; returns the stats around it and the events that
     started inside it (as seen by any reader)."""
     before = await asyncio.to_thread(server.stats)
-    seen_before = set().union(*(c.log.starts for c in readers)) if readers else set()
+    seen_before = set().union(*(c.log.starts for c in readers))
     for c in readers:
         c.log.event_delays.clear()
         c.recording = True
@@ -60,7 +60,7 @@ async def _window(
     for c in readers:
         c.recording = False
     await asyncio.sleep(grace)
-    seen = set().union(*(c.log.starts for c in readers)) if readers else set()
+    seen = set().union(*(c.log.starts for c in readers))
     return before, after, seen - seen_before
 
 
