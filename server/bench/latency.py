@@ -111,7 +111,7 @@ async def _measure(
     events = [d for c in conns for d in c.log.event_delays]
     elapsed = stats1["uptime"] - stats0["uptime"]
     threads = thread_cpu_rates(stats0, stats1)
-    ws_sent = (stats1["ws"].get("sent", 0) - stats0["ws"].get("sent", 0)) / elapsed
+    ws_sent = (stats1["ws"]["sent"] - stats0["ws"]["sent"]) / elapsed
     loop_cpu = threads.get("MainThread", 0.0)
     return {
         "ws_motion_ms": distribution(motion),
