@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import signal
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from broker_harness import MOSQUITTO, Mosquitto
@@ -25,16 +26,29 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
 
 
 @pytest.fixture
-def private_mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
-    """A broker of this test's own, which it may stop and restart."""
+def start_mosquitto(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
+    """Starts brokers of this test's own (``Mosquitto`` options: ``users``, ``extra``), which
+    it may stop and restart; all are stopped at teardown."""
     if not MOSQUITTO.exists():
         pytest.skip(f"{MOSQUITTO} is not installed")
-    workdir = tmp_path / "mosquitto"
-    workdir.mkdir()
-    broker = Mosquitto(workdir)
-    broker.start()
-    yield broker
-    broker.stop()
+    brokers: list[Mosquitto] = []
+
+    def start(**options: Any) -> Mosquitto:
+        workdir = tmp_path / f"mosquitto{len(brokers) or ''}"
+        workdir.mkdir()
+        brokers.append(Mosquitto(workdir, **options))
+        brokers[-1].start()
+        return brokers[-1]
+
+    yield start
+    for broker in brokers:
+        broker.stop()
+
+
+@pytest.fixture
+def private_mosquitto(start_mosquitto: Callable[..., Mosquitto]) -> Mosquitto:
+    """A broker of this test's own, which it may stop and restart."""
+    return start_mosquitto()
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import logging
 import sqlite3
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -49,13 +50,14 @@ def p99(values: list[float]) -> float:
 
 
 async def test_broker_killed_during_a_burst_of_500_events(
-    tmp_path: Path, mqtt_prefix: str, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    mqtt_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+    start_mosquitto: Callable[..., Mosquitto],
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    (tmp_path / "broker").mkdir()
     users = {"svc": SERVICE_PASSWORD, **OBSERVER}
-    broker = Mosquitto(tmp_path / "broker", users=users)
-    broker.start()
+    broker = start_mosquitto(users=users)
     cams = [f"cam{i}" for i in range(8)]
     services = FakeServices([camera(c) for c in cams])
     settings = mqtt_settings(broker.url, mqtt_prefix, username="svc", password=SERVICE_PASSWORD)
@@ -90,35 +92,32 @@ async def test_broker_killed_during_a_burst_of_500_events(
                 broker_down.set()
             await asyncio.sleep(0.004)
 
-    try:
-        async with running(service):
-            await first.__aenter__()
-            producer = asyncio.create_task(produce(500))
-            await broker_down.wait()
-            await first.__aexit__()
-            # Back, but only for the observer at first, so it is subscribed before the server
-            # reconnects and nothing is delivered while no one listens.
-            broker.allow(OBSERVER)
-            broker.start()
-            async with Recorder(broker.url, t.events, **_login(OBSERVER)) as second:
-                await asyncio.sleep(0.5)
-                assert not service.connected.is_set()
-                broker.allow(users)
-                await producer
-                total = sum(len(v) for v in produced.values())
-                try:
-                    await second.wait_for(lambda ms: _unique(first.messages + ms) >= total, 30)
-                except TimeoutError:
-                    raise AssertionError(
-                        f"got {_unique(first.messages)} + {_unique(second.messages)} of {total};"
-                        f" outbox {len(service.outbox)}, published {service.events_published},"
-                        f" state {service.state}"
-                    ) from None
-                await second.quiet(0.3)
-            assert await service.outbox.wait_empty(5.0)
-            metrics = generate_latest(_registry(service)).decode()
-    finally:
-        broker.stop()
+    async with running(service):
+        await first.__aenter__()
+        producer = asyncio.create_task(produce(500))
+        await broker_down.wait()
+        await first.__aexit__()
+        # Back, but only for the observer at first, so it is subscribed before the server
+        # reconnects and nothing is delivered while no one listens.
+        broker.allow(OBSERVER)
+        broker.start()
+        async with Recorder(broker.url, t.events, **_login(OBSERVER)) as second:
+            await asyncio.sleep(0.5)
+            assert not service.connected.is_set()
+            broker.allow(users)
+            await producer
+            total = sum(len(v) for v in produced.values())
+            try:
+                await second.wait_for(lambda ms: _unique(first.messages + ms) >= total, 30)
+            except TimeoutError:
+                raise AssertionError(
+                    f"got {_unique(first.messages)} + {_unique(second.messages)} of {total};"
+                    f" outbox {len(service.outbox)}, published {service.events_published},"
+                    f" state {service.state}"
+                ) from None
+            await second.quiet(0.3)
+        assert await service.outbox.wait_empty(5.0)
+        metrics = generate_latest(_registry(service)).decode()
 
     received, dupes = first_occurrences(first.messages + second.messages)
     assert len(received) == total == 1000

@@ -165,13 +165,14 @@ def _p90(values: list[float]) -> float:
 
 @pytest.mark.slow
 async def test_broker_down_for_10_s_while_cameras_make_events(
-    mqtt_prefix: str, tmp_path: Path, sim_cameras: Any
+    mqtt_prefix: str,
+    tmp_path: Path,
+    sim_cameras: Any,
+    start_mosquitto: Callable[..., Mosquitto],
 ) -> None:
-    (tmp_path / "broker").mkdir()
     obs = {"obs": "observer-pass-1234"}
     users = {"svc": "svc-password-5678", **obs}
-    broker = Mosquitto(tmp_path / "broker", users=users)
-    broker.start()
+    broker = start_mosquitto(users=users)
     data = base_config(tmp_path, broker.url, mqtt_prefix, username="svc", password=users["svc"])
     cams = ["c1", "c2", "c3"]
     data["cameras"] = [
@@ -224,48 +225,41 @@ async def test_broker_down_for_10_s_while_cameras_make_events(
                         baseline.set()
 
     first = Recorder(broker.url, t.events, username="obs", password=obs["obs"])
-    try:
-        async with serve_app(settings, record) as app:
-            service: MqttService = app.state.mqtt
-            await first.__aenter__()
-            ws_task = asyncio.create_task(watch(f"ws://127.0.0.1:{settings.server.port}/ws"))
-            started = time.time()
-            async with asyncio.timeout(30):
-                await first_event.wait()
-            # The baseline: WebSocket latency with the broker up, until there are enough
-            # samples (a fixed wait gets too few when the machine is busy).
-            async with asyncio.timeout(60):
-                await baseline.wait()
-            # Stop the broker at a moment when it has passed on everything (see the burst
-            # test in test_mqtt_durability.py for why).
+    async with serve_app(settings, record) as app:
+        service: MqttService = app.state.mqtt
+        await first.__aenter__()
+        ws_task = asyncio.create_task(watch(f"ws://127.0.0.1:{settings.server.port}/ws"))
+        started = time.time()
+        async with asyncio.timeout(30):
+            await first_event.wait()
+        # The baseline: WebSocket latency with the broker up, until there are enough
+        # samples (a fixed wait gets too few when the machine is busy).
+        async with asyncio.timeout(60):
+            await baseline.wait()
+        # Stop the broker at a moment when it has passed on everything (see the burst
+        # test in test_mqtt_durability.py for why).
+        await first.wait_for(lambda ms: len(delivered(ms)) >= len(produced()), 10)
+        if len(delivered(first.messages)) < len(produced()):  # one more came meanwhile
             await first.wait_for(lambda ms: len(delivered(ms)) >= len(produced()), 10)
-            if len(delivered(first.messages)) < len(produced()):  # one more came meanwhile
-                await first.wait_for(lambda ms: len(delivered(ms)) >= len(produced()), 10)
-            broker.stop()
-            down = time.time()
-            at_down = len(produced())
-            await first.__aexit__()
-            await asyncio.sleep(10)
-            assert len(service.outbox) > 0, "no event happened during the outage"
-            assert not service.connected.is_set()
-            restart = time.time()
-            # In threads: the server runs in this event loop and must not be held up by the
-            # test's own process handling.
-            await asyncio.to_thread(broker.allow, obs)
-            await asyncio.to_thread(broker.start)
-            async with Recorder(
-                broker.url, t.events, username="obs", password=obs["obs"]
-            ) as second:
-                await asyncio.sleep(0.3)
-                await asyncio.to_thread(broker.allow, users)
-                cutoff = produced()
-                await second.wait_for(
-                    lambda ms: len(delivered(first.messages + ms)) >= len(cutoff), 30
-                )
-                got = delivered(first.messages + second.messages)
-            ws_task.cancel()
-    finally:
         broker.stop()
+        down = time.time()
+        at_down = len(produced())
+        await first.__aexit__()
+        await asyncio.sleep(10)
+        assert len(service.outbox) > 0, "no event happened during the outage"
+        assert not service.connected.is_set()
+        restart = time.time()
+        # In threads: the server runs in this event loop and must not be held up by the
+        # test's own process handling.
+        await asyncio.to_thread(broker.allow, obs)
+        await asyncio.to_thread(broker.start)
+        async with Recorder(broker.url, t.events, username="obs", password=obs["obs"]) as second:
+            await asyncio.sleep(0.3)
+            await asyncio.to_thread(broker.allow, users)
+            cutoff = produced()
+            await second.wait_for(lambda ms: len(delivered(first.messages + ms)) >= len(cutoff), 30)
+            got = delivered(first.messages + second.messages)
+        ws_task.cancel()
 
     for cam in cams:
         want = [m for m in cutoff if m[0] == cam]

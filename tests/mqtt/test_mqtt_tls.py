@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def tls_broker(tmp_path: Path, pki: Path):  # type: ignore[no-untyped-def]
+def tls_broker(start_mosquitto: Callable[..., Mosquitto], pki: Path) -> tuple[Mosquitto, int, int]:
     """Plain listener (unused), a TLS listener that requires a client certificate, and a
     TLS listener that does not."""
     mutual, server_only = free_port(), free_port()
@@ -51,12 +52,7 @@ def tls_broker(tmp_path: Path, pki: Path):  # type: ignore[no-untyped-def]
            f"keyfile {pki / 'server.key'}"]  # fmt: skip
     extra = [f"listener {mutual} 127.0.0.1", *tls, "require_certificate true",
              f"listener {server_only} 127.0.0.1", *tls]  # fmt: skip
-    workdir = tmp_path / "broker"
-    workdir.mkdir()
-    broker = Mosquitto(workdir, extra=extra)
-    broker.start()
-    yield broker, mutual, server_only
-    broker.stop()
+    return start_mosquitto(extra=extra), mutual, server_only
 
 
 async def test_connects_with_a_private_ca_and_a_client_certificate(

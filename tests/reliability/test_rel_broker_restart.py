@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from broker_harness import MOSQUITTO, Mosquitto, Received, Recorder
+from broker_harness import Mosquitto, Received, Recorder
 from rel_harness import VIEWER, make_settings, metric, serve
 from websockets.asyncio.client import connect
 
@@ -53,15 +53,11 @@ def delivered(count: int) -> Callable[[list[Received]], bool]:
 
 @pytest.mark.slow
 async def test_broker_killed_and_restarted_during_500_events(
-    tmp_path: Path, mqtt_prefix: str
+    tmp_path: Path, mqtt_prefix: str, start_mosquitto: Callable[..., Mosquitto]
 ) -> None:
-    if not MOSQUITTO.exists():
-        pytest.skip(f"{MOSQUITTO} is not installed")
     # With user accounts, so the server can be kept out while the observer re-subscribes
     # after the restart.
-    (tmp_path / "broker").mkdir()
-    broker = Mosquitto(tmp_path / "broker", users={**SERVICE, **OBSERVER})
-    broker.start()
+    broker = start_mosquitto(users={**SERVICE, **OBSERVER})
     ((user, password),) = SERVICE.items()
     ((obs_user, obs_password),) = OBSERVER.items()
     mqtt = {
@@ -81,80 +77,75 @@ async def test_broker_killed_and_restarted_during_500_events(
     produced: dict[str, list[tuple[str, str]]] = {c: [] for c in CAMERAS}
     ws_got: list[tuple[str, str]] = []
     down = asyncio.Event()
-    try:
-        async with serve(settings) as srv:
-            service = srv.app.state.mqtt
-            async with asyncio.timeout(10):
-                await service.connected.wait()
-            first = Recorder(broker.url, events_topic, username=obs_user, password=obs_password)
-            await first.__aenter__()
-            ws = await connect(
-                f"ws://127.0.0.1:{srv.port}/ws",
-                subprotocols=["motionhub", f"bearer.{VIEWER}"],  # type: ignore[list-item]
-            )
-            ws_reader = asyncio.create_task(_read_ws(ws, ws_got, 2 * EVENTS))
+    async with serve(settings) as srv:
+        service = srv.app.state.mqtt
+        async with asyncio.timeout(10):
+            await service.connected.wait()
+        first = Recorder(broker.url, events_topic, username=obs_user, password=obs_password)
+        await first.__aenter__()
+        ws = await connect(
+            f"ws://127.0.0.1:{srv.port}/ws",
+            subprotocols=["motionhub", f"bearer.{VIEWER}"],  # type: ignore[list-item]
+        )
+        ws_reader = asyncio.create_task(_read_ws(ws, ws_got, 2 * EVENTS))
 
-            async def produce() -> None:
-                hub = srv.app.state.hub
-                for i in range(EVENTS):
-                    cam = CAMERAS[i % len(CAMERAS)]
-                    now = time.time()
-                    ev = Event(
-                        id=srv.core.ids.new(now),
-                        camera=cam,
-                        start=datetime.fromtimestamp(now, UTC),
-                        peak_score=0.1,
-                    )
-                    hub.publish(EventStartMessage(event=ev, ts=now))
-                    hub.publish(EventEndMessage(event=ev.model_copy(update={"end": ev.start})))
-                    produced[cam] += [(ev.id, "start"), (ev.id, "end")]
-                    if i == EVENTS // 3:
-                        # Kill it once it has passed on what it acknowledged: a broker that
-                        # dies between acknowledging and forwarding loses that message
-                        # itself, which no publisher can prevent.
-                        await first.wait_for(
-                            delivered(2 * (i + 1)), 10, "the first third over MQTT"
-                        )
-                        broker.stop()  # SIGKILL
-                        down.set()
-                    await asyncio.sleep(0.004)
-
-            producer = asyncio.create_task(produce())
-            await down.wait()
-            await first.__aexit__()
-            outage_started = time.monotonic()
-            r = await srv.client.get("/readyz")
-            while r.status_code == 200:
-                assert time.monotonic() - outage_started < 5, "readyz never noticed the outage"
-                await asyncio.sleep(0.05)
-                r = await srv.client.get("/readyz")
-            assert r.status_code == 503
-            assert r.json()["mqtt"] is False
-            assert metric(await srv.metrics(), "motionhub_mqtt_connected") == 0
-            # Back, but for the observer only, so it is subscribed before the server
-            # reconnects: with no subscriber the broker would drop the events.
-            broker.allow(OBSERVER)
-            broker.start()
-            async with Recorder(
-                broker.url, events_topic, username=obs_user, password=obs_password
-            ) as second:
-                await asyncio.sleep(0.3)
-                assert not service.connected.is_set()
-                broker.allow({**SERVICE, **OBSERVER})
-                await producer
-                total = 2 * EVENTS
-                await second.wait_for(
-                    lambda ms: len(unique(first.messages + ms)) >= total,
-                    30,
-                    "every event over MQTT",
+        async def produce() -> None:
+            hub = srv.app.state.hub
+            for i in range(EVENTS):
+                cam = CAMERAS[i % len(CAMERAS)]
+                now = time.time()
+                ev = Event(
+                    id=srv.core.ids.new(now),
+                    camera=cam,
+                    start=datetime.fromtimestamp(now, UTC),
+                    peak_score=0.1,
                 )
-                await second.quiet(0.3)
-            await asyncio.wait_for(ws_reader, 10)
-            await ws.close()
-            assert (await srv.client.get("/readyz")).status_code == 200
-            text = await srv.metrics()
-    finally:
-        broker.stop()
+                hub.publish(EventStartMessage(event=ev, ts=now))
+                hub.publish(EventEndMessage(event=ev.model_copy(update={"end": ev.start})))
+                produced[cam] += [(ev.id, "start"), (ev.id, "end")]
+                if i == EVENTS // 3:
+                    # Kill it once it has passed on what it acknowledged: a broker that
+                    # dies between acknowledging and forwarding loses that message
+                    # itself, which no publisher can prevent.
+                    await first.wait_for(delivered(2 * (i + 1)), 10, "the first third over MQTT")
+                    broker.stop()  # SIGKILL
+                    down.set()
+                await asyncio.sleep(0.004)
+
+        producer = asyncio.create_task(produce())
+        await down.wait()
+        await first.__aexit__()
+        outage_started = time.monotonic()
+        r = await srv.client.get("/readyz")
+        while r.status_code == 200:
+            assert time.monotonic() - outage_started < 5, "readyz never noticed the outage"
+            await asyncio.sleep(0.05)
+            r = await srv.client.get("/readyz")
+        assert r.status_code == 503
+        assert r.json()["mqtt"] is False
+        assert metric(await srv.metrics(), "motionhub_mqtt_connected") == 0
+        # Back, but for the observer only, so it is subscribed before the server
+        # reconnects: with no subscriber the broker would drop the events.
+        broker.allow(OBSERVER)
+        broker.start()
+        async with Recorder(
+            broker.url, events_topic, username=obs_user, password=obs_password
+        ) as second:
+            await asyncio.sleep(0.3)
+            assert not service.connected.is_set()
+            broker.allow({**SERVICE, **OBSERVER})
+            await producer
+            total = 2 * EVENTS
+            await second.wait_for(
+                lambda ms: len(unique(first.messages + ms)) >= total,
+                30,
+                "every event over MQTT",
+            )
+            await second.quiet(0.3)
+        await asyncio.wait_for(ws_reader, 10)
+        await ws.close()
+        assert (await srv.client.get("/readyz")).status_code == 200
+        text = await srv.metrics()
 
     raw = first.messages + second.messages
     received = unique(raw)

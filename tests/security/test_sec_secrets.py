@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
-from broker_harness import MOSQUITTO, Mosquitto, Recorder
+from broker_harness import Mosquitto, Recorder
 from sec_harness import ADMIN, free_port, motionhub, poll, stop, write_config
 from websockets.asyncio.client import connect
 
@@ -44,13 +45,9 @@ def leaks(text: str) -> list[str]:
 
 @pytest.mark.slow
 async def test_no_secret_in_logs_api_metrics_mqtt_or_websocket(
-    tmp_path: Path, mqtt_prefix: str
+    tmp_path: Path, mqtt_prefix: str, start_mosquitto: Callable[..., Mosquitto]
 ) -> None:
-    if not MOSQUITTO.exists():
-        pytest.skip(f"{MOSQUITTO} is not installed")
-    (tmp_path / "broker").mkdir()
-    broker = Mosquitto(tmp_path / "broker", users={"svc": MQTT_PASSWORD, **OBSERVER})
-    broker.start()
+    broker = start_mosquitto(users={"svc": MQTT_PASSWORD, **OBSERVER})
     clip = render_clip(SPEC)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -58,95 +55,90 @@ async def test_no_secret_in_logs_api_metrics_mqtt_or_websocket(
     secret = quote(CAM_PASSWORD, safe="")
     responses: list[str] = []
     ws_text: list[str] = []
-    try:
-        with RtspCamera(clip, path="yard", user=CAM_USER, password=CAM_PASSWORD) as cam:
-            good = cam.url_with_credentials
-            wrong_path = good.replace("/yard", "/nosuch")
-            unreachable = f"http://{CAM_USER}:{secret}@127.0.0.1:{free_port()}/video?pwd={secret}"
-            config = write_config(
-                tmp_path / "motionhub.yml",
-                {
-                    "server": {
-                        "port": port,
-                        "auth": {"tokens": [{"token": ADMIN, "role": "admin"}]},
-                    },
-                    "storage": {"path": str(tmp_path / "data")},
-                    "logging": {"level": "DEBUG"},
-                    "mqtt": {
-                        "url": broker.url,
-                        "topic_prefix": mqtt_prefix,
-                        "username": "svc",
-                        "password": MQTT_PASSWORD,
-                        "reconnect_min": 0.05,
-                        "reconnect_max": 0.5,
-                    },
-                    "cameras": [
-                        {"id": "yard", "url": good,
-                         "events": {"min_frames": 2, "off_delay": 0.5}},
-                        {"id": "lost", "url": wrong_path, "open_timeout": 2},
-                        {"id": "gone", "url": unreachable, "open_timeout": 2},
-                    ],
+    with RtspCamera(clip, path="yard", user=CAM_USER, password=CAM_PASSWORD) as cam:
+        good = cam.url_with_credentials
+        wrong_path = good.replace("/yard", "/nosuch")
+        unreachable = f"http://{CAM_USER}:{secret}@127.0.0.1:{free_port()}/video?pwd={secret}"
+        config = write_config(
+            tmp_path / "motionhub.yml",
+            {
+                "server": {
+                    "port": port,
+                    "auth": {"tokens": [{"token": ADMIN, "role": "admin"}]},
                 },
-            )  # fmt: skip
-            ((obs, obs_password),) = OBSERVER.items()
-            proc = motionhub("serve", "--config", str(config))
-            try:
-                async with (
-                    Recorder(broker.url, "#", username=obs, password=obs_password) as mq,
-                    httpx.AsyncClient(base_url=base, headers=auth, timeout=10) as client,
-                ):
-                    await asyncio.to_thread(
-                        poll, f"{base}/readyz", lambda r: r.status_code == 200, 40, proc
-                    )
-                    ws = await connect(
-                        f"ws://127.0.0.1:{port}/ws",
-                        subprotocols=["motionhub", f"bearer.{ADMIN}"],  # type: ignore[list-item]
-                    )
-                    reader = asyncio.create_task(_collect(ws, ws_text))
+                "storage": {"path": str(tmp_path / "data")},
+                "logging": {"level": "DEBUG"},
+                "mqtt": {
+                    "url": broker.url,
+                    "topic_prefix": mqtt_prefix,
+                    "username": "svc",
+                    "password": MQTT_PASSWORD,
+                    "reconnect_min": 0.05,
+                    "reconnect_max": 0.5,
+                },
+                "cameras": [
+                    {"id": "yard", "url": good,
+                     "events": {"min_frames": 2, "off_delay": 0.5}},
+                    {"id": "lost", "url": wrong_path, "open_timeout": 2},
+                    {"id": "gone", "url": unreachable, "open_timeout": 2},
+                ],
+            },
+        )  # fmt: skip
+        ((obs, obs_password),) = OBSERVER.items()
+        proc = motionhub("serve", "--config", str(config))
+        try:
+            async with (
+                Recorder(broker.url, "#", username=obs, password=obs_password) as mq,
+                httpx.AsyncClient(base_url=base, headers=auth, timeout=10) as client,
+            ):
+                await asyncio.to_thread(
+                    poll, f"{base}/readyz", lambda r: r.status_code == 200, 40, proc
+                )
+                ws = await connect(
+                    f"ws://127.0.0.1:{port}/ws",
+                    subprotocols=["motionhub", f"bearer.{ADMIN}"],  # type: ignore[list-item]
+                )
+                reader = asyncio.create_task(_collect(ws, ws_text))
 
-                    async def api(method: str, path: str, **kw: Any) -> httpx.Response:
-                        r = await client.request(method, path, **kw)
-                        responses.append(f"{method} {path} {r.status_code} {r.headers} {r.text}")
-                        return r
+                async def api(method: str, path: str, **kw: Any) -> httpx.Response:
+                    r = await client.request(method, path, **kw)
+                    responses.append(f"{method} {path} {r.status_code} {r.headers} {r.text}")
+                    return r
 
-                    # An event from the camera with the password in its URL.
-                    for _ in range(150):
-                        if (await api("GET", "/api/events")).json()["events"]:
-                            break
-                        await asyncio.sleep(0.2)
-                    else:
-                        raise AssertionError("no event within 30 s")
-                    await api("POST", "/api/cameras", json={"id": "added", "url": unreachable})
-                    shown = (await api("GET", "/api/cameras/added")).json()["url"]
-                    assert "***" in shown
-                    # Round trip of the redacted URL keeps the stored password.
-                    await api("PATCH", "/api/cameras/added", json={"url": shown, "name": "Added"})
-                    # Invalid requests whose bodies carry the password.
-                    await api("POST", "/api/cameras", json={"id": "Bad Id", "url": good})
-                    await api("POST", "/api/cameras", json={"id": "bad2", "url": good, "kind": "x"})
-                    await api("POST", "/api/cameras", json={"id": "yard", "url": good})
-                    bad_url = f"ftp://{CAM_USER}:{secret}@127.0.0.1/x"
-                    await api("PATCH", "/api/cameras/added", json={"url": bad_url})
-                    await api("PATCH", "/api/cameras/added", json={"detect": {"fps": -1}})
-                    for path in ("/api/cameras", "/api/cameras/yard", "/api/cameras/lost",
-                                 "/api/cameras/gone", "/api/status", "/readyz", "/metrics",
-                                 "/openapi.json", "/api/events?limit=100"):  # fmt: skip
-                        await api("GET", path)
-                    lost = (await api("GET", "/api/cameras/lost")).json()
-                    assert lost["status"] == "offline"
-                    assert lost["last_error"]
-                    await api("DELETE", "/api/cameras/added")
-                    await asyncio.sleep(1.0)
-                    reader.cancel()
-                    await ws.close()
-                    await mq.quiet(0.3)
-                    mqtt_text = [
-                        f"{m.topic} {m.payload.decode(errors='replace')}" for m in mq.messages
-                    ]
-            finally:
-                _, err = stop(proc)
-    finally:
-        broker.stop()
+                # An event from the camera with the password in its URL.
+                for _ in range(150):
+                    if (await api("GET", "/api/events")).json()["events"]:
+                        break
+                    await asyncio.sleep(0.2)
+                else:
+                    raise AssertionError("no event within 30 s")
+                await api("POST", "/api/cameras", json={"id": "added", "url": unreachable})
+                shown = (await api("GET", "/api/cameras/added")).json()["url"]
+                assert "***" in shown
+                # Round trip of the redacted URL keeps the stored password.
+                await api("PATCH", "/api/cameras/added", json={"url": shown, "name": "Added"})
+                # Invalid requests whose bodies carry the password.
+                await api("POST", "/api/cameras", json={"id": "Bad Id", "url": good})
+                await api("POST", "/api/cameras", json={"id": "bad2", "url": good, "kind": "x"})
+                await api("POST", "/api/cameras", json={"id": "yard", "url": good})
+                bad_url = f"ftp://{CAM_USER}:{secret}@127.0.0.1/x"
+                await api("PATCH", "/api/cameras/added", json={"url": bad_url})
+                await api("PATCH", "/api/cameras/added", json={"detect": {"fps": -1}})
+                for path in ("/api/cameras", "/api/cameras/yard", "/api/cameras/lost",
+                             "/api/cameras/gone", "/api/status", "/readyz", "/metrics",
+                             "/openapi.json", "/api/events?limit=100"):  # fmt: skip
+                    await api("GET", path)
+                lost = (await api("GET", "/api/cameras/lost")).json()
+                assert lost["status"] == "offline"
+                assert lost["last_error"]
+                await api("DELETE", "/api/cameras/added")
+                await asyncio.sleep(1.0)
+                reader.cancel()
+                await ws.close()
+                await mq.quiet(0.3)
+                mqtt_text = [f"{m.topic} {m.payload.decode(errors='replace')}" for m in mq.messages]
+        finally:
+            _, err = stop(proc)
 
     assert proc.returncode in (0, -15), err[-3000:]
     assert any("event" in t for t in mqtt_text), "the scenario published no MQTT event"
