@@ -6,18 +6,17 @@ connection, which must answer each with an ``error`` (or the proper reply) and s
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import json
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from loop_thread import LoopThread
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 from ws_harness import ADMIN_TOKEN, VIEWER_TOKEN, LiveServer, live_server, make_event
@@ -87,55 +86,19 @@ def test_valid_messages_round_trip(message: AuthMessage | SubscribeMessage | Res
     assert parse_client_message(message.model_dump_json()) == message
 
 
-class ThreadedServer:
-    """The live harness on its own event loop in a thread, for synchronous clients."""
-
-    def __init__(self) -> None:
-        self.server: LiveServer | None = None
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, name="ws-server", daemon=True)
-
-    def _main(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as exc:
-            self._error = exc
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        async with live_server(["cam1", "cam2"]) as server:
-            server.services.events = [make_event(n, "cam1") for n in range(1, 4)]
-            self.server = server
-            self._ready.set()
-            await self._stop.wait()
-
-    def __enter__(self) -> LiveServer:
-        self._thread.start()
-        self._ready.wait(15)
-        if self._error is not None:
-            raise self._error
-        assert self.server is not None
-        return self.server
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._loop is not None
-        assert self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(20)
-        assert not self._thread.is_alive()
-        if self._error is not None:
-            raise self._error
+@contextlib.asynccontextmanager
+async def _server_with_events() -> AsyncIterator[LiveServer]:
+    async with live_server(["cam1", "cam2"]) as server:
+        server.services.events = [make_event(n, "cam1") for n in range(1, 4)]
+        yield server
 
 
 @pytest.fixture(scope="module")
 def threaded_server() -> Iterator[LiveServer]:
-    with ThreadedServer() as server:
-        yield server
+    """The live harness on its own event loop in a thread, for synchronous clients."""
+    with LoopThread(_server_with_events, name="ws-server", timeout=20) as held:
+        assert held.value is not None
+        yield held.value
 
 
 def open_client(server: LiveServer, stack: contextlib.ExitStack) -> ClientConnection:
