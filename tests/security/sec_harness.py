@@ -1,20 +1,14 @@
 """Helpers for the security tests.
 
-The real server comes from the reliability harness (``tests/reliability/rel_harness.py``),
+The real server comes from the reliability harness (``tests/rel_harness.py``),
 so both suites run the app exactly the same way; :class:`ThreadedServer` runs it on a loop
 of its own for synchronous clients (schemathesis, Hypothesis).
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 from loop_thread import LoopThread
 from process_harness import motionhub, poll, stop, write_config
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
-
 from rel_harness import (
     ADMIN,
     VIEWER,

@@ -1,4 +1,5 @@
-"""Helpers for the fault-injection tests: a real server, process gauges and polling.
+"""Helpers for the fault-injection (and security) tests: a real server, process gauges and
+polling.
 
 ``serve`` runs the real app (``create_app``) under a real uvicorn on a free loopback port in
 the test's own event loop, and records every message the pipelines publish on the hub, so
