@@ -23,8 +23,17 @@ from urllib.parse import urlsplit
 import aiomqtt
 
 from clients.sim import free_port
+from server.mqtt import MqttEventMessage
 
-__all__ = ["MOSQUITTO", "Mosquitto", "Received", "Recorder", "free_port", "retained"]
+__all__ = [
+    "MOSQUITTO",
+    "Mosquitto",
+    "Received",
+    "Recorder",
+    "first_occurrences",
+    "free_port",
+    "retained",
+]
 
 MOSQUITTO = Path("/usr/sbin/mosquitto")
 
@@ -225,6 +234,22 @@ class Recorder:
             await asyncio.sleep(seconds)
             if len(self.messages) == n:
                 return
+
+
+def first_occurrences(messages: list[Received]) -> tuple[list[MqttEventMessage], int]:
+    """MQTT event messages in arrival order without redeliveries (same message id), and how
+    many redeliveries there were."""
+    seen: set[str] = set()
+    out: list[MqttEventMessage] = []
+    dupes = 0
+    for m in messages:
+        msg = MqttEventMessage.model_validate_json(m.payload)
+        if msg.id in seen:
+            dupes += 1
+            continue
+        seen.add(msg.id)
+        out.append(msg)
+    return out, dupes
 
 
 async def retained(url: str, topic_filter: str, quiet: float = 0.3) -> dict[str, Received]:

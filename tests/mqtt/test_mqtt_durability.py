@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from broker_harness import Mosquitto, Received, Recorder
+from broker_harness import Mosquitto, Received, Recorder, first_occurrences
 from mqtt_harness import FakeServices, camera, data_dir, make_event, mqtt_settings, running
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -28,21 +28,6 @@ from server.mqtt.topics import Topics
 SERVICE_PASSWORD = "svc-Pa55-never-printed-7f3k"
 OBSERVER = {"obs": "observer-pass-1234"}
 WINDOW = 32
-
-
-def first_occurrences(messages: list[Received]) -> tuple[list[MqttEventMessage], int]:
-    """Messages in arrival order without repeats (by id), and how many repeats there were."""
-    seen: set[str] = set()
-    out: list[MqttEventMessage] = []
-    dupes = 0
-    for m in messages:
-        msg = MqttEventMessage.model_validate_json(m.payload)
-        if msg.id in seen:
-            dupes += 1
-            continue
-        seen.add(msg.id)
-        out.append(msg)
-    return out, dupes
 
 
 def p99(values: list[float]) -> float:

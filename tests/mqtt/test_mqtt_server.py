@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import uvicorn
 import yaml
-from broker_harness import Mosquitto, Received, Recorder, free_port, retained
+from broker_harness import Mosquitto, Received, Recorder, first_occurrences, free_port, retained
 from fastapi import FastAPI
 from websockets.asyncio.client import connect
 
@@ -205,14 +205,8 @@ async def test_broker_down_for_10_s_while_cameras_make_events(
         ]
 
     def delivered(messages: list[Received]) -> list[tuple[str, str, str]]:
-        seen: set[str] = set()
-        out = []
-        for m in messages:
-            msg = MqttEventMessage.model_validate_json(m.payload)
-            if msg.id not in seen:
-                seen.add(msg.id)
-                out.append((msg.event.camera, msg.event.id, msg.type))
-        return out
+        got, _ = first_occurrences(messages)
+        return [(m.event.camera, m.event.id, m.type) for m in got]
 
     async def watch(url: str) -> None:
         async with connect(url) as ws:

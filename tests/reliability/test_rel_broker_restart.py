@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from broker_harness import Mosquitto, Received, Recorder
+from broker_harness import Mosquitto, Received, Recorder, first_occurrences
 from rel_harness import VIEWER, make_settings, metric, serve
 from websockets.asyncio.client import connect
 
 from server.messages import Event, EventEndMessage, EventStartMessage
-from server.mqtt import MqttEventMessage
 
 EVENTS = 500
 CAMERAS = [f"cam{i}" for i in range(4)]
@@ -34,21 +33,9 @@ REDELIVERY_WINDOW = 64
 """Messages that may be in flight (sent, not yet acknowledged) when the broker dies."""
 
 
-def unique(messages: list[Received]) -> list[MqttEventMessage]:
-    """Event messages in arrival order, redeliveries (same message id) dropped."""
-    seen: set[str] = set()
-    out = []
-    for m in messages:
-        msg = MqttEventMessage.model_validate_json(m.payload)
-        if msg.id not in seen:
-            seen.add(msg.id)
-            out.append(msg)
-    return out
-
-
 def delivered(count: int) -> Callable[[list[Received]], bool]:
     """Whether the messages hold ``count`` distinct event messages."""
-    return lambda messages: len(unique(messages)) >= count
+    return lambda messages: len(first_occurrences(messages)[0]) >= count
 
 
 @pytest.mark.slow
@@ -137,7 +124,7 @@ async def test_broker_killed_and_restarted_during_500_events(
             await producer
             total = 2 * EVENTS
             await second.wait_for(
-                lambda ms: len(unique(first.messages + ms)) >= total,
+                lambda ms: len(first_occurrences(first.messages + ms)[0]) >= total,
                 30,
                 "every event over MQTT",
             )
@@ -148,7 +135,7 @@ async def test_broker_killed_and_restarted_during_500_events(
         text = await srv.metrics()
 
     raw = first.messages + second.messages
-    received = unique(raw)
+    received, _ = first_occurrences(raw)
     redelivered = len(raw) - len(received)
     print(
         f"\nbroker restart: {len(received)} of {total} event messages delivered over MQTT "
