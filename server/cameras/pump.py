@@ -85,29 +85,46 @@ class RateLimit:
     average never exceeds ``fps``. A frame up to two intervals late keeps the schedule,
     so the frames queued behind it (a network hiccup, a reader that was kept off the CPU
     for a moment) still pass; only a longer gap starts a new schedule.
+
+    The schedule belongs to the reader thread: :meth:`set_fps`, called from the event loop,
+    only publishes the new interval (one float, replaced whole), and :meth:`due` takes it up
+    before judging its next frame. So no read-modify-write of the schedule ever races
+    another, whatever the interpreter's thread switching.
     """
 
     def __init__(self, fps: float | None) -> None:
-        self.interval = 1.0 / fps if fps else 0.0
+        self._wanted = _interval(fps)
+        self._interval = self._wanted
         self._next = 0.0
+
+    @property
+    def interval(self) -> float:
+        """Seconds between frames let through (the newest rate set; 0 for no limit)."""
+        return self._wanted
 
     def set_fps(self, fps: float | None) -> None:
         """Change the rate from any thread; the next frame is judged by the new one."""
-        interval = 1.0 / fps if fps else 0.0
-        # The next frame is due one new interval after the last one used, so a faster rate
-        # does not wait out the rest of the old, longer interval.
-        self._next += interval - self.interval
-        self.interval = interval
+        self._wanted = _interval(fps)
 
     def due(self, now: float) -> bool:
-        """Whether a frame arriving at ``now`` (monotonic) should be used."""
-        if not self.interval:
+        """Whether a frame arriving at ``now`` (monotonic) should be used (reader thread)."""
+        interval = self._wanted
+        if interval != self._interval:
+            # The next frame is due one new interval after the last one used, so a faster
+            # rate does not wait out the rest of the old, longer interval.
+            self._next += interval - self._interval
+            self._interval = interval
+        if not interval:
             return True
-        if now < self._next - self.interval / 4:
+        if now < self._next - interval / 4:
             return False
-        behind = now - self._next >= 2 * self.interval
-        self._next = now + self.interval if behind else self._next + self.interval
+        behind = now - self._next >= 2 * interval
+        self._next = now + interval if behind else self._next + interval
         return True
+
+
+def _interval(fps: float | None) -> float:
+    return 1.0 / fps if fps else 0.0
 
 
 class Pump:

@@ -161,6 +161,20 @@ def test_a_faster_rate_applies_to_the_next_frame() -> None:
     assert rate.due(0.2)  # one new interval after the last frame used, not the old one
 
 
+def test_rate_changes_between_frames_apply_the_newest() -> None:
+    # Set from the event loop, taken up by the reader at its next frame: two changes in
+    # between act as the last one alone, measured from the last frame used.
+    rate = RateLimit(1)
+    assert rate.due(0.0)
+    rate.set_fps(2)
+    rate.set_fps(4)
+    assert rate.interval == 0.25  # what was asked, at once
+    assert not rate.due(0.18)
+    assert rate.due(0.2)
+    assert not rate.due(0.3)
+    assert rate.due(0.45)
+
+
 def test_backoff_grows_with_jitter_and_is_capped() -> None:
     backoff = Backoff(first=0.5, cap=3.0)
     delays = [backoff.next() for _ in range(12)]
