@@ -23,7 +23,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Final
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -175,6 +175,26 @@ async def _invalid(request: Request, exc: RequestValidationError) -> JSONRespons
     return JSONResponse({"detail": detail}, status_code=422)
 
 
+# A client that sends its body without waiting (no ``Expect: 100-continue``) reads no answer
+# before it has written all of it, and a server that closes with body bytes unread makes the
+# kernel reset the connection: the client sees a reset instead of the 413. So a refused body
+# is read and thrown away first, up to this much and this long (what a lingering close does).
+DRAIN_BYTES: Final = 16 << 20
+DRAIN_SECONDS: Final = 5.0
+
+
+async def _drain(receive: Receive, budget: int) -> None:
+    """Read and discard the rest of a request body, at most ``budget`` bytes or
+    :data:`DRAIN_SECONDS`."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while budget > 0:
+                message = await receive()
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    return
+                budget -= len(message.get("body", b""))
+
+
 class BodyLimit:
     """Refuse request bodies larger than ``max_bytes`` with a JSON 413."""
 
@@ -186,15 +206,21 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        length = 0
+        expects_continue = False
         for name, value in scope["headers"]:
             if name == b"content-length":
-                try:
-                    too_big = int(value) > self.max_bytes
-                except ValueError:
-                    too_big = False
-                if too_big:
-                    await self._refuse(send)
-                    return
+                with contextlib.suppress(ValueError):
+                    length = int(value)
+            elif name == b"expect":
+                expects_continue = value.lower() == b"100-continue"
+        if length > self.max_bytes:
+            # A client waiting for "100 Continue" sends nothing more; any other one is
+            # writing the body now, and gets its answer once that is read.
+            if not expects_continue and length <= DRAIN_BYTES:
+                await _drain(receive, length)
+            await self._refuse(send)
+            return
         seen = 0
         started = False
         refused = False
@@ -211,6 +237,8 @@ class BodyLimit:
                     # would reach the app's body parser, which turns any error into a 400.)
                     refused = True
                     if not started:
+                        if message.get("more_body", False):
+                            await _drain(receive, DRAIN_BYTES - seen)
                         await self._refuse(send)
                     return {"type": "http.disconnect"}
             return message
