@@ -115,4 +115,11 @@ def test_scale_quick(tmp_path: Path) -> None:
     assert {len(p["cpus"]) for p in data["phases"]} == {1, 2} or data["machine"]["cores"] < 2
     assert data["fps_1_core"] > 0
     assert data["fps_2_cores"] > 0
+    # The whole workload (server and simulator) pinned, and the server alone, both reported.
+    assert {p["mode"] for p in data["phases"]} == {"workload", "server only"}
+    for phase in data["phases"]:
+        assert phase["simulator_cpu_s_per_s"] > 0
+        assert phase["frames_per_workload_cpu_s"] < phase["frames_per_server_cpu_s"]
+    assert data["server_only"]["fps_1_core"] > 0
+    assert data["frames_per_workload_cpu_s_ratio"] > 0
     assert "available" in data["profile"]
