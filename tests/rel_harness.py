@@ -80,6 +80,17 @@ class Running:
                 raise AssertionError(f"camera {camera} not {what} within {within} s: {body}")
             await asyncio.sleep(0.05)
 
+    async def wait_online(self, camera: str, within: float = 20.0) -> None:
+        """Poll until the camera reports ``online`` (it may not exist yet at first)."""
+        deadline = time.monotonic() + within
+        while True:
+            r = await self.client.get(f"/api/cameras/{camera}")
+            if r.status_code == 200 and r.json()["status"] == "online":
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"camera {camera} not online within {within} s: {r.text}")
+            await asyncio.sleep(0.1)
+
     async def wait_analysed(self, camera: str, more_than: int, within: float = 10.0) -> None:
         """Wait until the camera's pipeline has analysed more than ``more_than`` frames."""
         deadline = time.monotonic() + within
@@ -121,8 +132,11 @@ class Running:
 
 
 @asynccontextmanager
-async def serve(settings: Settings, sndbuf: int | None = None) -> AsyncIterator[Running]:
-    """Run the real app for ``settings`` on a free port until the block ends.
+async def serve(
+    settings: Settings, sndbuf: int | None = None, token: str | None = ADMIN
+) -> AsyncIterator[Running]:
+    """Run the real app for ``settings`` on a free port until the block ends; the client
+    sends ``token`` (none when ``None``).
 
     ``sndbuf`` fixes the kernel send buffer of every accepted connection (inherited from
     the listening socket); otherwise Linux grows it to megabytes per connection.
@@ -155,7 +169,7 @@ async def serve(settings: Settings, sndbuf: int | None = None) -> AsyncIterator[
         assert time.monotonic() < deadline, "server did not start within 20 s"
         await asyncio.sleep(0.02)
     url = f"http://127.0.0.1:{port}"
-    headers = {"Authorization": f"Bearer {ADMIN}"}
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=10) as client:
         running = Running(app, url, port, client)
         app.state.hub.subscribe("test-recorder", running.messages.append)

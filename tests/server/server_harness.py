@@ -1,4 +1,5 @@
-"""A real uvicorn serving the real app on a free port, in the test's own event loop.
+"""The server tests' settings, on top of :mod:`rel_harness`'s real uvicorn serving the real
+app on a free port in the test's own event loop, configured as ``motionhub serve`` does.
 
 Running in-process (not a subprocess) lets a test both talk HTTP to the server and record
 every message the pipeline publishes on the hub. Subprocess tests (SIGTERM, demo) live in
@@ -7,27 +8,20 @@ their own files.
 
 from __future__ import annotations
 
-import asyncio
 import threading
-import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
-import httpx
-import uvicorn
-from fastapi import FastAPI
+import rel_harness
+from rel_harness import Running
 
 from clients.sim import free_port
-from server.app import create_app
 from server.config import Settings
-from server.core import Core
-from server.messages import ServerMessage
+
+__all__ = ["ADMIN", "VIEWER", "Running", "camera_threads", "free_port", "serve", "settings_for"]
 
 ADMIN = "admin-token-0123456789abcdef"
 VIEWER = "viewer-token-0123456789abcdef"
-M = TypeVar("M")
 
 
 def settings_for(
@@ -44,70 +38,10 @@ def settings_for(
     )
 
 
-@dataclass
-class Running:
-    """A live server and what the test needs to observe it."""
-
-    app: FastAPI
-    url: str
-    client: httpx.AsyncClient
-    messages: list[ServerMessage] = field(default_factory=list)
-
-    @property
-    def core(self) -> Core:
-        core: Core = self.app.state.core
-        return core
-
-    async def wait_for(
-        self, kind: type[M], pred: Callable[[M], bool] = lambda m: True, within: float = 20.0
-    ) -> M:
-        """The first recorded message of ``kind`` matching ``pred`` (waits for it)."""
-        deadline = time.monotonic() + within
-        seen = 0
-        while time.monotonic() < deadline:
-            for m in self.messages[seen:]:
-                if isinstance(m, kind) and pred(m):
-                    return m
-            seen = len(self.messages)
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"no {kind.__name__} within {within} s")
-
-    async def wait_online(self, camera: str, within: float = 20.0) -> None:
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            r = await self.client.get(f"/api/cameras/{camera}")
-            if r.status_code == 200 and r.json()["status"] == "online":
-                return
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"camera {camera} not online within {within} s: {r.text}")
-
-
-@asynccontextmanager
-async def serve(settings: Settings, token: str | None = None) -> AsyncIterator[Running]:
-    """Run the app for ``settings`` on a free port until the block ends."""
-    port = free_port()
-    app = create_app(settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if task.done():
-            task.result()
-            raise AssertionError("server exited during start-up")
-        if time.monotonic() > deadline:
-            raise AssertionError("server did not start")
-        await asyncio.sleep(0.02)
-    running = Running(app, f"http://127.0.0.1:{port}", httpx.AsyncClient())
-    app.state.hub.subscribe("test-recorder", running.messages.append)
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with httpx.AsyncClient(base_url=running.url, headers=headers, timeout=10) as client:
-        running.client = client
-        try:
-            yield running
-        finally:
-            server.should_exit = True
-            await asyncio.wait_for(task, 30)
+def serve(settings: Settings) -> AbstractAsyncContextManager[Running]:
+    """The real app for ``settings`` on a free port (:func:`rel_harness.serve`), its client
+    sending no token."""
+    return rel_harness.serve(settings, token=None)
 
 
 def camera_threads(camera: str) -> list[threading.Thread]:
