@@ -303,6 +303,18 @@ def register_secrets(settings: Settings) -> None:
         secrets.add_url(cam.detect_url)
 
 
+def uvicorn_kwargs(settings: Settings) -> dict[str, Any]:
+    """The ``uvicorn.Config`` keyword arguments of ``motionhub serve``, except where it
+    listens; tests and benchmarks serve the app with the same ones."""
+    return {
+        "log_config": None,
+        "lifespan": "on",
+        "server_header": False,
+        "timeout_graceful_shutdown": GRACEFUL_HTTP_TIMEOUT,
+        **uvicorn_options(settings.server.websocket),
+    }
+
+
 class _Server(uvicorn.Server):
     """uvicorn's server; lets the app see that shutdown began, so live streams end at once."""
 
@@ -313,16 +325,7 @@ def run(settings: Settings) -> None:
     register_secrets(settings)
     host = bind_host(settings)
     app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=settings.server.port,
-        log_config=None,
-        lifespan="on",
-        server_header=False,
-        timeout_graceful_shutdown=GRACEFUL_HTTP_TIMEOUT,
-        **uvicorn_options(settings.server.websocket),
-    )
+    config = uvicorn.Config(app, host=host, port=settings.server.port, **uvicorn_kwargs(settings))
     server = _Server(config)
     core: Core = app.state.core
     core.should_exit = lambda: server.should_exit

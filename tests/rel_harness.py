@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,10 +19,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-import uvicorn
 from fastapi import FastAPI
+from uvicorn_harness import uvicorn_on_free_port
 
-from server.app import create_app
+from server.app import create_app, uvicorn_kwargs
 from server.config import Settings
 from server.core import Core
 from server.messages import ServerMessage
@@ -132,53 +131,18 @@ class Running:
 
 
 @asynccontextmanager
-async def serve(
-    settings: Settings, sndbuf: int | None = None, token: str | None = ADMIN
-) -> AsyncIterator[Running]:
-    """Run the real app for ``settings`` on a free port until the block ends; the client
-    sends ``token`` (none when ``None``).
-
-    ``sndbuf`` fixes the kernel send buffer of every accepted connection (inherited from
-    the listening socket); otherwise Linux grows it to megabytes per connection.
-    """
-    sock = socket.socket()
-    if sndbuf is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
-    sock.bind(("127.0.0.1", 0))
-    port = int(sock.getsockname()[1])
+async def serve(settings: Settings, token: str | None = ADMIN) -> AsyncIterator[Running]:
+    """Run the real app for ``settings`` on a free port, configured as ``motionhub serve``
+    configures uvicorn, until the block ends; the client sends ``token`` (none when ``None``)."""
     app = create_app(settings)
-    ws = settings.server.websocket
-    # As ``server.app.run`` configures uvicorn (no compression: the production default).
-    config = uvicorn.Config(
-        app,
-        log_config=None,
-        lifespan="on",
-        timeout_graceful_shutdown=3,
-        ws_ping_interval=ws.ping_interval,
-        ws_ping_timeout=ws.ping_timeout,
-        ws_per_message_deflate=False,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]), name="uvicorn")
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if task.done():
-            sock.close()
-            task.result()
-            raise AssertionError("server exited during start-up")
-        assert time.monotonic() < deadline, "server did not start within 20 s"
-        await asyncio.sleep(0.02)
-    url = f"http://127.0.0.1:{port}"
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=10) as client:
-        running = Running(app, url, port, client)
-        app.state.hub.subscribe("test-recorder", running.messages.append)
-        try:
+    options = {**uvicorn_kwargs(settings), "timeout_graceful_shutdown": 3}
+    async with uvicorn_on_free_port(app, **options) as (port, _):
+        url = f"http://127.0.0.1:{port}"
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=10) as client:
+            running = Running(app, url, port, client)
+            app.state.hub.subscribe("test-recorder", running.messages.append)
             yield running
-        finally:
-            server.should_exit = True
-            await asyncio.wait_for(task, 30)
-            sock.close()
 
 
 # ---- process gauges ------------------------------------------------------------------------

@@ -6,10 +6,7 @@ call its API); Chromium is Debian's, never a downloaded one.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import socket
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
+from uvicorn_harness import uvicorn_on_free_port
 
-from server.app import create_app
+from server.app import create_app, uvicorn_kwargs
 from server.config import Settings
-from server.ws import uvicorn_options
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -78,41 +74,10 @@ def demo_settings(storage: Path, sim: Any) -> Settings:
 
 @contextlib.asynccontextmanager
 async def serve(settings: Settings) -> AsyncIterator[Server]:
-    """Run the app with uvicorn on a free loopback port until the block exits."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
+    """Run the app as ``motionhub serve`` does, on a free loopback port, until the block exits."""
     app = create_app(settings)
-    ws = uvicorn_options(settings.server.websocket)
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_config=None, log_level="warning", lifespan="on", **ws)
-    )
-    task = asyncio.create_task(server.serve(sockets=[sock]), name="uvicorn")
-    try:
-        await _wait_started(server, task)
-    except BaseException:
-        server.should_exit = True
-        await asyncio.gather(task, return_exceptions=True)
-        sock.close()
-        raise
-    url = f"http://127.0.0.1:{port}"
-    headers = {"Authorization": f"Bearer {ADMIN}"}
-    try:
+    async with uvicorn_on_free_port(app, **uvicorn_kwargs(settings)) as (port, _):
+        url = f"http://127.0.0.1:{port}"
+        headers = {"Authorization": f"Bearer {ADMIN}"}
         async with httpx.AsyncClient(base_url=url, headers=headers, timeout=10) as client:
             yield Server(url, app, client)
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
-        sock.close()
-
-
-async def _wait_started(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if task.done():
-            # uvicorn reports a failed start-up as SystemExit, which must not end pytest.
-            failure = task.exception() if not task.cancelled() else None
-            raise RuntimeError(f"the server stopped during start-up: {failure!r}") from failure
-        if time.monotonic() > deadline:
-            raise TimeoutError("the server did not start within 20 s")
-        await asyncio.sleep(0.02)

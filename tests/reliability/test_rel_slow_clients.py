@@ -9,9 +9,9 @@ nobody); the server's memory grows by no more than what the stuck clients' bound
 queues and write buffers can hold; each stuck client is closed (1013) once its queue
 overflows.
 
-The server's kernel send buffer per connection is fixed small (``sndbuf``): Linux would
-otherwise let each stuck connection swallow megabytes of kernel memory before the
-server's own buffers and queues, which this test is about, come into play.
+The server's kernel send buffer per connection is fixed small (``websocket.send_buffer``):
+Linux would otherwise let each stuck connection swallow megabytes of kernel memory before
+the server's own buffers and queues, which this test is about, come into play.
 """
 
 from __future__ import annotations
@@ -144,9 +144,14 @@ async def test_500_stuck_clients_do_not_slow_others_and_memory_stays_bounded(
     tmp_path: Path,
 ) -> None:
     cams = [{"id": "cam1", "url": "rtsp://127.0.0.1:9/cam1", "enabled": False}]
-    ws_settings = {"queue_size": QUEUE_SIZE, "slow_client_timeout": 60, "max_clients": 1000}
+    ws_settings = {
+        "queue_size": QUEUE_SIZE,
+        "slow_client_timeout": 60,
+        "max_clients": 1000,
+        "send_buffer": SNDBUF,
+    }
     settings = make_settings(tmp_path, cams, server={"websocket": ws_settings})
-    async with serve(settings, sndbuf=SNDBUF) as srv:
+    async with serve(settings) as srv:
         fanout = srv.app.state.ws_api.fanout
         url = f"ws://127.0.0.1:{srv.port}/ws"
         offer: Any = ["motionhub", f"bearer.{VIEWER}"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn_harness import uvicorn_on_free_port as serve_on_free_port
 from websockets.exceptions import ConnectionClosed
 
 from server.bus import Hub
@@ -126,32 +126,11 @@ def build_app(api: WebSocketApi) -> FastAPI:
 async def uvicorn_on_free_port(
     app: Any, **uvicorn_options: Any
 ) -> AsyncIterator[tuple[int, uvicorn.Server]]:
-    """Run uvicorn for ``app`` in this event loop on a free loopback port; yields the port
-    and the server (whose ``server_state.connections`` are the open connections)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port: int = sock.getsockname()[1]
-    options = {
-        "timeout_graceful_shutdown": 5,
-        **ws_uvicorn_options(WebSocketSettings()),
-        **uvicorn_options,
-    }
-    config = uvicorn.Config(app, log_config=None, log_level="warning", lifespan="on", **options)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]), name="uvicorn")
-    try:
-        await wait_started(server, task)
-    except BaseException:
-        server.should_exit = True
-        await asyncio.gather(task, return_exceptions=True)
-        sock.close()
-        raise
-    try:
-        yield port, server
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
-        sock.close()
+    """:func:`uvicorn_harness.uvicorn_on_free_port` with the default WebSocket settings of
+    ``motionhub serve`` unless ``uvicorn_options`` say otherwise."""
+    options = {**ws_uvicorn_options(WebSocketSettings()), **uvicorn_options}
+    async with serve_on_free_port(app, **options) as served:
+        yield served
 
 
 @contextlib.asynccontextmanager
@@ -206,15 +185,3 @@ async def closed_by_server(ws: Any, wait: float = 5.0) -> ConnectionClosed:
 def close_code(closed: ConnectionClosed) -> int | None:
     """The close code the server sent, if a close frame arrived."""
     return closed.rcvd.code if closed.rcvd is not None else None
-
-
-async def wait_started(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if task.done():
-            # uvicorn reports a failed start-up as SystemExit, which must not end pytest.
-            failure = task.exception() if not task.cancelled() else None
-            raise RuntimeError(f"the server stopped during start-up: {failure!r}") from failure
-        if time.monotonic() > deadline:
-            raise TimeoutError("the server did not start within 20 s")
-        await asyncio.sleep(0.02)

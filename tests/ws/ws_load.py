@@ -12,11 +12,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 __all__ = ["main"]
+
+# Run as a script: put the project root first (as pytest does, so that tests/detector
+# cannot shadow the real package) and the shared test helpers (tests/) after it.
+_TESTS = Path(__file__).resolve().parents[1]
+sys.path[1:1] = [str(_TESTS.parent), str(_TESTS)]
 
 
 # ---- the server side -----------------------------------------------------------------------
@@ -53,7 +59,8 @@ async def _serve(args: argparse.Namespace) -> None:
     import socket
 
     import uvicorn
-    from ws_harness import FakeServices, build_app, wait_started
+    from uvicorn_harness import wait_started
+    from ws_harness import FakeServices, build_app
 
     from server.config import WebSocketSettings
     from server.ws import FanOutLimits, WebSocketApi, uvicorn_options
