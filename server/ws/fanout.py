@@ -19,9 +19,11 @@ only ever stalls its own task:
 Sending is the fan-out's main cost: with thousands of clients, each message is thousands of
 sends. Each message is encoded to UTF-8 once. When the server offers a synchronous send
 (:data:`SendNow`, see :mod:`server.ws.protocol`), a client whose socket can take more
-gets its messages written in one pass over all such clients, scheduled once per burst of
-publishes, instead of waking one writer task per client and message; the writer task and
-the ASGI ``send`` take over only while a socket is full.
+gets what it has queued (direct replies, events, then the newest state) joined into one
+socket write, in one pass over all such clients scheduled once per burst of publishes,
+instead of waking one writer task per client and message: an event and the motion that
+changed with it cost each client one send, not two. The writer task and the ASGI ``send``
+take over only while a socket is full.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, Final
 
 from websockets.frames import Frame, Opcode
@@ -71,10 +74,10 @@ CLOSE_TRY_AGAIN: Final = 1013
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 """The ASGI send callable of one connection."""
-SendNow = Callable[["Outgoing"], bool]
-"""``send_now(message)``: write it as one text frame now, without waiting; ``False`` (nothing sent)
-when the connection cannot take it at the moment. Offered by the server's WebSocket
-protocol in the connection's scope under :data:`SEND_NOW_KEY`."""
+SendNow = Callable[[Sequence["Outgoing"]], bool]
+"""``send_now(messages)``: write them, one text frame each, in one write now, without
+waiting; ``False`` (nothing sent) when the connection cannot take them at the moment. Offered
+by the server's WebSocket protocol in the connection's scope under :data:`SEND_NOW_KEY`."""
 SEND_NOW_KEY: Final = "motionhub.send_now"
 
 
@@ -119,10 +122,8 @@ class _Flusher:
     def _flush(self) -> None:
         ready, self._ready = self._ready, []
         self._scheduled = False
-        # Events to everyone first, then the state messages (motion that changed with the
-        # event start, for one): the last client's event waits for one send per client.
-        for client in ready:
-            client._send_ready(events_only=True)
+        # One write per client with all it has (its event and the motion that changed with
+        # it, for one): the last client's event waits for one send per client, not two.
         for client in ready:
             client._send_ready()
 
@@ -160,8 +161,8 @@ class ClientQueue:
     The ``offer_*`` methods and ``push_direct`` never wait; only :meth:`run` awaits the
     socket. The writer sends direct replies first (so a replay precedes the live events
     queued while storage was read), then events in order, then the newest state messages;
-    and it lets the other writers run between two messages when it has a backlog, so that when the
-    server is busy an event reaches every client before anyone's motion updates.
+    and it lets the other writers run between two messages when it has a backlog, so that
+    when the server is busy an event reaches every client before anyone's motion updates.
     """
 
     __slots__ = (
@@ -300,42 +301,41 @@ class ClientQueue:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def _send_ready(self, *, events_only: bool = False) -> None:
-        """Write what the socket takes now (called by the flush pass); with
-        ``events_only``, only direct replies and events."""
-        if not events_only:
-            self._queued_flush = False
+    def _send_ready(self) -> None:
+        """Write up to ``PASS_LIMIT`` messages, in sending order, as one write if the
+        socket takes them now (called by the flush pass)."""
+        self._queued_flush = False
         send_now = self._send_now
         if self._busy or send_now is None or self.finished.done():
             return
-        for _ in range(self.PASS_LIMIT):
-            message = self._peek(events_only)
-            if message is None:
-                return
-            try:
-                sent = send_now(message)
-            except Exception as exc:
-                log.debug("ws %s: send failed: %r", self.name, exc)
-                self.finish(_PEER_GONE)
-                return
-            if not sent:
-                # A full socket (or a closing one): the writer task waits for it.
-                self._wake_writer()
-                return
+        batch = self._peek(self.PASS_LIMIT)
+        if not batch:
+            return
+        try:
+            sent = send_now(batch)
+        except Exception as exc:
+            log.debug("ws %s: send failed: %r", self.name, exc)
+            self.finish(_PEER_GONE)
+            return
+        if not sent:
+            # A full socket (or a closing one): the writer task waits for it.
+            self._wake_writer()
+            return
+        for _ in batch:
             self._pop()
-            self.sent += 1
-        if not events_only and self._peek() is not None and self._flusher is not None:
+        self.sent += len(batch)
+        if (self._direct or self._events or self._state) and self._flusher is not None:
             self._queued_flush = True
             self._flusher.add(self)
 
-    def _peek(self, events_only: bool = False) -> Outgoing | None:
-        if self._direct:
-            return self._direct[0]
-        if self._events:
-            return self._events[0][1]
-        if self._state and not events_only:
-            return self._state[next(iter(self._state))]
-        return None
+    def _peek(self, limit: int) -> list[Outgoing]:
+        """The first ``limit`` messages in sending order, without taking them."""
+        batch = list(islice(self._direct, limit))
+        if len(batch) < limit and self._events:
+            batch.extend(data for _, data in islice(self._events, limit - len(batch)))
+        if len(batch) < limit and self._state:
+            batch.extend(islice(self._state.values(), limit - len(batch)))
+        return batch
 
     def _pop(self) -> Outgoing | None:
         if self._direct:

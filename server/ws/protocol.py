@@ -15,8 +15,9 @@ reading, are closed here:
 
 It also offers the fan-out a synchronous send (``scope["motionhub.send_now"]``): the same
 transport write as uvicorn's ASGI ``send``, without the awaits and per-message dispatch
-around it, for a connection that can take the frame right now; and, for connections without
-compression, the frame websockets built once for every client instead of one per client.
+around it, for a connection that can take frames right now, with all of a client's ready
+messages in one write; and, for connections without compression, the frames websockets
+built once for every client instead of one per client.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -52,9 +54,10 @@ def websocket_protocol(send_buffer: int, abort_after: float) -> type[asyncio.Pro
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
             super().connection_made(transport)
 
-        def send_now(self, message: Outgoing) -> bool:
-            """Write ``message`` as one text frame now; ``False`` (nothing written) unless
-            the connection is open and its transport is not asking writers to pause."""
+        def send_now(self, messages: Sequence[Outgoing]) -> bool:
+            """Write ``messages``, one text frame each, in one transport write; ``False``
+            (nothing written) unless the connection is open and its transport is not asking
+            writers to pause."""
             conn = self.conn
             if (
                 not self.handshake_complete
@@ -69,15 +72,16 @@ def websocket_protocol(send_buffer: int, abort_after: float) -> type[asyncio.Pro
                 return False  # the ASGI send waits, or reports why it cannot send
             if conn.extensions:
                 # Compression keeps per-connection state: websockets frames it for this one.
-                conn.send_text(message.utf8)
+                for message in messages:
+                    conn.send_text(message.utf8)
                 self.transport.write(b"".join(conn.data_to_send()))
                 return True
-            pending = conn.data_to_send()  # normally empty: uvicorn flushes after each read
-            if pending:
-                self.transport.write(b"".join(pending))
-            # Without extensions every connection's frame for this message is the same
-            # bytes, which websockets built once for all of them.
-            self.transport.write(message.frame)
+            # Normally empty: uvicorn flushes after each read.
+            frames = conn.data_to_send()
+            # Without extensions every connection's frame for a message is the same bytes,
+            # which websockets built once for all of them.
+            frames.extend(message.frame for message in messages)
+            self.transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
             return True
 
         async def run_asgi(self) -> None:

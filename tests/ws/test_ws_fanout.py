@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from ws_harness import make_event
@@ -259,13 +260,18 @@ class SyncSink(Sink):
         super().__init__()
         self.full = False
         self.now = 0
+        """Messages written through ``send_now``."""
+        self.writes: list[list[str]] = []
+        """The message types of each ``send_now`` call, one write each."""
         self.order: list[SyncSink] = order if order is not None else []
 
-    def send_now(self, message: Outgoing) -> bool:
+    def send_now(self, messages: Sequence[Outgoing]) -> bool:
         if self.full:
             return False
-        self.now += 1
-        self.received.append(json.loads(message.utf8))
+        self.now += len(messages)
+        decoded = [json.loads(m.utf8) for m in messages]
+        self.received.extend(decoded)
+        self.writes.append([m["type"] for m in decoded])
         self.order.append(self)
         return True
 
@@ -289,7 +295,7 @@ async def test_writable_clients_are_sent_in_one_pass_without_their_writer() -> N
             ("event_end", make_event(1, "cam1").id),  # events first, then the state
             ("motion", "cam1"),
         ]
-        assert sink.now == 3
+        assert sink.writes == [["event_start", "event_end", "motion"]]  # in one write
     assert all(c.sent == 3 and len(c) == 0 and c.backlog_since is None for c in fanout.clients)
 
 
@@ -349,7 +355,7 @@ async def test_motion_rate_limit_never_holds_back_an_event() -> None:
         assert kinds.count("event_end") == 10
 
 
-async def test_a_flush_pass_sends_events_to_everyone_before_state() -> None:
+async def test_a_flush_pass_writes_each_client_once_with_its_event_then_its_motion() -> None:
     hub = Hub()
     fanout = FanOut(hub, FanOutLimits(motion_interval=0, motion_budget=1e9))
     hub.subscribe("ws", fanout.publish)
@@ -357,9 +363,30 @@ async def test_a_flush_pass_sends_events_to_everyone_before_state() -> None:
     sinks = [SyncSink(order) for _ in range(3)]
     for i, sink in enumerate(sinks):
         fanout.register(f"c{i}", sink.send, send_now=sink.send_now)
-    hub.publish(EventStartMessage(event=make_event(1, "cam1", ended=False)))
     hub.publish(motion("cam1", 0.9))
+    hub.publish(EventStartMessage(event=make_event(1, "cam1", ended=False)))
     await asyncio.sleep(0)
-    # Every client's event, then every client's motion.
-    assert order == sinks + sinks
-    assert all([k for k, _ in s.kinds()] == ["event_start", "motion"] for s in sinks)
+    # One write per client, each with the event first: the last client's event waits for
+    # one write per client before it, not two.
+    assert order == sinks
+    assert all(s.writes == [["event_start", "motion"]] for s in sinks)
+
+
+async def test_a_long_backlog_is_written_in_bounded_batches_in_order() -> None:
+    hub = Hub()
+    fanout = FanOut(hub, FanOutLimits(motion_interval=0, motion_budget=1e9))
+    hub.subscribe("ws", fanout.publish)
+    sink = SyncSink()
+    client = fanout.register("c", sink.send, send_now=sink.send_now)
+    assert client is not None
+    for n in range(40):
+        assert client.push_direct(json.dumps({"type": "replayed", "n": n}))
+    hub.publish(EventStartMessage(event=make_event(1, "cam1", ended=False)))
+    hub.publish(motion("cam1", 0.3))
+    await drain()
+    limit = client.PASS_LIMIT
+    assert [len(w) for w in sink.writes] == [limit, limit, 40 - 2 * limit + 2]
+    assert [m.get("n") for m in sink.received[:40]] == list(range(40))
+    assert [k for k, _ in sink.kinds()[40:]] == ["event_start", "motion"]
+    assert len(client) == 0
+    assert client.backlog_since is None

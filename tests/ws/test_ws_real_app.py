@@ -120,6 +120,8 @@ async def test_messages_reach_real_clients_through_the_direct_send(
                 await asyncio.sleep(0)  # a newer motion replaces an unsent one: let it go
             for ws in (a, b):
                 got = [await recv_json(ws) for _ in range(60)]
+                # Each event with the motion published right after it, in that order.
+                assert [m["type"] for m in got] == ["event_start", "motion"] * 30
                 starts = [m["event"]["id"] for m in got if m["type"] == "event_start"]
                 assert starts == [make_event(n, "cam1").id for n in range(30)]
                 motions = [m for m in got if m["type"] == "motion"]
