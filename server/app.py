@@ -38,6 +38,7 @@ from server.auth import AuthFailed
 from server.config import Settings
 from server.core import Core
 from server.dashboard import mount_dashboard
+from server.http_protocol import http_protocol
 from server.logs import setup_logging
 from server.redact import redact_text, secrets
 from server.version import VERSION
@@ -311,6 +312,7 @@ def uvicorn_kwargs(settings: Settings) -> dict[str, Any]:
         "lifespan": "on",
         "server_header": False,
         "timeout_graceful_shutdown": GRACEFUL_HTTP_TIMEOUT,
+        "http": http_protocol(settings.server.max_header_bytes),
         **uvicorn_options(settings.server.websocket),
     }
 

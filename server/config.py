@@ -166,6 +166,12 @@ class ServerSettings(_Model):
     max_body_bytes: int = Field(
         default=1 << 20, ge=1024, le=64 << 20, description="Largest accepted request body."
     )
+    max_header_bytes: int = Field(
+        default=64 << 10,
+        ge=4096,
+        le=1 << 20,
+        description="Largest accepted request line and headers together; larger gets 431.",
+    )
     max_cameras: int = Field(default=64, ge=1, le=1024, description="Most cameras at once.")
     websocket: WebSocketSettings = Field(default_factory=WebSocketSettings)
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from collections.abc import AsyncIterator
@@ -230,6 +231,72 @@ async def test_request_limits_answer_with_a_message(tmp_path: Path) -> None:
         largest = {"zones": [{"name": "z", "points": polygon(64)}]}
         ok = await c.patch("/api/cameras/c0", json=largest)
         assert ok.status_code == 200
+
+
+async def _raw_exchange(port: int, data: bytes) -> bytes:
+    """Write ``data`` on a new connection and read until the server closes it (or 10 s)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(data)
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        return await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+
+
+async def test_oversized_request_heads_get_431_and_the_server_goes_on(tmp_path: Path) -> None:
+    limit = 8192
+    settings = make_settings(tmp_path, [], server={"max_header_bytes": limit})
+    async with serve(settings) as srv:
+        c = srv.client
+        # Just under the limit, with a body far larger than it: answered normally.
+        filler = {"X-Filler": "f" * (limit - 600)}
+        body = {"id": "big", "url": "rtsp://127.0.0.1:9/x", "name": "n" * 200_000}
+        r = await c.post("/api/cameras", json=body, headers=filler)
+        assert r.status_code == 422, r.text  # the name is too long: the app saw the request
+        # Over it: one long header, many headers, a long URL, each in a whole request.
+        head = f"Host: x\r\nAuthorization: Bearer {ADMIN}\r\n"
+        cases = {
+            "long header": f"GET /api/cameras HTTP/1.1\r\n{head}X-Big: {'a' * 2 * limit}\r\n\r\n",
+            "many headers": "GET /api/cameras HTTP/1.1\r\n"
+            + head
+            + "".join(f"X-H{i}: {'v' * 90}\r\n" for i in range(200))
+            + "\r\n",
+            "long URL": f"GET /api/cameras?q={'u' * 2 * limit} HTTP/1.1\r\n{head}\r\n",
+        }
+        for what, request in cases.items():
+            answer = await _raw_exchange(srv.port, request.encode())
+            status_line, _, rest = answer.partition(b"\r\n")
+            assert status_line == b"HTTP/1.1 431 Request Header Fields Too Large", (what, answer)
+            message = json.loads(rest.partition(b"\r\n\r\n")[2])
+            assert message == {"detail": f"request line and headers larger than {limit} bytes"}
+        # A head that never ends: the server stops reading it after the limit and closes
+        # the connection (with a 431 or, as bytes it will not read keep coming, a reset),
+        # long before the client is done writing 64 MB.
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(f"GET /api/cameras HTTP/1.1\r\n{head}X-Big: ".encode())
+        written = 0
+        with contextlib.suppress(ConnectionError):
+            while written < 64 << 20:
+                writer.write(b"a" * 65536)
+                await asyncio.wait_for(writer.drain(), 10)
+                written += 65536
+        with contextlib.suppress(ConnectionError):
+            answer = await asyncio.wait_for(reader.read(), 10)
+            assert answer == b"" or answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+        writer.close()
+        assert written < 16 << 20, f"the server read {written} bytes of one request head"
+        # Keep-alive: a request with a body, then one more on the same connection.
+        two = (
+            f"POST /api/cameras HTTP/1.1\r\n{head}Content-Type: application/json\r\n"
+            f"Content-Length: 2\r\n\r\n{{}}"
+            f"GET /api/cameras HTTP/1.1\r\n{head}Connection: close\r\n\r\n"
+        )
+        answer = await _raw_exchange(srv.port, two.encode())
+        assert answer.startswith(b"HTTP/1.1 422 "), answer
+        assert answer.count(b"HTTP/1.1 200 OK") == 1, answer
+        assert (await c.get("/api/cameras")).json()["cameras"] == []
 
 
 # ---- camera URL policy --------------------------------------------------------------------
