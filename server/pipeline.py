@@ -157,6 +157,9 @@ class CameraPipeline:
             except Exception:
                 # A bug in the event handling of one frame must not take the camera down.
                 log.exception("frame handling failed", extra={"camera": self.camera.id})
+            # Not kept through the wait for the next one: it holds a decoded picture, and
+            # the decoder would need one more buffer (3 MB at 1080p) for the frame after.
+            del frame
 
     def _analyse(self, frame: FrameLike) -> None:
         # The reader's rate limit already applied detect.fps; the detector ran on its thread.
@@ -244,7 +247,10 @@ class CameraPipeline:
                 continue
             if frame is None:
                 continue
-            if not await self._storage.write_snapshot(ev, kind, frame, boxes):
+            written = await self._storage.write_snapshot(ev, kind, frame, boxes)
+            # A full-size colour image (6 MB at 1080p): not kept until the next snapshot.
+            del frame
+            if not written:
                 continue
             self._snapshotted.add(ev.id)
             current = self.tracker.current
