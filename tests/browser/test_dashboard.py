@@ -123,12 +123,16 @@ async def test_dashboard_on_a_laptop(server: Server, browser: Browser) -> None:
     form = page.locator("#camera-dialog")
     await form.locator("input[name=id]").fill("porch")
     await form.locator("input[name=name]").fill("Porch")
-    await form.locator("input[name=url]").fill(server.app.state.settings.cameras[0].url)
+    stream = server.app.state.settings.cameras[0].url
+    await form.locator("input[name=url]").fill(stream)
+    await form.locator("input[name=detect_url]").fill(stream)
+    await form.locator("select[name=rtsp_transport]").select_option("udp")
     await form.locator("button[type=submit]").click()
     await expect(form).to_be_hidden()
     porch = page.locator('.tile[data-camera="porch"]')
     await expect(porch.locator("h3")).to_have_text("Porch")
-    assert (await server.camera("porch"))["name"] == "Porch"
+    added = await server.camera("porch")
+    assert (added["name"], added["detect_url"], added["rtsp_transport"]) == ("Porch", stream, "udp")
     await expect(porch).to_have_attribute("data-status", "online", timeout=20_000)
     event = page.locator('#events .event[data-camera="porch"]')
     await expect(event).to_have_count(1, timeout=30_000)
@@ -178,9 +182,14 @@ async def test_dashboard_on_a_laptop(server: Server, browser: Browser) -> None:
 
     # Rename the added camera, then delete it.
     await porch.locator("button", has_text="Edit").click()
+    await expect(form.locator("input[name=detect_url]")).to_have_value(stream)
+    await expect(form.locator("select[name=rtsp_transport]")).to_have_value("udp")
     await form.locator("input[name=name]").fill("Front porch")
+    await form.locator("input[name=detect_url]").fill("")
     await form.locator("button[type=submit]").click()
     await expect(porch.locator("h3")).to_have_text("Front porch")
+    edited = await server.camera("porch")
+    assert (edited["detect_url"], edited["rtsp_transport"]) == (None, "udp")
     page.once("dialog", lambda d: d.accept())
     await porch.locator("button", has_text="Edit").click()
     await form.locator("[data-action=delete]").click()

@@ -33,7 +33,9 @@ export class CameraForm {
       this.field("id").value = camera.id;
       this.field("name").value = camera.name === camera.id ? "" : camera.name;
       this.field("url").value = camera.url;
+      this.field("detect_url").value = camera.detect_url || "";
       this.field("kind").value = camera.kind;
+      this.field("rtsp_transport").value = camera.rtsp_transport;
       this.field("enabled").checked = camera.enabled;
       this.field("detect_enabled").checked = camera.detect.enabled;
       this.field("fps").value = camera.detect.fps;
@@ -49,7 +51,9 @@ export class CameraForm {
     return {
       name: this.field("name").value.trim(),
       url: this.field("url").value.trim(),
+      detect_url: this.field("detect_url").value.trim() || null,
       kind: this.field("kind").value,
+      rtsp_transport: this.field("rtsp_transport").value,
       enabled: this.field("enabled").checked,
       detect: {
         enabled: this.field("detect_enabled").checked,
@@ -69,9 +73,11 @@ export class CameraForm {
         // The API shows URLs redacted; sending one back unchanged keeps the credentials,
         // but leaving it out is clearer.
         if (body.url === this.camera.url) delete body.url;
+        if (body.detect_url === this.camera.detect_url) delete body.detect_url;
         saved = await api(`api/cameras/${encodeURIComponent(this.camera.id)}`, { method: "PATCH", body });
       } else {
         body.id = this.field("id").value.trim();
+        if (body.detect_url === null) delete body.detect_url;
         saved = await api("api/cameras", { method: "POST", body });
       }
       this.dialog.close();
