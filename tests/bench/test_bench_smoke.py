@@ -104,6 +104,12 @@ def test_memory_quick(tmp_path: Path) -> None:
     pc, soak = data["per_camera"], data["soak"]
     assert pc["rss_none_mb"] > 0
     assert pc["rss_all_mb"] >= pc["rss_none_mb"]
+    assert list(pc["by_count"]) == ["0", "1", "2"]
+    for m in pc["by_count"].values():
+        # RSS is its anonymous and file-backed parts; USS and PSS are at most RSS.
+        assert m["anon"] + m["file"] == pytest.approx(m["rss"], abs=0.2)
+        assert 0 < m["uss"] <= m["pss"] <= m["rss"]
+    assert set(pc["marginal_camera_mb"]) == {"rss", "anon", "file", "pss", "uss"}
     assert soak["drops"] >= 2
     assert soak["samples_mb"]
 
