@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -35,17 +35,26 @@ def _size(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int
     return (w, h)
 
 
+class _StopRequest:
+    """Whether SIGINT or SIGTERM arrived. The handler only sets this flag: a handler runs
+    on the main thread wherever that was interrupted, and ``threading.Event.set`` there
+    deadlocks when the interrupted code holds the event's lock (as ``Event.wait`` does at
+    moments), so the watch loop polls the flag instead of waiting on an event."""
+
+    requested = False
+
+
 @contextmanager
-def _stop_requested() -> Iterator[threading.Event]:
-    """An event set by SIGINT or SIGTERM; the previous handlers are restored after."""
-    event = threading.Event()
+def _stop_requested() -> Iterator[_StopRequest]:
+    """A :class:`_StopRequest` set by SIGINT or SIGTERM; the previous handlers come back after."""
+    stop = _StopRequest()
 
     def handler(_signum: int, _frame: FrameType | None) -> None:
-        event.set()
+        stop.requested = True
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield event
+        yield stop
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
@@ -220,7 +229,8 @@ def sim_command(**options: Any) -> None:
         if opts.rtsp_user is not None:
             click.echo(f"motionhub sim: RTSP requires user {opts.rtsp_user!r}", err=True)
         click.echo("motionhub sim: running; Ctrl-C or SIGTERM to stop", err=True)
-        while not stop.wait(_WATCH_S):
+        while not stop.requested:
+            time.sleep(_WATCH_S)
             for server in servers:
                 if not server.running:
                     raise click.ClickException(
