@@ -18,6 +18,7 @@ import enum
 import logging
 import random
 import secrets
+import socket
 import ssl
 from collections.abc import Callable
 from typing import Protocol
@@ -286,6 +287,9 @@ class MqttLink:
             tls_params=tls_params,
             tls_insecure=s.tls.insecure if self._tls else None,
             max_inflight_messages=_INFLIGHT,
+            # Each event message is one small write that must not wait for the broker's
+            # acknowledgement of the one before it (Nagle's algorithm; paho leaves it on).
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         )
         # A reconnect republishes every retained state at once; that is expected, not a leak.
         client.pending_calls_threshold = 1 << 20

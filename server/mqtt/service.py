@@ -3,9 +3,11 @@
 :class:`MqttService` subscribes a non-blocking callback to the hub. Event messages
 go into the persistent :class:`~server.mqtt.outbox.Outbox`; everything else is a
 retained state kept in the :class:`~server.mqtt.state.StateStore`. While connected,
-two loops publish them (events in order, QoS 1; states coalesced, retained), and
-incoming commands and Home Assistant birth messages are handled. The pipeline
-never waits for any of it.
+two loops publish them (events in order, QoS 1, by an
+:class:`~server.mqtt.sender.EventSender`, which starts an event's publish from the hub
+callback itself when nothing is ahead of it; states coalesced, retained), and incoming
+commands and Home Assistant birth messages are handled. The pipeline never waits for
+any of it.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from server.messages import (
 from server.mqtt.commands import CommandError, parse_command
 from server.mqtt.discovery import CameraView, discovery_configs, encode_config
 from server.mqtt.link import LinkState, MqttLink
-from server.mqtt.outbox import Outbox, OutboxMessage
+from server.mqtt.outbox import Outbox
 from server.mqtt.payloads import (
     OFF,
     OFFLINE,
@@ -44,6 +46,7 @@ from server.mqtt.payloads import (
     fps_payload,
     switch_payload,
 )
+from server.mqtt.sender import EventSender
 from server.mqtt.state import SnapshotRef, StateStore, StateValue
 from server.mqtt.topics import CommandKind, Topics
 from server.services import CameraNotFound, Services
@@ -140,6 +143,8 @@ class MqttService:
         self._synced = asyncio.Event()
         self._unsubscribe: Callable[[], None] | None = None
         self._bad_command_log = _Throttle(5.0)
+        self._sender: EventSender | None = None
+        """Publishes the outbox while connected."""
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -225,7 +230,9 @@ class MqttService:
         kind = event_kind(message)
         ts = message.ts if isinstance(message, EventStartMessage) and message.ts else time.time()
         wire = MqttEventMessage(type=kind, id=new_id(), ts=ts, event=event)
-        self.outbox.put(self.topics.events, wire.model_dump_json().encode(), wire.id, qos=1)
+        msg = self.outbox.put(self.topics.events, wire.model_dump_json().encode(), wire.id, qos=1)
+        if self._sender is not None:
+            self._sender.offer(msg)  # started now, not once the sender's task wakes up
 
         cam = event.camera
         was_on = self._zones_on(cam)
@@ -394,26 +401,16 @@ class MqttService:
         await self.states.wait_idle(max(0.0, deadline - asyncio.get_running_loop().time()))
 
     async def _publish_events(self, client: aiomqtt.Client) -> None:
-        # Sent in sequence order with up to _WINDOW awaiting their PUBACK; every new
-        # connection starts again from the oldest unacknowledged message.
-        window = asyncio.Semaphore(_WINDOW)
-        cursor = 0
-        async with asyncio.TaskGroup() as tg:
-            while True:
-                msg = await self.outbox.wait_for(cursor)
-                await window.acquire()
-                cursor = msg.seq + 1
-                tg.create_task(self._publish_event(client, msg, window))
-
-    async def _publish_event(
-        self, client: aiomqtt.Client, msg: OutboxMessage, window: asyncio.Semaphore
-    ) -> None:
+        sender = EventSender(self.outbox, client, _WINDOW, self._event_sent)
+        self._sender = sender
         try:
-            await client.publish(msg.topic, msg.payload, qos=msg.qos)
-            self.outbox.ack(msg.seq)
-            self.events_published += 1
+            await sender.run()
         finally:
-            window.release()
+            if self._sender is sender:
+                self._sender = None
+
+    def _event_sent(self) -> None:
+        self.events_published += 1
 
     async def _publish_states(self, client: aiomqtt.Client) -> None:
         while True:
