@@ -46,6 +46,7 @@ class MainStream:
         self._pumps: list[Pump] = []
         self._fresh = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
 
     @property
     def pumps(self) -> list[Pump]:
@@ -110,6 +111,8 @@ class MainStream:
         Waits up to the camera's open timeout (plus a keyframe's worth) for a frame
         when there is no recent one; returns None if none came.
         """
+        if self._closed:
+            return None  # the camera is stopping: no new stream may outlive it
         self._loop = asyncio.get_running_loop()
         self._used = time.monotonic()
         self._ensure_running(self._loop)
@@ -131,6 +134,7 @@ class MainStream:
             return None
 
     def request_stop(self) -> None:
-        """Ask every main-stream pump to finish."""
+        """Ask every main-stream pump to finish; no stream is opened after this."""
+        self._closed = True
         for pump in self.pumps:
             pump.request_stop()

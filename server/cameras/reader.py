@@ -115,6 +115,9 @@ class CameraReader:
         connection. If that is later than ``timeout``, a warning is logged and the
         (daemon) thread is left to finish on its own.
         """
+        if self._main is not None:
+            # First, so that a snapshot asked for while this waits opens no new stream.
+            self._main.request_stop()
         pumps = [p for p in (self._pump, *(self._main.pumps if self._main else [])) if p]
         for pump in pumps:
             pump.request_stop()

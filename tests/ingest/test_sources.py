@@ -208,6 +208,21 @@ async def test_detect_url_opens_main_stream_on_demand(tmp_path: Path, clip: Path
         assert reader_threads() == []
 
 
+async def test_no_main_stream_opens_while_the_camera_stops(clip: Path) -> None:
+    sub_clip = render_clip(SceneSpec(width=320, height=180, fps=15, seed=7, loop_seconds=4))
+    with RtspCamera({"main": clip, "sub": sub_clip}) as cam:
+        settings = camera(cam.url_for("main"), detect_url=cam.url_for("sub"))
+        async with running(settings, main_idle=30) as reader:
+            await take_frames(reader, 1)
+            stopping = asyncio.create_task(reader.stop())
+            await asyncio.sleep(0)  # the stop has begun and waits for the threads
+            # An event's snapshot asked for now must not open the main stream, whose
+            # thread would outlive the camera by main_idle.
+            assert await reader.color_frame() is None
+            await stopping
+            assert reader_threads() == []
+
+
 async def test_v4l2_device() -> None:
     devices = sorted(glob.glob("/dev/video[0-9]*"))
     if not devices:
