@@ -324,7 +324,7 @@ class ClientQueue:
         for _ in batch:
             self._pop()
         self.sent += len(batch)
-        if (self._direct or self._events or self._state) and self._flusher is not None:
+        if len(self) and self._flusher is not None:
             self._queued_flush = True
             self._flusher.add(self)
 

@@ -46,6 +46,14 @@ def motion(camera: str, score: float, moving: bool = True) -> MotionMessage:
     return MotionMessage(camera=camera, ts=score, motion=moving, score=score)
 
 
+def unlimited_fanout() -> tuple[Hub, FanOut]:
+    """A hub with a fan-out subscribed that rate-limits no motion message."""
+    hub = Hub()
+    fanout = FanOut(hub, FanOutLimits(motion_interval=0, motion_budget=1e9))
+    hub.subscribe("ws", fanout.publish)
+    return hub, fanout
+
+
 async def drain() -> None:
     """Let every runnable task run to its next real wait."""
     for _ in range(30):
@@ -53,9 +61,7 @@ async def drain() -> None:
 
 
 async def test_stale_state_is_replaced_and_events_go_first_in_order() -> None:
-    hub = Hub()
-    fanout = FanOut(hub, FanOutLimits(motion_interval=0, motion_budget=1e9))
-    hub.subscribe("ws", fanout.publish)
+    hub, fanout = unlimited_fanout()
     sink = Sink()
     sink.open.clear()
     client = fanout.register("c", sink.send)
@@ -115,9 +121,7 @@ async def test_busy_writers_take_turns() -> None:
 
 
 async def test_filter_applies_to_new_and_queued_messages() -> None:
-    hub = Hub()
-    fanout = FanOut(hub, FanOutLimits(motion_interval=0, motion_budget=1e9))
-    hub.subscribe("ws", fanout.publish)
+    hub, fanout = unlimited_fanout()
     sink = Sink()
     client = fanout.register("c", sink.send, frozenset({"cam1"}))
     assert client is not None
@@ -277,9 +281,7 @@ class SyncSink(Sink):
 
 
 async def test_writable_clients_are_sent_in_one_pass_without_their_writer() -> None:
-    hub = Hub()
-    fanout = FanOut(hub, FanOutLimits(motion_interval=0, motion_budget=1e9))
-    hub.subscribe("ws", fanout.publish)
+    hub, fanout = unlimited_fanout()
     sinks = [SyncSink() for _ in range(3)]
     for i, sink in enumerate(sinks):
         assert fanout.register(f"c{i}", sink.send, send_now=sink.send_now) is not None
@@ -300,9 +302,7 @@ async def test_writable_clients_are_sent_in_one_pass_without_their_writer() -> N
 
 
 async def test_a_full_socket_hands_over_to_the_writer_and_loses_no_event() -> None:
-    hub = Hub()
-    fanout = FanOut(hub, FanOutLimits(motion_interval=0, motion_budget=1e9))
-    hub.subscribe("ws", fanout.publish)
+    hub, fanout = unlimited_fanout()
     sink = SyncSink()
     client = fanout.register("c", sink.send, send_now=sink.send_now)
     assert client is not None
@@ -356,9 +356,7 @@ async def test_motion_rate_limit_never_holds_back_an_event() -> None:
 
 
 async def test_a_flush_pass_writes_each_client_once_with_its_event_then_its_motion() -> None:
-    hub = Hub()
-    fanout = FanOut(hub, FanOutLimits(motion_interval=0, motion_budget=1e9))
-    hub.subscribe("ws", fanout.publish)
+    hub, fanout = unlimited_fanout()
     order: list[SyncSink] = []
     sinks = [SyncSink(order) for _ in range(3)]
     for i, sink in enumerate(sinks):
@@ -373,9 +371,7 @@ async def test_a_flush_pass_writes_each_client_once_with_its_event_then_its_moti
 
 
 async def test_a_long_backlog_is_written_in_bounded_batches_in_order() -> None:
-    hub = Hub()
-    fanout = FanOut(hub, FanOutLimits(motion_interval=0, motion_budget=1e9))
-    hub.subscribe("ws", fanout.publish)
+    hub, fanout = unlimited_fanout()
     sink = SyncSink()
     client = fanout.register("c", sink.send, send_now=sink.send_now)
     assert client is not None
