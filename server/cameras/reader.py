@@ -224,9 +224,7 @@ class CameraReader:
         The conversion runs in a worker thread, off the event loop.
         """
         if self._main is not None:
-            if self._closed:
-                return None
-            return await self._main.color_frame()
+            return await self._main.color_frame()  # None once the camera began to stop
         frame = self._slot
         if frame is None:
             return None
