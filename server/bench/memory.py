@@ -71,16 +71,6 @@ def _settled(server: ProbeServer, settle: float, samples: int = 5) -> dict[str, 
     return {k: int(statistics.median(v[k] for v in values)) for k in KEYS}
 
 
-def _slope(points: list[tuple[int, float]]) -> float:
-    """Least-squares slope of ``(x, y)`` points."""
-    xs = [float(x) for x, _ in points]
-    ys = [y for _, y in points]
-    mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
-        (x - mx) ** 2 for x in xs
-    )
-
-
 def _per_camera(
     ctx: BenchContext, server: ProbeServer, urls: list[str], counts: list[int], settle: float
 ) -> dict[str, Any]:
@@ -112,7 +102,11 @@ def _per_camera(
         "per_camera_mb": round(per, 2),
         "first_camera_mb": {k: round((one[k] - none[k]) / MB, 2) for k in KEYS},
         "marginal_camera_mb": {
-            k: round(_slope([(c, by_count[c][k] / MB) for c in later]), 2) for k in KEYS
+            k: round(
+                statistics.linear_regression(later, [by_count[c][k] / MB for c in later]).slope,
+                2,
+            )
+            for k in KEYS
         },
         "target_mb": TARGET_PER_CAMERA_MB,
         "meets": per <= TARGET_PER_CAMERA_MB,

@@ -111,6 +111,9 @@ def _compare(phases: list[dict[str, Any]], mode: str) -> dict[str, Any]:
     def ratio(a: float, b: float) -> float:
         return round(a / b, 3) if b else 0.0
 
+    def per_cpu(side: dict[str, float], cpu: str) -> float:
+        return side["fps"] / side[cpu] if side[cpu] else 0.0
+
     return {
         "fps_1_core": round(one["fps"], 1),
         "fps_2_cores": round(two["fps"], 1),
@@ -121,13 +124,9 @@ def _compare(phases: list[dict[str, Any]], mode: str) -> dict[str, Any]:
         "workload_cpu_2_cores": round(two["workload"], 3),
         # Frames per CPU-second on 2 cores over that on 1: 1.0 means a second core costs
         # nothing extra (no lock or GIL contention), whatever share of the cores was granted.
-        "frames_per_server_cpu_s_ratio": ratio(
-            two["fps"] / two["server"] if two["server"] else 0.0,
-            one["fps"] / one["server"] if one["server"] else 0.0,
-        ),
+        "frames_per_server_cpu_s_ratio": ratio(per_cpu(two, "server"), per_cpu(one, "server")),
         "frames_per_workload_cpu_s_ratio": ratio(
-            two["fps"] / two["workload"] if two["workload"] else 0.0,
-            one["fps"] / one["workload"] if one["workload"] else 0.0,
+            per_cpu(two, "workload"), per_cpu(one, "workload")
         ),
     }
 
