@@ -37,14 +37,29 @@ from server.bench.harness import (
     thread_cpu_rates,
     verdict,
 )
+from server.bench.probe import LagMeter, loop_lag_probe
 from server.bench.wsclient import WsClient, close_all, connect_many
 
-__all__ = ["mqtt_delays", "run"]
+__all__ = ["gc_pauses", "mqtt_delays", "run"]
 
 TARGET_WS_P99_MS = 15.0
 TARGET_MQTT_P99_MS = 25.0
 FPS = 15.0
 PERIODS = (3.0, 3.5, 4.0, 4.5)
+
+
+def gc_pauses(pauses: list[list[float]]) -> dict[str, dict[str, float]]:
+    """Per generation of the cyclic garbage collector: how many collections, their total and
+    longest pause in ms (from the server's ``(generation, seconds)`` records)."""
+    out: dict[str, dict[str, float]] = {}
+    for gen in sorted({int(g) for g, _ in pauses}):
+        ms = [1000.0 * s for g, s in pauses if int(g) == gen]
+        out[f"gen{gen}"] = {
+            "count": len(ms),
+            "total_ms": round(sum(ms), 2),
+            "max_ms": round(max(ms), 2),
+        }
+    return out
 
 
 async def mqtt_delays(
@@ -92,8 +107,12 @@ async def _measure(
     host, port = server.ws_url
     conns: list[WsClient] = await connect_many(host, port, clients, progress=ctx.progress)
     ctx.progress(f"latency: {clients} clients connected; measuring for {window:g} s")
+    # The load clients' own event loop: a late wake-up here is a late timestamp there.
+    client_lag = LagMeter()
+    lag_task = asyncio.create_task(loop_lag_probe(client_lag), name="client-lag")
     await asyncio.sleep(1.0)
     stats0 = await asyncio.to_thread(server.stats)
+    client_lag.take()
     recording.set()
     for c in conns:
         c.recording = True
@@ -101,6 +120,9 @@ async def _measure(
     for c in conns:
         c.recording = False
     recording.clear()
+    lag_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await lag_task
     mqtt_samples = list(mqtt)
     stats1 = await asyncio.to_thread(server.stats)
     sub.cancel()
@@ -118,8 +140,15 @@ async def _measure(
         "ws_event_start_ms": distribution(events),
         "mqtt_event_start_ms": distribution(mqtt_samples),
         "server_loop_lag_ms": distribution(stats1["loop_lag"]),
+        "client_loop_lag_ms": distribution(client_lag.take()),
+        "server_gc": gc_pauses(stats1.get("gc", [])),
         "server_cpu_s_per_s": round(cpu_rate(stats0, stats1), 3),
         "thread_cpu_s_per_s": threads,
+        # Time ready to run but without a CPU, per second: the machine's share of the lag.
+        "thread_runqueue_wait_s_per_s": {
+            name: round((secs - stats0.get("runqueue_wait", {}).get(name, 0.0)) / elapsed, 3)
+            for name, secs in stats1.get("runqueue_wait", {}).items()
+        },
         "ws_sent_per_s": round(ws_sent, 1),
         # The event loop's CPU per WebSocket message sent: a load-independent cost figure
         # (it includes the loop's other work: events, MQTT, storage hand-offs).
@@ -209,6 +238,7 @@ def _markdown(data: dict[str, Any]) -> str:
         _row("WebSocket `event_start`", data["ws_event_start_ms"], ws_target),
         _row("MQTT `events` start", data["mqtt_event_start_ms"], mqtt_target),
         _row("server event-loop lag", data["server_loop_lag_ms"], "-"),
+        _row("load clients' event-loop lag", data["client_loop_lag_ms"], "-"),
         "",
         f"Server CPU {data['server_cpu_s_per_s']:.2f} s/s (event loop "
         f"{data['thread_cpu_s_per_s'].get('MainThread', 0.0):.2f}, camera readers "
@@ -218,4 +248,18 @@ def _markdown(data: dict[str, Any]) -> str:
         f"(event loop {data['loop_cpu_us_per_ws_send']} µs of CPU per message sent, all its "
         f"work included). Load average at the end: {data['machine']['load_avg']}.",
     ]
+    waits = data.get("thread_runqueue_wait_s_per_s") or {}
+    if waits:
+        lines += [
+            "",
+            f"Waiting for a CPU while ready to run (run-queue delay, s/s): event loop "
+            f"{waits.get('MainThread', 0.0):.3f}, camera readers "
+            f"{waits.get('camera readers', 0.0):.3f}.",
+        ]
+    if data.get("server_gc"):
+        gcs = ", ".join(
+            f"{gen}: {g['count']} ({g['total_ms']:.1f} ms, longest {g['max_ms']:.1f} ms)"
+            for gen, g in data["server_gc"].items()
+        )
+        lines += ["", f"Server garbage collections in the window: {gcs}."]
     return "\n".join(lines) + "\n"

@@ -4,20 +4,22 @@
 ``motionhub serve`` runs, so every measured frame takes the production path; the only
 difference is one more route on the app, ``GET /_bench/stats``: per-camera counters
 (frames decoded, frames analysed, drops, reconnects, events), the process's resident
-memory, CPU seconds per thread, event-loop lag and the WebSocket and MQTT front ends'
-counters. The process exits when its stdin
-closes, so it never outlives the bench that started it.
+memory, CPU seconds per thread, event-loop lag, garbage-collector pauses and the WebSocket
+and MQTT front ends' counters. The process exits when its stdin closes, so it never outlives
+the bench that started it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +29,16 @@ from fastapi.responses import JSONResponse
 if TYPE_CHECKING:
     from server.config import Settings
 
-__all__ = ["cpu_seconds", "install", "loop_lag_probe", "main", "proc_rss", "thread_cpu"]
+__all__ = [
+    "GcMeter",
+    "cpu_seconds",
+    "install",
+    "loop_lag_probe",
+    "main",
+    "proc_rss",
+    "thread_cpu",
+    "thread_runqueue_wait",
+]
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _LAG_PERIOD = 0.01
@@ -59,17 +70,17 @@ def cpu_seconds(pid: int | None) -> float:
         return 0.0
 
 
-def thread_cpu() -> dict[str, float]:
-    """CPU seconds (user + system) of every thread of this process, by thread name.
+def _runqueue_wait(schedstat_file: Path) -> float:
+    """Seconds a thread has spent runnable but waiting for a CPU (``/proc`` ``schedstat``)."""
+    return int(schedstat_file.read_text().split()[1]) / 1e9
 
-    Python threads are named by :mod:`threading`; threads FFmpeg or other libraries start
-    are summed under ``native``. Threads of the same name are added up.
-    """
+
+def _per_thread(read: Callable[[Path], float], file: str) -> dict[str, float]:
     names = {t.native_id: t.name for t in threading.enumerate()}
     out: dict[str, float] = {}
     for task in Path("/proc/self/task").iterdir():
         try:
-            seconds = _stat_cpu(task / "stat")
+            seconds = read(task / file)
         except OSError:
             continue  # the thread ended meanwhile
         tid = int(task.name)
@@ -80,6 +91,25 @@ def thread_cpu() -> dict[str, float]:
             name = "asyncio workers"
         out[name] = out.get(name, 0.0) + seconds
     return out
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds (user + system) of every thread of this process, by thread name.
+
+    Python threads are named by :mod:`threading`; threads FFmpeg or other libraries start
+    are summed under ``native``. Threads of the same name are added up.
+    """
+    return _per_thread(_stat_cpu, "stat")
+
+
+def thread_runqueue_wait() -> dict[str, float]:
+    """Seconds each thread of this process has waited for a CPU while ready to run (the
+    scheduler's run-queue delay), by thread name as in :func:`thread_cpu`; empty where the
+    kernel keeps no ``schedstat``. Waiting for the GIL or for I/O is not in it."""
+    try:
+        return _per_thread(_runqueue_wait, "schedstat")
+    except (OSError, ValueError, IndexError):
+        return {}
 
 
 class LagMeter:
@@ -94,6 +124,28 @@ class LagMeter:
         return out
 
 
+class GcMeter:
+    """The cyclic garbage collector's pauses, through :data:`gc.callbacks`: each collection's
+    generation and wall-clock duration (it holds the GIL throughout, so every thread waits)."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        elif self._started:
+            self.pauses.append((info["generation"], time.perf_counter() - self._started))
+            if len(self.pauses) > 100_000:
+                del self.pauses[:50_000]
+
+    def take(self) -> list[tuple[int, float]]:
+        """``(generation, seconds)`` of each collection since the last call."""
+        out, self.pauses = self.pauses, []
+        return out
+
+
 async def loop_lag_probe(meter: LagMeter, period: float = _LAG_PERIOD) -> None:
     """Sleep ``period`` over and over, recording how much later than asked each wake-up was."""
     loop = asyncio.get_running_loop()
@@ -105,7 +157,7 @@ async def loop_lag_probe(meter: LagMeter, period: float = _LAG_PERIOD) -> None:
             del meter.samples[:50_000]
 
 
-def _stats(app: FastAPI, meter: LagMeter, started: float) -> dict[str, Any]:
+def _stats(app: FastAPI, meter: LagMeter, gcs: GcMeter, started: float) -> dict[str, Any]:
     core = app.state.core
     cameras: dict[str, Any] = {}
     for cam_id in core.camera_ids():
@@ -130,8 +182,10 @@ def _stats(app: FastAPI, meter: LagMeter, started: float) -> dict[str, Any]:
         "pid": os.getpid(),
         "rss": proc_rss(),
         "threads": thread_cpu(),
+        "runqueue_wait": thread_runqueue_wait(),
         "cpu": sum(os.times()[:2]),
         "loop_lag": lag,
+        "gc": gcs.take(),
         "cameras": cameras,
         "ws": {
             "clients": fanout.client_count,
@@ -158,6 +212,8 @@ def _watch_stdin() -> None:
 def install(app: FastAPI) -> None:
     """Add ``GET /_bench/stats`` to ``app``."""
     meter = LagMeter()
+    gcs = GcMeter()
+    gc.callbacks.append(gcs)
     started = time.monotonic()
     lag_task: list[asyncio.Task[None]] = []
 
@@ -165,7 +221,7 @@ def install(app: FastAPI) -> None:
     async def bench_stats() -> JSONResponse:
         if not lag_task:
             lag_task.append(asyncio.create_task(loop_lag_probe(meter), name="bench-lag"))
-        return JSONResponse(_stats(app, meter, started))
+        return JSONResponse(_stats(app, meter, gcs, started))
 
 
 def main(argv: list[str] | None = None) -> None:
