@@ -29,12 +29,15 @@ from server.cameras.status import StatusTracker
 from server.config import CameraSettings, SecuritySettings
 from server.redact import redact_text
 
-__all__ = ["Backoff", "Publish", "Pump", "RateLimit", "call_in_loop", "stall_limit"]
+__all__ = ["Backoff", "Publish", "Pump", "RateLimit", "Wants", "call_in_loop", "stall_limit"]
 
 log = logging.getLogger("server.cameras")
 
 Publish = Callable[[Sample, NDArray[np.uint8] | None, float, float], None]
 """``publish(sample, luma, mono_time, wall_time)``; ``luma`` is None when not asked for."""
+Wants = Callable[[float], bool]
+"""``wants(mono_time)``: whether a frame the rate limit let through is to be used now;
+if not, it is skipped before its grey image is made (the callback counts it)."""
 
 
 def call_in_loop(
@@ -130,7 +133,8 @@ def _interval(fps: float | None) -> float:
 class Pump:
     """Reads one camera URL on a dedicated thread until stopped.
 
-    ``publish`` receives the frames the rate limit lets through; ``idle``, if given,
+    ``publish`` receives the frames the rate limit lets through and ``wants``, if given,
+    accepts; ``idle``, if given,
     is polled between frames and attempts and ends the pump when it returns True
     (used for the on-demand main stream).
     """
@@ -148,6 +152,7 @@ class Pump:
         fps: float | None,
         detect_width: int,
         need_luma: bool = True,
+        wants: Wants | None = None,
         idle: Callable[[], bool] | None = None,
     ) -> None:
         self.url = url
@@ -159,6 +164,7 @@ class Pump:
         """The ``detect.fps`` limit; :meth:`RateLimit.set_fps` changes it live."""
         self._detect_width = detect_width
         self._need_luma = need_luma
+        self._wants = wants
         self._idle = idle
         self._stop = threading.Event()
         self._loop = loop
@@ -263,7 +269,7 @@ class Pump:
                 last_good, got_any = now, True
                 wall = time.time()
                 self.tracker.frame(now, wall, item.width, item.height)
-                if self.rate.due(now):
+                if self.rate.due(now) and (self._wants is None or self._wants(now)):
                     try:
                         luma = item.luma(self._detect_width) if self._need_luma else None
                     except BadFrame as bad:

@@ -4,9 +4,15 @@ The thread decodes everything the camera sends (FFmpeg releases the GIL while it
 does), runs the analyser (the motion detector) on each rate-limited frame, and puts
 the newest frame, with its analysis, into a one-frame slot. The event loop
 is woken with ``call_soon_threadsafe`` only when a coroutine is actually waiting
-in :meth:`CameraReader.next_frame`. If the pipeline has not taken a frame by the
-time the next one arrives, the older one is replaced and counted as dropped: the
-pipeline always works on the newest picture and never falls behind.
+in :meth:`CameraReader.next_frame`.
+
+If the pipeline has not yet taken the analysed frame in the slot when the next one is
+due, the newer frame is skipped before it is analysed, and counted as dropped: the
+detector's work is not spent on a result nobody would see, and the pipeline gets every
+result the detector computed. This holds for at most ``hold`` seconds of the waiting
+frame's age; past that (a pipeline stuck for longer) the next frame is analysed and
+replaces the old one, also counted as dropped, so the pipeline never falls behind by
+more than that and works on a recent picture.
 """
 
 from __future__ import annotations
@@ -43,6 +49,9 @@ Analyser = Callable[[NDArray[np.uint8], float], Any]
 # A consumer that called next_frame this recently still counts as keeping up, so a
 # frame it never took was dropped rather than merely unwanted.
 _CONSUMER_ACTIVE = 1.0
+# How old an analysed frame the pipeline has not taken may get before a newer one is
+# analysed to replace it (see the module doc).
+HOLD = 0.1
 
 
 class CameraReader:
@@ -51,6 +60,8 @@ class CameraReader:
     ``detect_width`` is the detector's working width: JPEG sources are decoded
     reduced, but never narrower than this. ``main_idle`` is how long the main stream
     of a camera with a ``detect_url`` stays open after the last :meth:`color_frame`.
+    ``hold`` bounds how long an analysed frame waits for the pipeline while newer ones
+    are skipped unanalysed (see the module doc).
     """
 
     def __init__(
@@ -60,10 +71,12 @@ class CameraReader:
         detect_width: int = 320,
         *,
         main_idle: float = 30.0,
+        hold: float = HOLD,
     ) -> None:
         self.settings = settings
         self.security = security
         self.detect_width = detect_width
+        self.hold = hold
         # Scrub these passwords from any text, even where they appear on their own.
         secrets.add_url(settings.url)
         secrets.add_url(settings.detect_url)
@@ -101,6 +114,7 @@ class CameraReader:
             security=self.security,
             tracker=self._tracker,
             publish=self._publish,
+            wants=self._wants,
             fps=self._fps,
             detect_width=self.detect_width,
         )
@@ -153,6 +167,23 @@ class CameraReader:
 
     # -- frames ----------------------------------------------------------------
 
+    def _waiting(self, mono: float) -> Frame | None:
+        """The frame in the slot if the pipeline, still active, has not taken it yet."""
+        old = self._slot
+        if old is None or old.seq <= self._taken or mono - self._consumer_at >= _CONSUMER_ACTIVE:
+            return None
+        return old
+
+    def _wants(self, mono: float) -> bool:
+        # Reader thread: a frame the rate limit let through. Skip it while the pipeline
+        # has a recent analysed frame still to take (see the module doc).
+        with self._lock:
+            old = self._waiting(mono)
+            skip = old is not None and mono - old.mono_time < self.hold
+        if skip:
+            self._tracker.add_dropped()
+        return not skip
+
     def _publish(
         self, sample: Sample, luma: NDArray[np.uint8] | None, mono: float, wall: float
     ) -> None:
@@ -171,12 +202,7 @@ class CameraReader:
                 color_source=sample.color,
                 analysis=analysis,
             )
-            old = self._slot
-            dropped = (
-                old is not None
-                and old.seq > self._taken
-                and mono - self._consumer_at < _CONSUMER_ACTIVE
-            )
+            dropped = self._waiting(mono) is not None
             self._slot = frame
             waiters = self._waiters
             if waiters:

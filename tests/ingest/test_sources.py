@@ -186,6 +186,56 @@ async def test_slow_consumer_counts_dropped_frames(rtsp_camera: RtspCamera) -> N
         assert reader.status.dropped >= 5
 
 
+async def test_a_frame_the_pipeline_has_not_taken_stops_further_analysis(
+    rtsp_camera: RtspCamera,
+) -> None:
+    analysed: list[float] = []
+
+    def analyse(luma: np.ndarray, mono: float) -> int:
+        analysed.append(mono)
+        return len(analysed)
+
+    # A hold longer than the test: the frame waiting in the slot is never replaced.
+    async with running(camera(rtsp_camera.url, detect={"fps": 15}), hold=60.0) as reader:
+        reader.set_analyser(analyse)
+        first = (await take_frames(reader, 2))[-1]
+        at_take, dropped_at_take = len(analysed), reader.status.dropped
+        await asyncio.sleep(0.8)  # a busy pipeline, still active (it asked < 1 s ago)
+        # At most the frame due right after the take (or one analysed as it was taken).
+        assert len(analysed) - at_take <= 1
+        skipped = reader.status.dropped - dropped_at_take
+        assert skipped >= 5  # about 12 frames due in 0.8 s, skipped unanalysed and counted
+        second = await reader.next_frame(first.seq)
+        # The pipeline gets the frame that was analysed, with its own result: no newer
+        # frame replaced it unseen.
+        assert second.seq == first.seq + 1
+        assert second.analysis == len(analysed)
+
+
+async def test_a_stuck_pipeline_gets_a_recent_frame_after_the_hold(
+    rtsp_camera: RtspCamera,
+) -> None:
+    analysed: list[float] = []
+
+    def analyse(luma: np.ndarray, mono: float) -> int:
+        analysed.append(mono)
+        return len(analysed)
+
+    async with running(camera(rtsp_camera.url, detect={"fps": 15}), hold=0.1) as reader:
+        reader.set_analyser(analyse)
+        first = (await take_frames(reader, 2))[-1]
+        at_take = len(analysed)
+        await asyncio.sleep(0.8)
+        second = await reader.next_frame(first.seq)
+        # Past the hold, newer frames were analysed and replaced the waiting one (every
+        # other due frame at 15 fps with a 0.1 s hold), so the pipeline is not handed a
+        # frame from the start of its pause; each frame not handed over counts as dropped.
+        assert len(analysed) - at_take >= 3
+        assert second.seq >= first.seq + 3
+        assert second.analysis == len(analysed) or second.analysis == len(analysed) - 1
+        assert reader.status.dropped >= 5
+
+
 async def test_detect_url_opens_main_stream_on_demand(tmp_path: Path, clip: Path) -> None:
     sub_clip = render_clip(SceneSpec(width=320, height=180, fps=15, seed=7, loop_seconds=4))
     with RtspCamera({"main": clip, "sub": sub_clip}) as cam:
