@@ -13,6 +13,14 @@ connections, warm caches and background load. It does so two ways:
   free, on two it takes its share from the server, so this ratio understates what a second
   core gives.
 
+Before the first measured round a warm-up, discarded, runs the whole workload on one core
+in short windows for at least 45 s and then until the simulator's CPU per
+frame served settles: for its first half-minute or so it used about five times its later
+CPU per frame, then dropped at once, which skewed the first round (a minimum time is what
+catches that; stability alone passed on the early plateau). Each round then measures 1
+and 2 cores back to back, in alternating order, and gives its own 2-core / 1-core ratio:
+the figure is the median over the rounds, with their spread.
+
 Per phase it records decoded and analysed frames/s, CPU seconds per kind of server thread
 (event loop, camera readers) and the simulator's, and frames per CPU-second of the server
 and of the whole workload. On two cores it takes py-spy profiles (GIL holders, and running
@@ -24,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -46,9 +55,13 @@ from server.bench.harness import (
 )
 from server.bench.profile import profile
 
-__all__ = ["pin_process", "run"]
+__all__ = ["pin_process", "round_ratios", "run"]
 
 TARGET = 1.8
+# After its minimum time, the warm-up ends once the simulator's CPU per frame of two
+# successive windows differs by at most this share, or after WARMUP_MAX windows.
+WARMUP_SHARE = 0.2
+WARMUP_MAX = 24
 
 
 def pin_process(pid: int, cpus: set[int]) -> None:
@@ -97,8 +110,57 @@ def _phase(
     }
 
 
+def _warm_up(
+    ctx: BenchContext,
+    server: ProbeServer,
+    sim_pid: int,
+    one: set[int],
+    both: set[int],
+    *,
+    window: float,
+    minimum: float,
+) -> list[dict[str, Any]]:
+    """Discarded phases on one core for ``minimum`` seconds, then until the simulator's CPU
+    per frame settles."""
+    phases: list[dict[str, Any]] = []
+    start = time.monotonic()
+    for i in range(WARMUP_MAX):
+        phase = _phase(server, sim_pid, "workload", one, all_cpus=both, settle=0.0, window=window)
+        phases.append(phase)
+        fps = phase["decoded_fps"]
+        phase["simulator_ms_per_frame"] = (
+            round(phase["simulator_cpu_s_per_s"] / fps * 1000, 4) if fps else None
+        )
+        ctx.progress(
+            f"scale: warm-up {i + 1}: {fps:.1f} fps, simulator "
+            f"{phase['simulator_cpu_s_per_s']:.3f} CPU-s/s, {phase['simulator_ms_per_frame']} "
+            "ms/frame"
+        )
+        if len(phases) >= 2 and time.monotonic() - start >= minimum:
+            now, prev = phases[-1]["simulator_ms_per_frame"], phases[-2]["simulator_ms_per_frame"]
+            if now is not None and prev is not None and abs(now - prev) <= WARMUP_SHARE * prev:
+                break
+    return phases
+
+
+def round_ratios(phases: list[dict[str, Any]], mode: str) -> list[float]:
+    """Per round, the 2-core decoded fps over the 1-core decoded fps of ``mode``."""
+    ratios: list[float] = []
+    rounds = sorted({p["round"] for p in phases if p["mode"] == mode})
+    for r in rounds:
+        fps = {
+            len(p["cpus"]): p["decoded_fps"]
+            for p in phases
+            if p["mode"] == mode and p["round"] == r
+        }
+        if fps.get(1) and 2 in fps:
+            ratios.append(round(fps[2] / fps[1], 3))
+    return ratios
+
+
 def _compare(phases: list[dict[str, Any]], mode: str) -> dict[str, Any]:
-    """Mean frames/s and CPU of one pinning mode on 1 and on 2 cores, and their ratios."""
+    """Mean frames/s and CPU of one pinning mode on 1 and on 2 cores, and their ratios;
+    the per-round ratios with their median and spread."""
     out: dict[int, dict[str, float]] = {}
     for n in (1, 2):
         sel = [p for p in phases if p["mode"] == mode and len(p["cpus"]) == n]
@@ -114,10 +176,17 @@ def _compare(phases: list[dict[str, Any]], mode: str) -> dict[str, Any]:
     def per_cpu(side: dict[str, float], cpu: str) -> float:
         return side["fps"] / side[cpu] if side[cpu] else 0.0
 
+    per_round = round_ratios(phases, mode)
     return {
         "fps_1_core": round(one["fps"], 1),
         "fps_2_cores": round(two["fps"], 1),
-        "ratio": ratio(two["fps"], one["fps"]),
+        # The figure: the median of the rounds' own ratios (a round measures 1 and 2 cores
+        # back to back, so slow drifts of the machine's other load cancel within it).
+        "ratio": round(statistics.median(per_round), 3) if per_round else 0.0,
+        "round_ratios": per_round,
+        "ratio_min": min(per_round, default=0.0),
+        "ratio_max": max(per_round, default=0.0),
+        "ratio_of_means": ratio(two["fps"], one["fps"]),
         "server_cpu_1_core": round(one["server"], 3),
         "server_cpu_2_cores": round(two["server"], 3),
         "workload_cpu_1_core": round(one["workload"], 3),
@@ -157,8 +226,10 @@ def run(ctx: BenchContext) -> SuiteResult:
     """Alternate 1 and 2 cores on one loaded server, both pinning modes; profile on 2 cores."""
     if ctx.quick:
         size, cams, rounds, settle, window, prof_s = (320, 180), 2, 1, 1.0, 2.0, 1.0
+        warm_window, warm_min = 1.0, 2.0
     else:
-        size, cams, rounds, settle, window, prof_s = (1920, 1080), 8, 3, 3.0, 10.0, 10.0
+        size, cams, rounds, settle, window, prof_s = (1920, 1080), 8, 4, 3.0, 10.0, 10.0
+        warm_window, warm_min = 5.0, 45.0
     cpus_all = sorted(os.sched_getaffinity(0))
     one, both = {cpus_all[0]}, set(cpus_all[:2])
     ctx.progress(f"scale: preparing the {size[0]}x{size[1]} clip (cached)")
@@ -176,15 +247,17 @@ def run(ctx: BenchContext) -> SuiteResult:
         ]
         with ProbeServer({"cameras": cameras}, Path(tmp)) as server:
             server.wait_online(cams)
-            # The first seconds run slower on both sides (the simulator's pipelines start,
-            # decoders fill their frame pools): not part of any phase.
-            time.sleep(window)
+            # The first seconds run differently on both sides (the simulator's pipelines
+            # start, decoders fill their frame pools): not part of any round.
+            warmup = _warm_up(ctx, server, sim_pid, one, both, window=warm_window, minimum=warm_min)
             for r in range(rounds):
                 for mode in MODES:
-                    for cpus in (one, both):
+                    # Alternate which core count goes first, so neither always follows the other.
+                    for cpus in (one, both) if r % 2 == 0 else (both, one):
                         phase = _phase(
                             server, sim_pid, mode, cpus, all_cpus=both, settle=settle, window=window
                         )
+                        phase["round"] = r + 1
                         phases.append(phase)
                         ctx.progress(
                             f"scale: round {r + 1}/{rounds}, {mode}, {len(cpus)} core(s): "
@@ -199,7 +272,15 @@ def run(ctx: BenchContext) -> SuiteResult:
         "suite": "scale",
         "quick": ctx.quick,
         "machine": machine(),
-        "load": {"cameras": cams, "size": list(size), "served_fps": 120, "window_s": window},
+        "load": {
+            "cameras": cams,
+            "size": list(size),
+            "served_fps": 120,
+            "window_s": window,
+            "rounds": rounds,
+            "warmup_window_s": warm_window,
+        },
+        "warmup": warmup,
         "phases": phases,
         **workload,
         "target": TARGET,
@@ -218,32 +299,47 @@ def _markdown(data: dict[str, Any]) -> str:
         f"## scale: {load['cameras']} cameras {load['size'][0]}x{load['size'][1]}, "
         "2 cores vs 1 core (one process, re-pinned between rounds)",
         "",
-        "| pinned | cores | decoded fps | analysed fps | server CPU s/s | event loop s/s | "
+        "| round | pinned | cores | decoded fps | analysed fps | server CPU s/s | event loop s/s | "
         "readers s/s | simulator s/s | frames per server / workload CPU-s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for p in data["phases"]:
         t = p["thread_cpu_s_per_s"]
         lines.append(
-            f"| {p['mode']} | {len(p['cpus'])} | {p['decoded_fps']:.1f} | "
+            f"| {p['round']} | {p['mode']} | {len(p['cpus'])} | {p['decoded_fps']:.1f} | "
             f"{p['analysed_fps']:.1f} | {p['server_cpu_s_per_s']:.2f} | "
             f"{t.get('MainThread', 0.0):.2f} | {t.get('camera readers', 0.0):.2f} | "
             f"{p['simulator_cpu_s_per_s']:.2f} | {p['frames_per_server_cpu_s']} / "
             f"{p['frames_per_workload_cpu_s']} |"
         )
+    warm = data["warmup"]
     lines += [
         "",
+        f"Warm-up (discarded, workload on 1 core): {len(warm)} windows of "
+        f"{load['warmup_window_s']:g} s; simulator CPU-s/s "
+        + ", ".join(f"{p['simulator_cpu_s_per_s']:.3f}" for p in warm)
+        + "; ms per frame served "
+        + ", ".join(f"{p['simulator_ms_per_frame']}" for p in warm)
+        + "; decoded fps "
+        + ", ".join(f"{p['decoded_fps']:.1f}" for p in warm)
+        + ".",
+        "",
         "Server and simulator pinned together (the whole workload on exactly 1, then 2 "
-        f"cores): {data['fps_2_cores']:.1f} / {data['fps_1_core']:.1f} = "
-        f"**{data['ratio']:.2f}x** (target >= {data['target']}x, {ok}). CPU the workload "
+        f"cores): median of the rounds' 2-core / 1-core ratios **{data['ratio']:.2f}x** "
+        f"(target >= {data['target']}x, {ok}); rounds "
+        + ", ".join(f"{r:.2f}" for r in data["round_ratios"])
+        + f" (spread {data['ratio_min']:.2f}-{data['ratio_max']:.2f}); ratio of the means "
+        f"{data['fps_2_cores']:.1f} / {data['fps_1_core']:.1f} = "
+        f"{data['ratio_of_means']:.2f}x. CPU the workload "
         f"got: {data['workload_cpu_2_cores']:.2f} / {data['workload_cpu_1_core']:.2f} s/s; "
         "frames per CPU-second, 2 cores / 1 core: "
         f"{data['frames_per_workload_cpu_s_ratio']:.2f} (workload), "
         f"{data['frames_per_server_cpu_s_ratio']:.2f} (server alone) (1.0 = no cost to "
         "using the second core).",
         "",
-        f"Server pinned alone (simulator free to use either core): {so['fps_2_cores']:.1f} / "
-        f"{so['fps_1_core']:.1f} = {so['ratio']:.2f}x; server CPU "
+        f"Server pinned alone (simulator free to use either core): median of the rounds "
+        f"{so['ratio']:.2f}x ({so['ratio_min']:.2f}-{so['ratio_max']:.2f}); means "
+        f"{so['fps_2_cores']:.1f} / {so['fps_1_core']:.1f}; server CPU "
         f"{so['server_cpu_2_cores']:.2f} / {so['server_cpu_1_core']:.2f} s/s; frames per "
         f"server CPU-second {so['frames_per_server_cpu_s_ratio']:.2f}. Not a fair ratio: on "
         "1 core the simulator runs on the other core for free, on 2 it takes its share from "

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -128,4 +129,9 @@ def test_scale_quick(tmp_path: Path) -> None:
         assert phase["frames_per_workload_cpu_s"] < phase["frames_per_server_cpu_s"]
     assert data["server_only"]["fps_1_core"] > 0
     assert data["frames_per_workload_cpu_s_ratio"] > 0
+    # A discarded warm-up before the rounds; the figure is the median of the rounds' ratios.
+    assert data["warmup"]
+    assert len(data["round_ratios"]) == data["load"]["rounds"]
+    assert data["ratio"] == pytest.approx(statistics.median(data["round_ratios"]), abs=0.001)
+    assert data["ratio_min"] <= data["ratio"] <= data["ratio_max"]
     assert "available" in data["profile"]
