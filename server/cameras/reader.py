@@ -3,8 +3,8 @@
 The thread decodes everything the camera sends (FFmpeg releases the GIL while it
 does), runs the analyser (the motion detector) on each rate-limited frame, and puts
 the newest frame, with its analysis, into a one-frame slot. The event loop
-is woken with ``call_soon_threadsafe`` only when a coroutine is actually waiting
-in :meth:`CameraReader.next_frame`.
+is woken only when a coroutine is actually waiting in :meth:`CameraReader.next_frame`,
+through a pipe that the readers of one loop share (see :class:`_Waker`).
 
 If the pipeline has not yet taken the analysed frame in the slot when the next one is
 due, the newer frame is skipped before it is analysed, and counted as dropped: the
@@ -20,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -88,6 +90,7 @@ class CameraReader:
         self._waiters: list[asyncio.Future[None]] = []
         self._callbacks: list[StatusCallback] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._waker: _Waker | None = None
         self._closed = False
         self._logged_state = "starting"
         self._tracker = StatusTracker(settings.id, self._status_changed)
@@ -103,6 +106,7 @@ class CameraReader:
         if self._loop is not None:
             raise RuntimeError(f"camera {self.settings.id} reader already started")
         self._loop = asyncio.get_running_loop()
+        self._waker = _waker(self._loop)
         if not self.settings.enabled:
             self._tracker.offline("camera disabled in the configuration")
             return
@@ -152,6 +156,9 @@ class CameraReader:
             self._closed = True
             waiters, self._waiters = self._waiters, []
         _wake(waiters)
+        waker, self._waker = self._waker, None
+        if waker is not None:
+            waker.release()
 
     def set_fps(self, fps: float | None) -> None:
         """Hand over frames at most ``fps`` times a second from now on (a live change of
@@ -209,8 +216,8 @@ class CameraReader:
                 self._waiters = []
         if dropped:
             self._tracker.add_dropped()
-        if waiters and self._loop is not None:
-            call_in_loop(self._loop, _wake, waiters)
+        if waiters and self._waker is not None:
+            self._waker.wake(waiters)
 
     async def next_frame(self, after_seq: int) -> Frame:
         """The newest frame with ``seq > after_seq``, waiting for one if needed.
@@ -300,3 +307,89 @@ def _wake(waiters: list[asyncio.Future[None]]) -> None:
     for waiter in waiters:
         if not waiter.done():
             waiter.set_result(None)
+
+
+class _Waker:
+    """Wakes :meth:`CameraReader.next_frame` waiters on one event loop from reader threads.
+
+    A reader thread queues its waiters and, if the queue was empty, writes one byte to a
+    pipe the loop watches; the loop then wakes every queued waiter at once. Frames of
+    several cameras that arrive before the loop runs share one wake-up, and the write
+    happens outside the GIL (``os.write`` releases it), where ``call_soon_threadsafe``
+    holds the GIL through the system call that wakes the loop's thread, which under load
+    made it the largest GIL holder of the reader threads.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Weak: the table of wakers must not keep a finished loop alive.
+        self._loop = weakref.ref(loop)
+        self._lock = threading.Lock()
+        self._pending: list[asyncio.Future[None]] = []
+        self._users = 0
+        self._rfd, self._wfd = os.pipe()
+        os.set_blocking(self._rfd, False)
+        os.set_blocking(self._wfd, False)
+        # Closes the pipe when the last reader stops, or else when the waker is collected.
+        self._close = weakref.finalize(self, _close_fds, self._rfd, self._wfd)
+        loop.add_reader(self._rfd, self._run)
+
+    def wake(self, waiters: list[asyncio.Future[None]]) -> None:
+        """Queue ``waiters`` to be woken on the loop (any thread)."""
+        with self._lock:
+            first = not self._pending
+            self._pending += waiters
+            # Written under the lock, so that release() never closes the pipe (and the
+            # number is never reused) between the check and the write. A full pipe (never:
+            # one byte per batch) has nobody more to tell.
+            if first and self._wfd >= 0:
+                with contextlib.suppress(OSError):
+                    os.write(self._wfd, b"\0")
+
+    def _run(self) -> None:
+        # On the loop: empty the pipe first, then the queue, so that a waiter queued after
+        # the swap always comes with a byte of its own.
+        with contextlib.suppress(OSError):
+            while os.read(self._rfd, 4096):
+                pass
+        with self._lock:
+            pending, self._pending = self._pending, []
+        _wake(pending)
+
+    def acquire(self) -> None:
+        """One more reader uses this waker (on the loop)."""
+        self._users += 1
+
+    def release(self) -> None:
+        """A reader stopped (on the loop); the last one closes the pipe."""
+        self._users -= 1
+        if self._users > 0:
+            return
+        loop = self._loop()
+        if loop is not None:
+            _wakers.pop(loop, None)
+            if not loop.is_closed():
+                loop.remove_reader(self._rfd)
+        with self._lock:
+            self._wfd = -1
+            pending, self._pending = self._pending, []
+        self._close()
+        _wake(pending)
+
+
+def _close_fds(*fds: int) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+_wakers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Waker] = weakref.WeakKeyDictionary()
+
+
+def _waker(loop: asyncio.AbstractEventLoop) -> _Waker:
+    """The loop's shared waker, with one more user (call on the loop, so no two are made
+    for one loop)."""
+    waker = _wakers.get(loop)
+    if waker is None:
+        waker = _wakers[loop] = _Waker(loop)
+    waker.acquire()
+    return waker

@@ -15,6 +15,7 @@ import pytest
 from ingest_harness import (
     SPEC,
     camera,
+    open_fds,
     poll,
     reader_threads,
     running,
@@ -234,6 +235,19 @@ async def test_a_stuck_pipeline_gets_a_recent_frame_after_the_hold(
         assert second.seq >= first.seq + 3
         assert second.analysis == len(analysed) or second.analysis == len(analysed) - 1
         assert reader.status.dropped >= 5
+
+
+async def test_readers_of_one_loop_wake_it_through_one_pipe_closed_after_the_last(
+    clip: Path,
+) -> None:
+    with RtspCamera({"a": clip, "b": clip}) as cam:
+        before = open_fds()
+        async with running(camera(cam.url_for("a"))) as a:
+            async with running(camera(cam.url_for("b"))) as b:
+                # Both pipelines are handed frames while both cameras run.
+                await asyncio.gather(take_frames(a, 5), take_frames(b, 5))
+            await take_frames(a, 3)  # the other camera stopping leaves this one's wake-ups
+        assert open_fds() <= before
 
 
 async def test_detect_url_opens_main_stream_on_demand(tmp_path: Path, clip: Path) -> None:
