@@ -100,6 +100,41 @@ class Background:
         self.mean, self.noise = mean, noise
         self.refresh()
 
+    def _seen(self, m: npt.NDArray[np.float64]) -> U8:
+        """Where the model warped by ``m`` has a source pixel (255), not a newly exposed one."""
+        h, w = self.u8.shape
+        ones = np.full((h, w), 255, np.uint8)
+        return cast(U8, cv2.warpAffine(ones, m, (w, h), flags=cv2.INTER_NEAREST, borderValue=0))
+
+    def warped_envelope(self, m: npt.NDArray[np.float64]) -> tuple[U8, U8, int]:
+        """The envelope of the model warped by the 2 x 3 transform ``m``, with cells that came
+        into view set to "anything goes" (hi = 255, lo = 0), and the number of cells the model
+        still covers."""
+        h, w = self.u8.shape
+        u8 = cv2.warpAffine(
+            self.u8, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+        seen = self._seen(m)
+        hi = cast(U8, cv2.bitwise_or(cv2.dilate(u8, K3), cv2.bitwise_not(seen)))
+        lo = cast(U8, cv2.bitwise_and(cv2.erode(u8, K3), seen))
+        return hi, lo, cv2.countNonZero(seen)
+
+    def warp(self, m: npt.NDArray[np.float64], frame: U8) -> U8:
+        """Carry the model through the camera's 2 x 3 similarity ``m`` (zoom, rotation, pan);
+        cells that came into view take ``frame`` and no noise. Returns where the model was seen
+        (255) before the warp."""
+        h, w = self.u8.shape
+        seen = self._seen(m)
+        mean = cv2.warpAffine(
+            self.mean, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+        new = frame.astype(np.float32)
+        np.copyto(new, mean, where=seen != 0)
+        noise = cv2.warpAffine(self.noise, m, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
+        self.mean, self.noise = new, cast(U8, noise)
+        self.refresh()
+        return seen
+
     def scale(self, gain: float) -> None:
         """Multiply the model by a global gain."""
         self.mean *= np.float32(gain)

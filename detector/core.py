@@ -24,12 +24,16 @@ from detector.lighting import fit_tone_curve
 from detector.outcome import make_result
 from detector.result import MotionResult
 from detector.shadows import light_only
-from detector.stabilize import estimate_shift
+from detector.stabilize import estimate_shift, estimate_similarity
 from detector.still import absorb_still
 
 __all__ = ["MotionDetector"]
 
 U8 = npt.NDArray[np.uint8]
+F64 = npt.NDArray[np.float64]
+
+IDENTITY: F64 = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+"""The 2 x 3 identity transform."""
 
 SCENE_FRACTION = 0.5
 """Changed fraction above which, unexplained, the model restarts from the current frame."""
@@ -47,6 +51,13 @@ SPREAD = 0.25
 """Share of coarse-grid cells that must see change before a global cause is considered."""
 CAMERA_FRAMES = 8
 """Frames during which the camera is checked for shifts after it last moved."""
+WARP_FRAMES = 5
+"""Frames of fast re-learning after the model was warped (its repeated interpolation blurs it)."""
+FOLLOW_GAIN = 0.7
+"""While following a moving camera, a warp is kept when it leaves under this share of the
+change (else the model falls further behind with every frame)."""
+CAMERA_GAIN = 0.6
+"""A shift or warp of the model is kept when it leaves under this share of the change."""
 FAST_FRAMES = 30
 """Frames of every-frame learning at start (the learning rate is 1/n then)."""
 LEARN_EVERY = 4
@@ -54,6 +65,11 @@ STATIC_EVERY = 4
 TRUST_SECONDS = 3.0
 """Quiet time after which a pixel's background counts as seen, not guessed from a first frame
 that may hold objects (which leave ghosts when they move)."""
+
+
+def _compose(second: F64, first: F64) -> F64:
+    """The 2 x 3 transform applying ``first`` then ``second``."""
+    return second[:, :2] @ first + np.hstack([np.zeros((2, 2)), second[:, 2:]])
 
 
 class MotionDetector:
@@ -106,6 +122,7 @@ class MotionDetector:
         self._fps = self._config.nominal_fps
         self._prev: U8 | None = None
         self._tick = 0
+        self._drift = IDENTITY.copy()
         self._forget_still()
         self._untrust()
 
@@ -304,25 +321,36 @@ class MotionDetector:
         was aligned with it) and the shift from the background itself (recovers a drift that
         built up slowly). A guess is kept only if it removes most of the changed pixels.
         """
-        if self._camera_left > 0:
+        following = self._camera_left > 0
+        if following:
             self._camera_left -= 1
         guesses = {tuple(round(v) for v in estimate_shift(bg.u8, g, self._reach))}
         if self._prev is not None:
             guesses.add(tuple(round(v) for v in estimate_shift(self._prev, g, self._reach)))
         guesses.discard((0, 0))
-        if not guesses:
-            return fg, count
         _, base = self._foreground(bg.distance(g), self._floor)
         best: tuple[int, int] | None = None
-        best_count = 0.6 * base
+        best_count = CAMERA_GAIN * base
         for ix, iy in guesses:
             hi, lo = bg.shifted_envelope(ix, iy)
             _, moved = self._foreground(bg.distance(g, hi, lo), self._floor)
             if moved < best_count:
                 best, best_count = (ix, iy), moved
+        # Zoom, rotation or a sub-pixel drift: a similarity fit of the model to the frame,
+        # kept if it explains the change better than the best shift.
+        bar = best_count
+        if following and best is None:
+            # Already following a moving camera: any warp that explains part of the change keeps
+            # the model closer than none (it would fall further behind with every frame).
+            bar = FOLLOW_GAIN * base
+        warped = self._follow_similarity(g, bg, bar)
+        if warped is not None:
+            return warped
         if best is None:
             return fg, count
         bg.shift(best[0], best[1], g)
+        # What the whole-pixel shift left of the motion stays in the drift.
+        self._drift = self._drift - np.array([[0.0, 0.0, best[0]], [0.0, 0.0, best[1]]])
         self._set_threshold(bg)
         self._forget_still()
         if self._trust is not None:
@@ -330,6 +358,49 @@ class MotionDetector:
             shift_into(trust, self._trust, best[0], best[1])
             self._trust = trust
         self._camera_left = CAMERA_FRAMES
+        return self._changed(g)
+
+    def _follow_similarity(self, g: U8, bg: Background, bar: float) -> tuple[U8, int] | None:
+        """Warp the model by a similarity (zoom, rotation, pan) that takes it to ``g``, if one
+        leaves fewer than ``bar`` changed pixels.
+
+        Two guesses: the camera motion since the previous frame composed with the drift the
+        model has built up against that frame (reliable: two sharp frames, a small motion), and
+        a direct fit of the model to the frame. A motion that is not kept adds to the drift.
+        """
+        guesses: list[F64] = []
+        step = estimate_similarity(self._prev, g) if self._prev is not None else None
+        drift = self._drift
+        if step is not None:
+            drift = _compose(step, self._drift)
+            guesses.append(drift)
+        direct = estimate_similarity(bg.u8, g)
+        if direct is not None:
+            guesses.append(direct)
+        best: F64 | None = None
+        best_count = bar
+        area = g.shape[0] * g.shape[1]
+        for m in guesses:
+            hi, lo, covered = bg.warped_envelope(m)
+            _, moved = self._foreground(bg.distance(g, hi, lo), self._floor)
+            # Cells that came into view never count as change: compare the change per cell
+            # the model still covers, so a large spurious motion does not win by hiding it.
+            moved = round(moved * area / max(1, covered))
+            if moved < best_count:
+                best, best_count = m, moved
+        if best is None:
+            self._drift = drift
+            return None
+        seen = bg.warp(best, g)
+        self._set_threshold(bg)
+        self._forget_still()
+        if self._trust is not None:
+            h, w = g.shape
+            trust = cv2.warpAffine(self._trust, best, (w, h), flags=cv2.INTER_NEAREST)
+            self._trust = cast(U8, cv2.bitwise_and(trust, seen))
+        self._camera_left = CAMERA_FRAMES
+        self._drift = IDENTITY.copy()
+        self._lighting_left = max(self._lighting_left, WARP_FRAMES)
         return self._changed(g)
 
     def _relevel(self, g: U8, bg: Background, fg: U8, changed: float) -> tuple[U8, int] | None:
@@ -387,6 +458,7 @@ class MotionDetector:
         self._learned = 1
         self._prev = g
         self._lighting_left = LIGHTING_FRAMES
+        self._drift = IDENTITY.copy()
         self._forget_still()
         self._untrust()
         return self._empty(warming=False, lighting=True)

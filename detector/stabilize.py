@@ -12,10 +12,19 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["estimate_shift"]
+__all__ = ["estimate_shift", "estimate_similarity"]
 
 U8 = npt.NDArray[np.uint8]
 F32 = npt.NDArray[np.float32]
+
+SIM_CORNERS = 200
+"""Corners tracked for a similarity estimate."""
+SIM_MIN_POINTS = 12
+SIM_INLIERS = 0.5
+"""Share of the tracked corners that must agree on one similarity transform."""
+SIM_TOLERANCE = 2.0
+"""RANSAC inlier distance (working pixels)."""
+"""Share of the tracked corners that must agree on one similarity transform."""
 
 
 def _match(ref: F32, cur: F32, reach: int) -> float:
@@ -49,3 +58,29 @@ def estimate_shift(reference: U8, current: U8, reach: int) -> tuple[float, float
     rc, rr = profiles(reference)
     cc, cr = profiles(current)
     return _match(rc, cc, reach), _match(rr, cr, reach)
+
+
+def estimate_similarity(reference: U8, current: U8) -> npt.NDArray[np.float64] | None:
+    """The 2 x 3 similarity transform (scale, rotation, translation) taking ``reference`` to
+    ``current``, from corners of ``reference`` tracked into ``current`` (pyramidal Lucas-Kanade)
+    and a RANSAC fit, or None when too few corners agree on one motion (water, a blank scene).
+    Moving objects are outliers of the fit."""
+    pts = cv2.goodFeaturesToTrack(
+        reference, maxCorners=SIM_CORNERS, qualityLevel=0.01, minDistance=5, blockSize=5
+    )
+    if pts is None or len(pts) < SIM_MIN_POINTS:
+        return None
+    moved, status, _ = cv2.calcOpticalFlowPyrLK(
+        reference, current, pts, np.empty_like(pts), winSize=(15, 15), maxLevel=2
+    )
+    ok = status.ravel() == 1
+    if int(ok.sum()) < SIM_MIN_POINTS:
+        return None
+    m, inliers = cv2.estimateAffinePartial2D(
+        pts[ok], moved[ok], method=cv2.RANSAC, ransacReprojThreshold=SIM_TOLERANCE
+    )
+    if m is None or inliers is None:
+        return None
+    if int(inliers.sum()) < max(SIM_MIN_POINTS, SIM_INLIERS * int(ok.sum())):
+        return None
+    return np.asarray(m, np.float64)

@@ -3,6 +3,7 @@ moves, whatever the noise and the light do."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from detector_harness import background, camera, still_frames, tone, with_box
@@ -255,3 +256,32 @@ def test_fixed_threshold_and_sensitivity_change_what_counts() -> None:
             assert not det.detect(frame).motion
         results[name] = det.detect(camera(faint, rng, sigma=1.0)).motion
     assert results == {"strict": False, "loose": True, "insensitive": False, "sensitive": True}
+
+
+def test_zooming_camera_is_followed_and_the_object_still_found() -> None:
+    rng = np.random.default_rng(5)
+    wide = background(2 * H, 2 * W, seed=21)
+    grain = cv2.GaussianBlur(rng.normal(0.0, 30.0, wide.shape).astype(np.float32), (0, 0), 4.0)
+    scene = np.clip(wide + grain, 5, 250).astype(np.float32)
+    det = MotionDetector((H, W))
+    late: list[tuple[MotionResult, tuple[int, int, int, int]]] = []
+    for t in range(40):
+        # Still for two seconds, then zooming in by 1 % a frame about the centre.
+        s = 1.0 + 0.01 * max(0, t - 20)
+        view_to_frame = np.array([[s, 0.0, W / 2 - s * W], [0.0, s, H / 2 - s * H]], np.float32)
+        view = cv2.warpAffine(scene, view_to_frame, (W, H), flags=cv2.INTER_LINEAR)
+        box = (300, 150 + 2 * t, 360, 200 + 2 * t)
+        r = det.detect(camera(with_box(view, box, 230.0), rng))
+        if t >= 32:
+            late.append((r, box))
+    for r, box in late:
+        assert r.motion
+        assert any(iou(b, box) > 0.0 for b in r.boxes), (r.boxes, box)
+        # The zoomed background is not reported: only the object's surroundings are in motion.
+        mh, mw = r.mask.shape
+        x1, y1, x2, y2 = box
+        outside = r.mask.copy()
+        outside[
+            max(0, y1 * mh // H - 4) : y2 * mh // H + 4, max(0, x1 * mw // W - 4) : x2 * mw // W + 4
+        ] = 0
+        assert cv2.countNonZero(outside) < 0.005 * r.mask.size
