@@ -57,6 +57,8 @@ FOLLOW_GAIN = 0.7
 """While following a moving camera, a warp is kept when it leaves under this share of the
 change (else the model falls further behind with every frame)."""
 CAMERA_GAIN = 0.6
+PAN_HINT = 0.9
+"""A shift guess that leaves under this share of the change hints at camera motion."""
 """A shift or warp of the model is kept when it leaves under this share of the change."""
 FAST_FRAMES = 30
 """Frames of every-frame learning at start (the learning rate is 1/n then)."""
@@ -123,6 +125,7 @@ class MotionDetector:
         self._prev: U8 | None = None
         self._tick = 0
         self._drift = IDENTITY.copy()
+        self._warped_left = 0
         self._forget_still()
         self._untrust()
 
@@ -324,6 +327,8 @@ class MotionDetector:
         following = self._camera_left > 0
         if following:
             self._camera_left -= 1
+        if self._warped_left > 0:
+            self._warped_left -= 1
         guesses = {tuple(round(v) for v in estimate_shift(bg.u8, g, self._reach))}
         if self._prev is not None:
             guesses.add(tuple(round(v) for v in estimate_shift(self._prev, g, self._reach)))
@@ -331,9 +336,11 @@ class MotionDetector:
         _, base = self._foreground(bg.distance(g), self._floor)
         best: tuple[int, int] | None = None
         best_count = CAMERA_GAIN * base
+        closest = base
         for ix, iy in guesses:
             hi, lo = bg.shifted_envelope(ix, iy)
             _, moved = self._foreground(bg.distance(g, hi, lo), self._floor)
+            closest = min(closest, moved)
             if moved < best_count:
                 best, best_count = (ix, iy), moved
         # Zoom, rotation or a sub-pixel drift: a similarity fit of the model to the frame,
@@ -343,9 +350,13 @@ class MotionDetector:
             # Already following a moving camera: any warp that explains part of the change keeps
             # the model closer than none (it would fall further behind with every frame).
             bar = FOLLOW_GAIN * base
-        warped = self._follow_similarity(g, bg, bar)
-        if warped is not None:
-            return warped
+        # The corner tracking costs about a millisecond: only when a whole-pixel shift
+        # explained some of the change or a warp was kept recently (not for traffic in front of
+        # a still camera).
+        if closest < PAN_HINT * base or self._warped_left > 0:
+            warped = self._follow_similarity(g, bg, bar)
+            if warped is not None:
+                return warped
         if best is None:
             return fg, count
         bg.shift(best[0], best[1], g)
@@ -399,6 +410,7 @@ class MotionDetector:
             trust = cv2.warpAffine(self._trust, best, (w, h), flags=cv2.INTER_NEAREST)
             self._trust = cast(U8, cv2.bitwise_and(trust, seen))
         self._camera_left = CAMERA_FRAMES
+        self._warped_left = CAMERA_FRAMES
         self._drift = IDENTITY.copy()
         self._lighting_left = max(self._lighting_left, WARP_FRAMES)
         return self._changed(g)
