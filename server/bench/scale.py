@@ -59,9 +59,12 @@ __all__ = ["pin_process", "round_ratios", "run"]
 
 TARGET = 1.8
 # After its minimum time, the warm-up ends once the simulator's CPU per frame of two
-# successive windows differs by at most this share, or after WARMUP_MAX windows.
+# successive windows differs by at most this share or by at most WARMUP_FLOOR_MS (once
+# settled it is small and jumps by a few hundredths of a ms from window to window), or
+# after WARMUP_MAX windows.
 WARMUP_SHARE = 0.2
-WARMUP_MAX = 24
+WARMUP_FLOOR_MS = 0.05
+WARMUP_MAX = 18
 
 
 def pin_process(pid: int, cpus: set[int]) -> None:
@@ -138,7 +141,11 @@ def _warm_up(
         )
         if len(phases) >= 2 and time.monotonic() - start >= minimum:
             now, prev = phases[-1]["simulator_ms_per_frame"], phases[-2]["simulator_ms_per_frame"]
-            if now is not None and prev is not None and abs(now - prev) <= WARMUP_SHARE * prev:
+            if (
+                now is not None
+                and prev is not None
+                and abs(now - prev) <= max(WARMUP_SHARE * prev, WARMUP_FLOOR_MS)
+            ):
                 break
     return phases
 
