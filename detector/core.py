@@ -57,9 +57,9 @@ FOLLOW_GAIN = 0.7
 """While following a moving camera, a warp is kept when it leaves under this share of the
 change (else the model falls further behind with every frame)."""
 CAMERA_GAIN = 0.6
+"""A shift or warp of the model is kept when it leaves under this share of the change."""
 PAN_HINT = 0.9
 """A shift guess that leaves under this share of the change hints at camera motion."""
-"""A shift or warp of the model is kept when it leaves under this share of the change."""
 FAST_FRAMES = 30
 """Frames of every-frame learning at start (the learning rate is 1/n then)."""
 LEARN_EVERY = 4

@@ -20,11 +20,11 @@ F32 = npt.NDArray[np.float32]
 SIM_CORNERS = 200
 """Corners tracked for a similarity estimate."""
 SIM_MIN_POINTS = 12
+"""Fewest tracked corners (and inliers) a similarity estimate is made from."""
 SIM_INLIERS = 0.5
 """Share of the tracked corners that must agree on one similarity transform."""
 SIM_TOLERANCE = 2.0
 """RANSAC inlier distance (working pixels)."""
-"""Share of the tracked corners that must agree on one similarity transform."""
 
 
 def _match(ref: F32, cur: F32, reach: int) -> float:
