@@ -134,9 +134,8 @@ class Pump:
     """Reads one camera URL on a dedicated thread until stopped.
 
     ``publish`` receives the frames the rate limit lets through and ``wants``, if given,
-    accepts; ``idle``, if given,
-    is polled between frames and attempts and ends the pump when it returns True
-    (used for the on-demand main stream).
+    accepts; ``idle``, if given, is polled between frames and attempts and ends the pump
+    when it returns True (used for the on-demand main stream).
     """
 
     def __init__(
