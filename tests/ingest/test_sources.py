@@ -8,6 +8,7 @@ import itertools
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -187,15 +188,22 @@ async def test_slow_consumer_counts_dropped_frames(rtsp_camera: RtspCamera) -> N
         assert reader.status.dropped >= 5
 
 
-async def test_a_frame_the_pipeline_has_not_taken_stops_further_analysis(
-    rtsp_camera: RtspCamera,
-) -> None:
-    analysed: list[float] = []
+def counting_analyser(analysed: list[float]) -> Callable[[np.ndarray, float], int]:
+    """An analyser that records each frame's time in ``analysed`` and returns how many
+    frames it has analysed so far (the frame's ``analysis``)."""
 
     def analyse(luma: np.ndarray, mono: float) -> int:
         analysed.append(mono)
         return len(analysed)
 
+    return analyse
+
+
+async def test_a_frame_the_pipeline_has_not_taken_stops_further_analysis(
+    rtsp_camera: RtspCamera,
+) -> None:
+    analysed: list[float] = []
+    analyse = counting_analyser(analysed)
     # A hold longer than the test: the frame waiting in the slot is never replaced.
     async with running(camera(rtsp_camera.url, detect={"fps": 15}), hold=60.0) as reader:
         reader.set_analyser(analyse)
@@ -217,11 +225,7 @@ async def test_a_stuck_pipeline_gets_a_recent_frame_after_the_hold(
     rtsp_camera: RtspCamera,
 ) -> None:
     analysed: list[float] = []
-
-    def analyse(luma: np.ndarray, mono: float) -> int:
-        analysed.append(mono)
-        return len(analysed)
-
+    analyse = counting_analyser(analysed)
     async with running(camera(rtsp_camera.url, detect={"fps": 15}), hold=0.1) as reader:
         reader.set_analyser(analyse)
         first = (await take_frames(reader, 2))[-1]
