@@ -47,7 +47,7 @@ __all__ = [
     "raise_fd_limit",
     "rate",
     "run_clients",
-    "thread_cpu_rates",
+    "thread_rates",
     "verdict",
 ]
 
@@ -170,12 +170,15 @@ def cpu_rate(before: dict[str, Any], after: dict[str, Any]) -> float:
     return float(after["cpu"] - before["cpu"]) / float(after["uptime"] - before["uptime"])
 
 
-def thread_cpu_rates(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
-    """CPU seconds per second of each kind of server thread between two stats."""
+def thread_rates(
+    before: dict[str, Any], after: dict[str, Any], key: str = "threads"
+) -> dict[str, float]:
+    """Seconds per second of each kind of server thread between two stats: CPU time by
+    default, or another per-thread record of the probe (``key="runqueue_wait"``)."""
     elapsed = after["uptime"] - before["uptime"]
     return {
-        name: round((secs - before["threads"].get(name, 0.0)) / elapsed, 3)
-        for name, secs in after["threads"].items()
+        name: round((secs - before.get(key, {}).get(name, 0.0)) / elapsed, 3)
+        for name, secs in after.get(key, {}).items()
     }
 
 

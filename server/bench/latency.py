@@ -34,7 +34,7 @@ from server.bench.harness import (
     raise_fd_limit,
     rate,
     run_clients,
-    thread_cpu_rates,
+    thread_rates,
     verdict,
 )
 from server.bench.probe import LagMeter, loop_lag_probe
@@ -132,7 +132,7 @@ async def _measure(
     motion = [d for c in conns for d in c.log.motion_delays]
     events = [d for c in conns for d in c.log.event_delays]
     elapsed = stats1["uptime"] - stats0["uptime"]
-    threads = thread_cpu_rates(stats0, stats1)
+    threads = thread_rates(stats0, stats1)
     ws_sent = (stats1["ws"]["sent"] - stats0["ws"]["sent"]) / elapsed
     loop_cpu = threads.get("MainThread", 0.0)
     return {
@@ -145,10 +145,7 @@ async def _measure(
         "server_cpu_s_per_s": round(cpu_rate(stats0, stats1), 3),
         "thread_cpu_s_per_s": threads,
         # Time ready to run but without a CPU, per second: the machine's share of the lag.
-        "thread_runqueue_wait_s_per_s": {
-            name: round((secs - stats0.get("runqueue_wait", {}).get(name, 0.0)) / elapsed, 3)
-            for name, secs in stats1.get("runqueue_wait", {}).items()
-        },
+        "thread_runqueue_wait_s_per_s": thread_rates(stats0, stats1, "runqueue_wait"),
         "ws_sent_per_s": round(ws_sent, 1),
         # The event loop's CPU per WebSocket message sent: a load-independent cost figure
         # (it includes the loop's other work: events, MQTT, storage hand-offs).

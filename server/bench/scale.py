@@ -50,7 +50,7 @@ from server.bench.harness import (
     cpu_seconds,
     machine,
     rate,
-    thread_cpu_rates,
+    thread_rates,
     verdict,
 )
 from server.bench.profile import profile
@@ -94,7 +94,7 @@ def _phase(
     time.sleep(window)
     after, sim1 = server.stats(), cpu_seconds(sim_pid)
     elapsed = after["uptime"] - before["uptime"]
-    threads = thread_cpu_rates(before, after)
+    threads = thread_rates(before, after)
     decoded = rate(before, after, "frames")
     server_cpu = cpu_rate(before, after)
     sim_cpu = (sim1 - sim0) / elapsed
