@@ -106,10 +106,10 @@ class Background:
         ones = np.full((h, w), 255, np.uint8)
         return cast(U8, cv2.warpAffine(ones, m, (w, h), flags=cv2.INTER_NEAREST, borderValue=0))
 
-    def warped_envelope(self, m: npt.NDArray[np.float64]) -> tuple[U8, U8, int]:
+    def warped_envelope(self, m: npt.NDArray[np.float64]) -> tuple[U8, U8, U8]:
         """The envelope of the model warped by the 2 x 3 transform ``m``, with cells that came
-        into view set to "anything goes" (hi = 255, lo = 0), and the number of cells the model
-        still covers."""
+        into view set to "anything goes" (hi = 255, lo = 0), and where the warped model has a
+        source pixel (255; see :meth:`warp`)."""
         h, w = self.u8.shape
         u8 = cv2.warpAffine(
             self.u8, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
@@ -117,14 +117,13 @@ class Background:
         seen = self._seen(m)
         hi = cast(U8, cv2.bitwise_or(cv2.dilate(u8, K3), cv2.bitwise_not(seen)))
         lo = cast(U8, cv2.bitwise_and(cv2.erode(u8, K3), seen))
-        return hi, lo, cv2.countNonZero(seen)
+        return hi, lo, seen
 
-    def warp(self, m: npt.NDArray[np.float64], frame: U8) -> U8:
+    def warp(self, m: npt.NDArray[np.float64], frame: U8, seen: U8) -> None:
         """Carry the model through the camera's 2 x 3 similarity ``m`` (zoom, rotation, pan);
-        cells that came into view take ``frame`` and no noise. Returns where the model was seen
-        (255) before the warp."""
+        cells that came into view (0 in ``seen``, from :meth:`warped_envelope` of the same
+        ``m``) take ``frame`` and no noise."""
         h, w = self.u8.shape
-        seen = self._seen(m)
         mean = cv2.warpAffine(
             self.mean, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
         )
@@ -133,7 +132,6 @@ class Background:
         noise = cv2.warpAffine(self.noise, m, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
         self.mean, self.noise = new, cast(U8, noise)
         self.refresh()
-        return seen
 
     def scale(self, gain: float) -> None:
         """Multiply the model by a global gain."""

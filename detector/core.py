@@ -333,6 +333,8 @@ class MotionDetector:
         if self._prev is not None:
             guesses.add(tuple(round(v) for v in estimate_shift(self._prev, g, self._reach)))
         guesses.discard((0, 0))
+        if not guesses and self._warped_left == 0:
+            return fg, count  # no shift to try, and no recent warp to go on following
         _, base = self._foreground(bg.distance(g), self._floor)
         best: tuple[int, int] | None = None
         best_count = CAMERA_GAIN * base
@@ -391,24 +393,25 @@ class MotionDetector:
         best: F64 | None = None
         best_count = bar
         area = g.shape[0] * g.shape[1]
+        best_seen: U8 | None = None
         for m in guesses:
-            hi, lo, covered = bg.warped_envelope(m)
+            hi, lo, seen = bg.warped_envelope(m)
             _, moved = self._foreground(bg.distance(g, hi, lo), self._floor)
             # Cells that came into view never count as change: compare the change per cell
             # the model still covers, so a large spurious motion does not win by hiding it.
-            moved = round(moved * area / max(1, covered))
+            moved = round(moved * area / max(1, cv2.countNonZero(seen)))
             if moved < best_count:
-                best, best_count = m, moved
-        if best is None:
+                best, best_count, best_seen = m, moved, seen
+        if best is None or best_seen is None:
             self._drift = drift
             return None
-        seen = bg.warp(best, g)
+        bg.warp(best, g, best_seen)
         self._set_threshold(bg)
         self._forget_still()
         if self._trust is not None:
             h, w = g.shape
             trust = cv2.warpAffine(self._trust, best, (w, h), flags=cv2.INTER_NEAREST)
-            self._trust = cast(U8, cv2.bitwise_and(trust, seen))
+            self._trust = cast(U8, cv2.bitwise_and(trust, best_seen))
         self._camera_left = CAMERA_FRAMES
         self._warped_left = CAMERA_FRAMES
         self._drift = IDENTITY.copy()
