@@ -21,7 +21,7 @@ import secrets
 import socket
 import ssl
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
@@ -101,6 +101,46 @@ def _settle(client: aiomqtt.Client | None) -> None:
     paho = getattr(client, "_client", None)
     if paho is not None and paho.socket() is not None:
         paho._sock_close()
+
+
+def _write_at_once(client: aiomqtt.Client) -> None:
+    """Send a packet paho queues on the event loop's thread at once, as paho itself does
+    when it owns its loop.
+
+    aiomqtt gives paho an external loop: a queued packet only registers the socket for
+    writing, through ``call_soon_threadsafe(add_writer)``, so it leaves two loop turns
+    later, behind everything else ready then (under load, the WebSocket pass of the same
+    burst). Here paho's ``loop_write`` runs first; aiomqtt's writer is still registered for
+    whatever the socket did not take, and it also meets any error the write raises. From
+    another thread (aiomqtt connects in an executor) nothing changes.
+    """
+    paho = getattr(client, "_client", None)
+    if paho is None:  # pragma: no cover - aiomqtt 2.x always has it
+        return
+    register = paho.on_socket_register_write
+    loop = asyncio.get_running_loop()
+
+    def on_register_write(c: Any, userdata: Any, sock: Any) -> None:
+        if _running_loop() is loop and _wrote_all(c):
+            return
+        register(c, userdata, sock)
+
+    paho.on_socket_register_write = on_register_write
+
+
+def _wrote_all(paho: Any) -> bool:
+    try:
+        paho.loop_write()
+    except Exception:  # aiomqtt's writer, registered instead, meets it again and reports it
+        return False
+    return not paho.want_write()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _flatten(exc: BaseException) -> list[BaseException]:
@@ -293,6 +333,7 @@ class MqttLink:
         )
         # A reconnect republishes every retained state at once; that is expected, not a leak.
         client.pending_calls_threshold = 1 << 20
+        _write_at_once(client)
         return client
 
     def _set_state(self, state: LinkState) -> None:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
+import time
 from pathlib import Path
 
 import aiomqtt
+import paho.mqtt.client as paho
 from broker_harness import Mosquitto, Recorder, retained
-from mqtt_harness import FakeServices, camera, data_dir, mqtt_settings, running
+from mqtt_harness import FakeServices, camera, data_dir, make_event, mqtt_settings, running
+from paho.mqtt.enums import CallbackAPIVersion
 
+from server.messages import EventStartMessage
 from server.mqtt import MqttService
 from server.mqtt.link import LinkState, backoff_delay
 from server.mqtt.topics import Topics
@@ -109,3 +114,36 @@ async def test_serve_stops_cleanly_when_cancelled(
     assert task.cancelled()
     after = await retained(mosquitto.url, Topics(mqtt_prefix).available)
     assert after[Topics(mqtt_prefix).available].payload == b"offline"
+
+
+async def test_an_event_leaves_for_the_broker_before_the_loop_turns_again(
+    mosquitto: Mosquitto, mqtt_prefix: str, tmp_path: Path
+) -> None:
+    """aiomqtt alone registers a socket writer for a queued packet and sends it two loop
+    turns later; the link sends it from the publish itself. The event loop is blocked right
+    after the sender's first step, so only a packet already written can reach a subscriber
+    that runs on its own thread."""
+    t = Topics(mqtt_prefix)
+    subscribed, received = threading.Event(), threading.Event()
+    sub = paho.Client(CallbackAPIVersion.VERSION2)
+    sub.on_subscribe = lambda *_: subscribed.set()
+    sub.on_message = lambda *_: received.set()
+    host, port = mosquitto.url.removeprefix("mqtt://").rsplit(":", 1)
+    sub.connect(host, int(port))
+    sub.subscribe(t.events, qos=1)
+    sub.loop_start()
+    try:
+        assert subscribed.wait(5)
+        services = FakeServices([camera("cam1")])
+        service = MqttService(
+            services, mqtt_settings(mosquitto.url, mqtt_prefix), data_dir(tmp_path)
+        )
+        async with running(service):
+            assert await service.wait_idle()
+            services.hub.publish(EventStartMessage(event=make_event("cam1"), ts=time.time()))
+            await asyncio.sleep(0)  # the sender's task takes its first step, then this one
+            assert received.wait(2.0), "the event stayed queued until the loop turned"
+            await service.outbox.wait_empty(5.0)
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
