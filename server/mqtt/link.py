@@ -110,9 +110,11 @@ def _write_at_once(client: aiomqtt.Client) -> None:
     aiomqtt gives paho an external loop: a queued packet only registers the socket for
     writing, through ``call_soon_threadsafe(add_writer)``, so it leaves two loop turns
     later, behind everything else ready then (under load, the WebSocket pass of the same
-    burst). Here paho's ``loop_write`` runs first; aiomqtt's writer is still registered for
-    whatever the socket did not take, and it also meets any error the write raises. From
-    another thread (aiomqtt connects in an executor) nothing changes.
+    burst). Here paho's ``loop_write`` runs first, and aiomqtt's writer is registered only
+    for what the socket did not take, or after an exception, which it then meets again and
+    reports. A write that loses the connection is handled by paho as in its own loop: it
+    closes the socket and reports the disconnect. From another thread (aiomqtt connects in
+    an executor) nothing changes.
     """
     paho = getattr(client, "_client", None)
     if paho is None:  # pragma: no cover - aiomqtt 2.x always has it
@@ -121,8 +123,8 @@ def _write_at_once(client: aiomqtt.Client) -> None:
     loop = asyncio.get_running_loop()
 
     def on_register_write(c: Any, userdata: Any, sock: Any) -> None:
-        if _running_loop() is loop and _wrote_all(c):
-            return
+        if _running_loop() is loop and (_wrote_all(c) or c.socket() is not sock):
+            return  # all sent, or the write lost the connection and paho closed the socket
         register(c, userdata, sock)
 
     paho.on_socket_register_write = on_register_write
