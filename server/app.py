@@ -93,11 +93,11 @@ def create_app(settings: Settings) -> FastAPI:
     # after the cameras have closed their events. They reach the core through
     # ``app.state.services`` and report through ``core.metrics.set_websocket_clients`` and
     # ``core.metrics.set_mqtt_connected``.
+    #
+    # The hub hands a message to its subscribers in the order they subscribed, which is this
+    # list's order. MQTT comes first: its event publish is one small write started from the
+    # hand-over, which would otherwise wait behind the WebSocket pass over every client.
     frontends: list[FrontEnd] = []
-    ws_api = WebSocketApi.from_settings(core, settings, core.metrics.set_websocket_clients)
-    ws_api.install(app)
-    frontends.append(("websocket", ws_api.run))
-    mount_dashboard(app)
     if settings.mqtt is not None:
         from server.mqtt import MqttCollector, MqttService
 
@@ -107,6 +107,10 @@ def create_app(settings: Settings) -> FastAPI:
         core.metrics.registry.register(MqttCollector(mqtt))
         app.state.mqtt = mqtt
         frontends.append(("mqtt", mqtt.serve))
+    ws_api = WebSocketApi.from_settings(core, settings, core.metrics.set_websocket_clients)
+    ws_api.install(app)
+    frontends.append(("websocket", ws_api.run))
+    mount_dashboard(app)
     # ---- END FRONT ENDS ----------------------------------------------------------------------
     app.state.frontends = frontends
     return app

@@ -159,6 +159,19 @@ async def serve_app(
         await asyncio.wait_for(task, 30)
 
 
+async def test_the_hub_hands_an_event_to_mqtt_before_the_websocket_pass(
+    mosquitto: Mosquitto, mqtt_prefix: str, tmp_path: Path
+) -> None:
+    """The hub calls its subscribers in order; MQTT's one small write must not wait behind
+    the WebSocket pass over every client of the same burst."""
+    settings = Settings(**base_config(tmp_path, mosquitto.url, mqtt_prefix))
+    async with serve_app(settings, lambda _: None) as app:
+        names = app.state.hub.subscriber_names
+    assert "websocket" in names
+    assert "mqtt" in names
+    assert names.index("mqtt") < names.index("websocket"), names
+
+
 def _p90(values: list[float]) -> float:
     return statistics.quantiles(values, n=10)[8]
 
