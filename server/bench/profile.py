@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -25,15 +26,25 @@ __all__ = ["profile", "py_spy_available"]
 RATE = 100
 
 
+def _py_spy() -> str | None:
+    """The ``py-spy`` command: the one next to this Python first, then PATH.
+
+    ``pip install py-spy`` in a virtual environment puts it beside the interpreter, which
+    is not on PATH unless the environment is activated.
+    """
+    beside = shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    return beside or shutil.which("py-spy")
+
+
 def py_spy_available() -> bool:
-    """Whether the ``py-spy`` command is on PATH."""
-    return shutil.which("py-spy") is not None
+    """Whether a ``py-spy`` command is found (beside this Python or on PATH)."""
+    return _py_spy() is not None
 
 
-def _record(pid: int, seconds: float, gil: bool) -> list[tuple[list[str], int]]:
+def _record(py_spy: str, pid: int, seconds: float, gil: bool) -> list[tuple[list[str], int]]:
     with tempfile.TemporaryDirectory(prefix="motionhub-pyspy-") as tmp:
         out = Path(tmp) / "profile.txt"
-        argv = ["py-spy", "record", "--pid", str(pid), "--duration", str(max(1, round(seconds)))]
+        argv = [py_spy, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds)))]
         argv += ["--rate", str(RATE), "--format", "raw", "--output", str(out), "--nonblocking"]
         if gil:
             argv.append("--gil")
@@ -84,12 +95,13 @@ def profile(pid: int, seconds: float) -> dict[str, Any]:
 
     Shares are fractions of wall time (1.0 = one core busy for the whole recording).
     """
-    if not py_spy_available():
+    py_spy = _py_spy()
+    if py_spy is None:
         return {"available": False, "note": "py-spy not installed (pip install py-spy)"}
     ticks = seconds * RATE
     try:
-        gil = _summary(_record(pid, seconds, gil=True), ticks)
-        running = _summary(_record(pid, seconds, gil=False), ticks)
+        gil = _summary(_record(py_spy, pid, seconds, gil=True), ticks)
+        running = _summary(_record(py_spy, pid, seconds, gil=False), ticks)
     except (subprocess.SubprocessError, OSError) as exc:
         return {"available": False, "note": f"py-spy failed: {exc}"}
     return {"available": True, "rate_hz": RATE, "seconds": seconds, "gil": gil, "running": running}
