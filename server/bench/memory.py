@@ -27,6 +27,7 @@ from typing import Any
 from clients.sim import RtspCamera
 from server.bench import BenchContext, SuiteResult
 from server.bench.harness import ProbeServer, camera_config, clip, machine, verdict
+from server.bench.probe import proc_status_bytes
 
 __all__ = ["run"]
 
@@ -42,11 +43,7 @@ KEYS = ("rss", "anon", "file", "pss", "uss")
 def memory(pid: int) -> dict[str, int]:
     """Resident memory of ``pid`` in bytes: ``rss``, its ``anon`` and ``file`` parts
     (``RssAnon``, ``RssFile`` + ``RssShmem``), and ``pss`` and ``uss`` (private pages)."""
-    status = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key.startswith(("VmRSS", "Rss")):
-            status[key] = int(value.split()[0]) * 1024
+    status = proc_status_bytes(pid)
     rollup = {}
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
         key, _, value = line.partition(":")

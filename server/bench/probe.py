@@ -36,6 +36,7 @@ __all__ = [
     "loop_lag_probe",
     "main",
     "proc_rss",
+    "proc_status_bytes",
     "thread_cpu",
     "thread_runqueue_wait",
 ]
@@ -44,12 +45,21 @@ _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _LAG_PERIOD = 0.01
 
 
+def proc_status_bytes(pid: int | str = "self") -> dict[str, int]:
+    """The size fields (those in kB: ``VmRSS``, ``RssAnon``, ...) of a process's ``/proc``
+    ``status``, in bytes: one reading of the file serves every measure taken from it."""
+    sizes = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields = value.split()
+        if len(fields) == 2 and fields[1] == "kB":
+            sizes[key] = int(fields[0]) * 1024
+    return sizes
+
+
 def proc_rss(pid: int | str = "self") -> int:
     """Resident set size of a process in bytes (``VmRSS`` from ``/proc``)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
+    return proc_status_bytes(pid).get("VmRSS", 0)
 
 
 def _stat_cpu(stat_file: Path) -> float:
