@@ -134,11 +134,12 @@ class CameraReader:
         (daemon) thread is left to finish on its own.
         """
         if self._main is not None:
-            # First, so that a snapshot asked for while this waits opens no new stream.
+            # First, so that a snapshot asked for while this waits opens no new stream;
+            # it asks each of its pumps to stop.
             self._main.request_stop()
+        if self._pump is not None:
+            self._pump.request_stop()
         pumps = [p for p in (self._pump, *(self._main.pumps if self._main else [])) if p]
-        for pump in pumps:
-            pump.request_stop()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 for pump in pumps:

@@ -29,6 +29,7 @@ from ingest_harness import (
 
 from clients.sim import HttpCamera, RtspCamera, SceneSpec, render_clip
 from server.cameras import CameraStatus, Frame, SourceError
+from server.cameras.pump import Pump
 
 
 def _assert_view_of_decoder_buffer(luma: np.ndarray) -> None:
@@ -315,6 +316,28 @@ async def test_no_main_stream_opens_while_the_camera_stops(clip: Path) -> None:
             assert await reader.color_frame() is None
             await stopping
             assert reader_threads() == []
+
+
+async def test_stopping_asks_each_reader_thread_to_stop_once(
+    clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[str] = []
+    request_stop = Pump.request_stop
+
+    def counting(pump: Pump) -> None:
+        asked.append(pump.thread.name)
+        request_stop(pump)
+
+    monkeypatch.setattr(Pump, "request_stop", counting)
+    sub_clip = render_clip(SceneSpec(width=320, height=180, fps=15, seed=7, loop_seconds=4))
+    with RtspCamera({"main": clip, "sub": sub_clip}) as cam:
+        settings = camera(cam.url_for("main"), detect_url=cam.url_for("sub"))
+        async with running(settings, main_idle=30) as reader:
+            await take_frames(reader, 1)
+            assert await reader.color_frame() is not None  # the main stream is open
+        assert reader_threads() == []
+    main = f"camera-{settings.id}-main"
+    assert sorted(asked) == sorted([f"camera-{settings.id}", main])
 
 
 async def test_v4l2_device() -> None:
