@@ -24,7 +24,7 @@ from typing import IO, Self
 
 from clients.sim.encode import SimulatorError
 
-__all__ = ["ChildServer", "ChildServerFront", "free_port", "port_open"]
+__all__ = ["ChildServer", "ChildServerFront", "free_port", "port_open", "reap"]
 
 _POLL_S = 0.05
 _OUTPUT_TAIL = 4000
@@ -52,18 +52,25 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def _reap(proc: subprocess.Popen[bytes], timeout: float) -> None:
-    """Terminate, then kill after ``timeout``, and always wait, so no zombie is left."""
-    if proc.poll() is None:
-        proc.terminate()
+def reap(procs: Sequence[subprocess.Popen[bytes]], timeout: float) -> None:
+    """Terminate, then kill any still running ``timeout`` seconds later, and always wait,
+    so no zombie is left; close each one's stdin.
+
+    Every process is sent SIGTERM before any is waited for, so several that exit on it
+    stop together instead of one after another.
+    """
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    if proc.stdin is not None:
-        with contextlib.suppress(OSError):
-            proc.stdin.close()
+        if proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
 
 
 class ChildServer:
@@ -89,9 +96,9 @@ class ChildServer:
         self.stop_timeout = stop_timeout
         self._proc: subprocess.Popen[bytes] | None = None
         self._output: IO[bytes] | None = None
-        self._finalizer: weakref.finalize[[subprocess.Popen[bytes], float], ChildServer] | None = (
-            None
-        )
+        self._finalizer: (
+            weakref.finalize[[Sequence[subprocess.Popen[bytes]], float], ChildServer] | None
+        ) = None
 
     @property
     def running(self) -> bool:
@@ -137,7 +144,7 @@ class ChildServer:
             start_new_session=True,
         )
         self._proc = proc
-        self._finalizer = weakref.finalize(self, _reap, proc, self.stop_timeout)
+        self._finalizer = weakref.finalize(self, reap, [proc], self.stop_timeout)
         deadline = time.monotonic() + self.ready_timeout
         while not port_open(self.host, self.port, timeout=0.2):
             code = proc.poll()
@@ -160,7 +167,7 @@ class ChildServer:
     def stop(self) -> None:
         """Stop the child (SIGTERM, then SIGKILL after ``stop_timeout``) and reap it."""
         if self._proc is not None:
-            _reap(self._proc, self.stop_timeout)
+            reap([self._proc], self.stop_timeout)
         self._cleanup()
 
     def kill(self) -> None:

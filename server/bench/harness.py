@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import numpy as np
 import yaml
 
-from clients.sim.process import ChildServer, free_port, port_open
+from clients.sim.process import ChildServer, free_port, port_open, reap
 from server.bench.probe import cpu_seconds, proc_rss
 
 T = TypeVar("T")
@@ -410,16 +410,9 @@ def ffmpeg_decode_rate(
 
 
 def _stop_all(procs: list[subprocess.Popen[bytes]], readers: list[threading.Thread]) -> None:
-    """Terminate (then kill) every process, reap it, and close its output pipe."""
-    for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    """Terminate (then kill) every process, reap it, and close its output pipe once the
+    thread reading it is done."""
+    reap(procs, timeout=5.0)
     for thread in readers:
         thread.join(5)
     for proc in procs:
