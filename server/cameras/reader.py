@@ -4,7 +4,8 @@ The thread decodes everything the camera sends (FFmpeg releases the GIL while it
 does), runs the analyser (the motion detector) on each rate-limited frame, and puts
 the newest frame, with its analysis, into a one-frame slot. The event loop
 is woken only when a coroutine is actually waiting in :meth:`CameraReader.next_frame`,
-through a pipe that the readers of one loop share (see :class:`_Waker`).
+through a pipe that the readers of one loop share (see :class:`_Waker`); status changes
+reach the loop the same way.
 
 If the pipeline has not yet taken the analysed frame in the slot when the next one is
 due, the newer frame is skipped before it is analysed, and counted as dropped: the
@@ -33,7 +34,7 @@ from numpy.typing import NDArray
 from server.cameras.errors import BadFrame, SourceError
 from server.cameras.frame import Frame
 from server.cameras.mainstream import MainStream
-from server.cameras.pump import Pump, call_in_loop, stall_limit
+from server.cameras.pump import Pump, stall_limit
 from server.cameras.sources import Sample
 from server.cameras.status import CameraStatus, StatusTracker
 from server.config import CameraSettings, SecuritySettings
@@ -291,10 +292,10 @@ class CameraReader:
             log.warning("camera %s offline: %s", status.camera, status.last_error)
         else:
             log.warning("camera %s: %s", status.camera, status.last_error)
-        loop = self._loop
-        if loop is None or not self._callbacks:
+        waker = self._waker
+        if waker is None or not self._callbacks:
             return
-        call_in_loop(loop, self._dispatch, status)
+        waker.tell(self._dispatch, status)
 
     def _dispatch(self, status: CameraStatus) -> None:
         for callback in list(self._callbacks):
@@ -311,14 +312,17 @@ def _wake(waiters: list[asyncio.Future[None]]) -> None:
 
 
 class _Waker:
-    """Wakes :meth:`CameraReader.next_frame` waiters on one event loop from reader threads.
+    """Wakes :meth:`CameraReader.next_frame` waiters on one event loop from reader threads,
+    and hands it their status changes.
 
     A reader thread queues its waiters and, if the queue was empty, writes one byte to a
     pipe the loop watches; the loop then wakes every queued waiter at once. Frames of
     several cameras that arrive before the loop runs share one wake-up, and the write
     happens outside the GIL (``os.write`` releases it), where ``call_soon_threadsafe``
     holds the GIL through the system call that wakes the loop's thread, which under load
-    made it the largest GIL holder of the reader threads.
+    made it the largest GIL holder of the reader threads. Status changes are rare; they
+    share the pipe so that everything a reader thread tells the loop takes one path. Once
+    a reader has stopped (released the waker) its status changes are no longer passed on.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -326,6 +330,7 @@ class _Waker:
         self._loop = weakref.ref(loop)
         self._lock = threading.Lock()
         self._pending: list[asyncio.Future[None]] = []
+        self._told: list[tuple[StatusCallback, CameraStatus]] = []
         self._users = 0
         self._rfd, self._wfd = os.pipe()
         os.set_blocking(self._rfd, False)
@@ -337,14 +342,24 @@ class _Waker:
     def wake(self, waiters: list[asyncio.Future[None]]) -> None:
         """Queue ``waiters`` to be woken on the loop (any thread)."""
         with self._lock:
-            first = not self._pending
+            first = not self._pending and not self._told
             self._pending += waiters
-            # Written under the lock, so that release() never closes the pipe (and the
-            # number is never reused) between the check and the write. A full pipe (never:
-            # one byte per batch) has nobody more to tell.
-            if first and self._wfd >= 0:
-                with contextlib.suppress(OSError):
-                    os.write(self._wfd, b"\0")
+            self._signal(first)
+
+    def tell(self, callback: StatusCallback, status: CameraStatus) -> None:
+        """Queue ``callback(status)`` to run on the loop (any thread)."""
+        with self._lock:
+            first = not self._pending and not self._told
+            self._told.append((callback, status))
+            self._signal(first)
+
+    def _signal(self, first: bool) -> None:
+        # Called under the lock, so that release() never closes the pipe (and the number
+        # is never reused) between the check and the write. A full pipe (never: one byte
+        # per batch) has nobody more to tell.
+        if first and self._wfd >= 0:
+            with contextlib.suppress(OSError):
+                os.write(self._wfd, b"\0")
 
     def _run(self) -> None:
         # On the loop: empty the pipe first, then the queue, so that a waiter queued after
@@ -354,7 +369,9 @@ class _Waker:
                 pass
         with self._lock:
             pending, self._pending = self._pending, []
+            told, self._told = self._told, []
         _wake(pending)
+        _tell(told)
 
     def acquire(self) -> None:
         """One more reader uses this waker (on the loop)."""
@@ -373,8 +390,15 @@ class _Waker:
         with self._lock:
             self._wfd = -1
             pending, self._pending = self._pending, []
+            told, self._told = self._told, []
         self._close()
         _wake(pending)
+        _tell(told)
+
+
+def _tell(told: list[tuple[StatusCallback, CameraStatus]]) -> None:
+    for callback, status in told:
+        callback(status)
 
 
 def _close_fds(*fds: int) -> None:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -361,6 +362,31 @@ async def test_status_callbacks_run_on_the_event_loop(rtsp_camera: RtspCamera) -
         await asyncio.sleep(0.05)
     assert [s.state for s, _ in seen] == ["online"]
     assert {ident for _, ident in seen} == {threading.get_ident()}
+
+
+async def test_status_changes_reach_the_loop_through_the_readers_shared_pipe(
+    rtsp_camera: RtspCamera, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # call_soon_threadsafe holds the GIL through the system call that wakes the loop;
+    # the readers' pipe (which frames already use) writes outside it.
+    loop = asyncio.get_running_loop()
+    loop_thread = threading.get_ident()
+    from_threads: list[str] = []
+    call_soon_threadsafe = loop.call_soon_threadsafe
+
+    def recording(callback: Callable[..., object], *args: object, **kwargs: Any) -> Any:
+        if threading.get_ident() != loop_thread:
+            from_threads.append(getattr(callback, "__name__", repr(callback)))
+        return call_soon_threadsafe(callback, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_soon_threadsafe", recording)
+    seen: list[str] = []
+    async with running(camera(rtsp_camera.url), security()) as reader:
+        reader.on_status_change(lambda s: seen.append(s.state))
+        await wait_until(reader, lambda s: s.state == "online", 5, "online")
+        await take_frames(reader, 3)
+        await poll(lambda: seen == ["online"], 2, "the status callback")
+    assert "_dispatch" not in from_threads
 
 
 async def test_next_frame_is_cancellable_and_fails_after_stop() -> None:
