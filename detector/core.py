@@ -64,6 +64,13 @@ FAST_FRAMES = 30
 """Frames of every-frame learning at start (the learning rate is 1/n then)."""
 LEARN_EVERY = 4
 STATIC_EVERY = 4
+FIXED_STEP = 2
+"""Largest frame-to-frame change (grey levels) of a pixel that stays put in the picture."""
+FIXED_FRAMES = 3
+"""Frames a pixel must stay put while the camera moves before it counts as an overlay."""
+FIXED_EDGE = 12
+"""Least local contrast (3x3 max - min, grey levels) of an overlay pixel: the strokes of text
+or a logo, not the flat inside of an object that moves slowly with the camera."""
 TRUST_SECONDS = 3.0
 """Quiet time after which a pixel's background counts as seen, not guessed from a first frame
 that may hold objects (which leave ghosts when they move)."""
@@ -128,6 +135,8 @@ class MotionDetector:
         self._warped_left = 0
         self._forget_still()
         self._untrust()
+        self._fixed = np.zeros(self._scaler.work_shape, np.uint8)
+        self._fixed_live = False
 
     def _forget_still(self) -> None:
         """Restart the counts of how long each pixel stayed foreground and stayed still (the
@@ -250,10 +259,19 @@ class MotionDetector:
         lighting = self._lighting_left > 0
         if lighting:
             self._lighting_left -= 1
+        overlay: U8 | None = None
+        if self._camera_left > 0 and self._prev is not None:
+            fg, count, overlay = self._drop_fixed(g, self._prev, fg, count)
+        elif self._fixed_live:
+            # The camera stopped: what stayed put while it moved says nothing about the next move.
+            self._fixed.fill(0)
+            self._fixed_live = False
         blobs: list[Blob] = []
         if count:
             blobs = self._objects(g, bg, fg)
-        self._learn(g, bg, fg, lighting=lighting)
+        # An overlay is not learned either: the model keeps the scene behind it.
+        busy = fg if overlay is None else cast(U8, cv2.bitwise_or(fg, overlay))
+        self._learn(g, bg, busy, lighting=lighting)
         self._prev = g
         return self._result(fg, blobs, lighting)
 
@@ -417,6 +435,29 @@ class MotionDetector:
         self._drift = IDENTITY.copy()
         self._lighting_left = max(self._lighting_left, WARP_FRAMES)
         return self._changed(g)
+
+    def _drop_fixed(self, g: U8, prev: U8, fg: U8, count: int) -> tuple[U8, int, U8 | None]:
+        """While the camera moves, drop the change at pixels that stay put in the picture.
+
+        A timestamp, a camera name or a watermark is burnt into the frame: while the model
+        follows the scene behind it, the overlay differs from the model, yet it is not motion.
+        Scene pixels move with the camera and change from frame to frame (or match the model
+        anyway); a pixel that changed by at most ``FIXED_STEP`` levels on ``FIXED_FRAMES``
+        consecutive frames of camera motion, on an edge (``FIXED_EDGE``), is taken for an
+        overlay; it is dropped from ``fg`` and returned, so the model does not learn it either.
+        Runs only while the camera is being followed, so a still camera pays nothing.
+        """
+        put = cvs.compare(cv2.absdiff(g, prev), FIXED_STEP, cv2.CMP_LE)
+        fixed = cast(U8, cv2.bitwise_and(cvs.add(self._fixed, 1), put))
+        self._fixed = fixed
+        self._fixed_live = True
+        if not count:
+            return fg, count, None
+        overlay = cast(U8, cv2.bitwise_and(fg, cvs.compare(fixed, FIXED_FRAMES, cv2.CMP_GE)))
+        edges = cv2.morphologyEx(g, cv2.MORPH_GRADIENT, K3)
+        overlay = cast(U8, cv2.bitwise_and(overlay, cvs.compare(edges, FIXED_EDGE, cv2.CMP_GE)))
+        fg = cast(U8, cv2.subtract(fg, overlay))
+        return fg, cv2.countNonZero(fg), overlay
 
     def _relevel(self, g: U8, bg: Background, fg: U8, changed: float) -> tuple[U8, int] | None:
         """Follow a slow or small global gain change (clouds, exposure creep): when the pixels

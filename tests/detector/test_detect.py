@@ -285,3 +285,25 @@ def test_zooming_camera_is_followed_and_the_object_still_found() -> None:
             max(0, y1 * mh // H - 4) : y2 * mh // H + 4, max(0, x1 * mw // W - 4) : x2 * mw // W + 4
         ] = 0
         assert cv2.countNonZero(outside) < 0.005 * r.mask.size
+
+
+def test_overlay_fixed_in_the_picture_is_not_motion_while_the_camera_pans() -> None:
+    rng = np.random.default_rng(31)
+    wide = background(H, 3 * W, seed=32)
+    # A timestamp burnt into the picture: bright stroke-like bars on a dark band.
+    overlay = (slice(16, 56), slice(24, 264))
+    yy, xx = np.mgrid[overlay]
+    text = np.where((xx // 6) % 3 == 0, 235.0, np.where((yy // 8) % 2 == 0, 40.0, 200.0))
+    det = MotionDetector((H, W))
+    for t in range(50):
+        # Still for two seconds, then panning right by 2 pixels a frame.
+        x0 = 2 * max(0, t - 20)
+        view = wide[:, x0 : x0 + W].copy()
+        view[overlay] = text
+        r = det.detect(camera(view, rng))
+        if t >= 40:
+            # The overlay and its surroundings: at most a few flat bits of the band in motion
+            # (the whole overlay, over a tenth of the band, when it is taken for motion).
+            mh, mw = r.mask.shape
+            band = r.mask[: 64 * mh // H, : 272 * mw // W]
+            assert cv2.countNonZero(band) < 0.03 * band.size, (t, cv2.countNonZero(band))
