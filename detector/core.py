@@ -9,6 +9,7 @@ absorb ghosts; learn selectively. docs/detector.md describes each step.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import cast
 
 import cv2
@@ -135,8 +136,9 @@ class MotionDetector:
         self._warped_left = 0
         self._forget_still()
         self._untrust()
-        self._fixed = np.zeros(self._scaler.work_shape, np.uint8)
-        self._fixed_live = False
+        self._fixed: U8 | None = None
+        """Per pixel, frames in a row it stayed put while the camera moved (None when the
+        camera is not being followed)."""
 
     def _forget_still(self) -> None:
         """Restart the counts of how long each pixel stayed foreground and stayed still (the
@@ -262,10 +264,9 @@ class MotionDetector:
         overlay: U8 | None = None
         if self._camera_left > 0 and self._prev is not None:
             fg, count, overlay = self._drop_fixed(g, self._prev, fg, count)
-        elif self._fixed_live:
+        else:
             # The camera stopped: what stayed put while it moved says nothing about the next move.
-            self._fixed.fill(0)
-            self._fixed_live = False
+            self._fixed = None
         blobs: list[Blob] = []
         if count:
             blobs = self._objects(g, bg, fg)
@@ -379,17 +380,17 @@ class MotionDetector:
                 return warped
         if best is None:
             return fg, count
-        bg.shift(best[0], best[1], g)
+        dx, dy = best
+        bg.shift(dx, dy, g)
         # What the whole-pixel shift left of the motion stays in the drift.
-        self._drift = self._drift - np.array([[0.0, 0.0, best[0]], [0.0, 0.0, best[1]]])
-        self._set_threshold(bg)
-        self._forget_still()
-        if self._trust is not None:
-            trust = np.zeros_like(self._trust)
-            shift_into(trust, self._trust, best[0], best[1])
-            self._trust = trust
-        self._camera_left = CAMERA_FRAMES
-        return self._changed(g)
+        self._drift = self._drift - np.array([[0.0, 0.0, dx], [0.0, 0.0, dy]])
+
+        def carry(trust: U8) -> U8:
+            shifted = np.zeros_like(trust)
+            shift_into(shifted, trust, dx, dy)
+            return shifted
+
+        return self._model_moved(g, bg, carry)
 
     def _follow_similarity(self, g: U8, bg: Background, bar: float) -> tuple[U8, int] | None:
         """Warp the model by a similarity (zoom, rotation, pan) that takes it to ``g``, if one
@@ -424,16 +425,26 @@ class MotionDetector:
             self._drift = drift
             return None
         bg.warp(best, g, best_seen)
-        self._set_threshold(bg)
-        self._forget_still()
-        if self._trust is not None:
-            h, w = g.shape
-            trust = cv2.warpAffine(self._trust, best, (w, h), flags=cv2.INTER_NEAREST)
-            self._trust = cast(U8, cv2.bitwise_and(trust, best_seen))
-        self._camera_left = CAMERA_FRAMES
         self._warped_left = CAMERA_FRAMES
         self._drift = IDENTITY.copy()
         self._lighting_left = max(self._lighting_left, WARP_FRAMES)
+        h, w = g.shape
+
+        def carry(trust: U8) -> U8:
+            warped = cv2.warpAffine(trust, best, (w, h), flags=cv2.INTER_NEAREST)
+            return cast(U8, cv2.bitwise_and(warped, best_seen))
+
+        return self._model_moved(g, bg, carry)
+
+    def _model_moved(self, g: U8, bg: Background, carry: Callable[[U8], U8]) -> tuple[U8, int]:
+        """The model was carried along with the camera (a shift or a warp): the threshold and
+        the trust map (through ``carry``) follow it, the still counts restart, and the camera
+        is checked again for the next frames. Returns the change that is left."""
+        self._set_threshold(bg)
+        self._forget_still()
+        if self._trust is not None:
+            self._trust = carry(self._trust)
+        self._camera_left = CAMERA_FRAMES
         return self._changed(g)
 
     def _drop_fixed(self, g: U8, prev: U8, fg: U8, count: int) -> tuple[U8, int, U8 | None]:
@@ -448,9 +459,11 @@ class MotionDetector:
         Runs only while the camera is being followed, so a still camera pays nothing.
         """
         put = cvs.compare(cv2.absdiff(g, prev), FIXED_STEP, cv2.CMP_LE)
-        fixed = cast(U8, cv2.bitwise_and(cvs.add(self._fixed, 1), put))
+        if self._fixed is None:
+            fixed = put // 255
+        else:
+            fixed = cast(U8, cv2.bitwise_and(cvs.add(self._fixed, 1), put))
         self._fixed = fixed
-        self._fixed_live = True
         if not count:
             return fg, count, None
         overlay = cast(U8, cv2.bitwise_and(fg, cvs.compare(fixed, FIXED_FRAMES, cv2.CMP_GE)))
