@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -329,8 +330,8 @@ class _Waker:
         # Weak: the table of wakers must not keep a finished loop alive.
         self._loop = weakref.ref(loop)
         self._lock = threading.Lock()
-        self._pending: list[asyncio.Future[None]] = []
-        self._told: list[tuple[StatusCallback, CameraStatus]] = []
+        self._calls: list[Callable[[], None]] = []
+        """What to run on the loop at its next wake-up, in order."""
         self._users = 0
         self._rfd, self._wfd = os.pipe()
         os.set_blocking(self._rfd, False)
@@ -341,25 +342,22 @@ class _Waker:
 
     def wake(self, waiters: list[asyncio.Future[None]]) -> None:
         """Queue ``waiters`` to be woken on the loop (any thread)."""
-        with self._lock:
-            first = not self._pending and not self._told
-            self._pending += waiters
-            self._signal(first)
+        self._call(functools.partial(_wake, waiters))
 
     def tell(self, callback: StatusCallback, status: CameraStatus) -> None:
         """Queue ``callback(status)`` to run on the loop (any thread)."""
-        with self._lock:
-            first = not self._pending and not self._told
-            self._told.append((callback, status))
-            self._signal(first)
+        self._call(functools.partial(callback, status))
 
-    def _signal(self, first: bool) -> None:
-        # Called under the lock, so that release() never closes the pipe (and the number
-        # is never reused) between the check and the write. A full pipe (never: one byte
-        # per batch) has nobody more to tell.
-        if first and self._wfd >= 0:
-            with contextlib.suppress(OSError):
-                os.write(self._wfd, b"\0")
+    def _call(self, call: Callable[[], None]) -> None:
+        with self._lock:
+            first = not self._calls
+            self._calls.append(call)
+            # Written under the lock, so that release() never closes the pipe (and the
+            # number is never reused) between the check and the write. A full pipe (never:
+            # one byte per batch) has nobody more to tell.
+            if first and self._wfd >= 0:
+                with contextlib.suppress(OSError):
+                    os.write(self._wfd, b"\0")
 
     def _run(self) -> None:
         # On the loop: empty the pipe first, then the queue, so that a waiter queued after
@@ -368,10 +366,8 @@ class _Waker:
             while os.read(self._rfd, 4096):
                 pass
         with self._lock:
-            pending, self._pending = self._pending, []
-            told, self._told = self._told, []
-        _wake(pending)
-        _tell(told)
+            calls, self._calls = self._calls, []
+        _run_all(calls)
 
     def acquire(self) -> None:
         """One more reader uses this waker (on the loop)."""
@@ -389,16 +385,14 @@ class _Waker:
                 loop.remove_reader(self._rfd)
         with self._lock:
             self._wfd = -1
-            pending, self._pending = self._pending, []
-            told, self._told = self._told, []
+            calls, self._calls = self._calls, []
         self._close()
-        _wake(pending)
-        _tell(told)
+        _run_all(calls)
 
 
-def _tell(told: list[tuple[StatusCallback, CameraStatus]]) -> None:
-    for callback, status in told:
-        callback(status)
+def _run_all(calls: list[Callable[[], None]]) -> None:
+    for call in calls:
+        call()
 
 
 def _close_fds(*fds: int) -> None:
