@@ -47,21 +47,16 @@ _GRACE = 2.0
 
 async def _window(
     server: ProbeServer, readers: list[WsClient], seconds: float, grace: float
-) -> tuple[dict[str, Any], dict[str, Any], set[str]]:
-    """Record ``seconds`` on ``readers``; returns the stats around it and the events that
-    started inside it (as seen by any reader)."""
+) -> tuple[dict[str, Any], dict[str, Any], tuple[float, float]]:
+    """Run ``seconds`` with ``readers`` connected, then wait ``grace`` for the last events
+    to arrive; returns the server's stats around the window and its start and end."""
     before = await asyncio.to_thread(server.stats)
-    seen_before = set().union(*(c.log.starts for c in readers))
-    for c in readers:
-        c.log.event_delays.clear()
-        c.recording = True
+    start = time.time()
     await asyncio.sleep(seconds)
+    end = time.time()
     after = await asyncio.to_thread(server.stats)
-    for c in readers:
-        c.recording = False
     await asyncio.sleep(grace)
-    seen = set().union(*(c.log.starts for c in readers))
-    return before, after, seen - seen_before
+    return before, after, (start, end)
 
 
 def _phase(
@@ -69,10 +64,23 @@ def _phase(
     before: dict[str, Any],
     after: dict[str, Any],
     readers: list[WsClient],
-    events: set[str],
+    window: tuple[float, float],
 ) -> dict[str, Any]:
-    delays = [d for c in readers for d in c.log.event_delays]
-    missing = sum(len(events - c.log.starts) for c in readers)
+    """The phase's figures over the events whose frame was captured inside ``window``.
+
+    Events are chosen by their own capture time, not by when they arrived: one that starts
+    late in the grace period may still be on its way to some clients when it ends, and
+    one captured just before the window may arrive inside it.
+    """
+    start, end = window
+    events = {eid for c in readers for eid, (ts, _) in c.log.starts.items() if start <= ts < end}
+    delays = [
+        arrival - ts
+        for c in readers
+        for eid, (ts, arrival) in c.log.starts.items()
+        if eid in events
+    ]
+    missing = sum(len(events - c.log.starts.keys()) for c in readers)
     return {
         "phase": name,
         "clients_reading": len(readers),
@@ -94,8 +102,8 @@ async def _measure(
 ) -> list[dict[str, Any]]:
     grace = _GRACE / 2 if ctx.quick else _GRACE
     ctx.progress(f"fanout: baseline without clients ({window:g} s)")
-    before, after, _ = await _window(server, [], window, 0.0)
-    phases = [_phase("no clients", before, after, [], set())]
+    before, after, span = await _window(server, [], window, 0.0)
+    phases = [_phase("no clients", before, after, [], span)]
     host, port = server.ws_url
     started = time.monotonic()
     conns = await connect_many(host, port, clients, record_motion=False, progress=ctx.progress)
@@ -103,15 +111,15 @@ async def _measure(
     try:
         await asyncio.sleep(1.0)
         ctx.progress(f"fanout: all reading ({window:g} s)")
-        before, after, events = await _window(server, conns, window, grace)
-        phases.append(_phase("all reading", before, after, conns, events))
+        before, after, span = await _window(server, conns, window, grace)
+        phases.append(_phase("all reading", before, after, conns, span))
         stalled = max(1, int(len(conns) * STALL_SHARE))
         for c in conns[:stalled]:
             c.stall()
         readers = conns[stalled:]
         ctx.progress(f"fanout: {stalled} clients stalled, {len(readers)} reading ({window:g} s)")
-        before, after, events = await _window(server, readers, window, grace)
-        phase = _phase(f"{int(STALL_SHARE * 100)}% stalled", before, after, readers, events)
+        before, after, span = await _window(server, readers, window, grace)
+        phase = _phase(f"{int(STALL_SHARE * 100)}% stalled", before, after, readers, span)
         phase["clients_stalled"] = stalled
         phases.append(phase)
     finally:

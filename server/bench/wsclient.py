@@ -33,7 +33,8 @@ class ClientLog:
 
     motion_delays: list[float] = field(default_factory=list)
     event_delays: list[float] = field(default_factory=list)
-    starts: set[str] = field(default_factory=set)
+    starts: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Every ``event_start`` received: its event id -> (capture time ``ts``, arrival)."""
     closed_code: int | None = None
 
 
@@ -141,7 +142,7 @@ class WsClient(asyncio.Protocol):
                 log.motion_delays.append(now - json.loads(message)["ts"])
         elif message.startswith(_EVENT_START):
             body = json.loads(message)
-            log.starts.add(body["event"]["id"])
+            log.starts[body["event"]["id"]] = (body["ts"], now)
             if self.recording:
                 log.event_delays.append(now - body["ts"])
 
