@@ -19,9 +19,10 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -29,8 +30,12 @@ from fastapi.responses import JSONResponse
 if TYPE_CHECKING:
     from server.config import Settings
 
+T = TypeVar("T")
+
 __all__ = [
     "GcMeter",
+    "LagMeter",
+    "Recorder",
     "cpu_seconds",
     "install",
     "loop_lag_probe",
@@ -122,38 +127,40 @@ def thread_runqueue_wait() -> dict[str, float]:
         return {}
 
 
-class LagMeter:
-    """How late the event loop runs a timer: a direct measure of a busy loop."""
+class Recorder(Generic[T]):
+    """Samples recorded since they were last taken, the newest ``keep`` of them (a probe
+    nobody reads stays bounded)."""
 
-    def __init__(self) -> None:
-        self.samples: list[float] = []
+    def __init__(self, keep: int = 100_000) -> None:
+        self._samples: deque[T] = deque(maxlen=keep)
 
-    def take(self) -> list[float]:
-        """Lag samples (seconds) since the last call."""
-        out, self.samples = self.samples, []
+    def add(self, sample: T) -> None:
+        self._samples.append(sample)
+
+    def take(self) -> list[T]:
+        """The samples since the last call, oldest first."""
+        out = list(self._samples)
+        self._samples.clear()
         return out
 
 
-class GcMeter:
+class LagMeter(Recorder[float]):
+    """How late the event loop runs a timer (seconds): a direct measure of a busy loop."""
+
+
+class GcMeter(Recorder[tuple[int, float]]):
     """The cyclic garbage collector's pauses, through :data:`gc.callbacks`: each collection's
-    generation and wall-clock duration (it holds the GIL throughout, so every thread waits)."""
+    ``(generation, wall-clock seconds)`` (it holds the GIL throughout, so every thread waits)."""
 
     def __init__(self) -> None:
-        self.pauses: list[tuple[int, float]] = []
+        super().__init__()
         self._started = 0.0
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             self._started = time.perf_counter()
         elif self._started:
-            self.pauses.append((info["generation"], time.perf_counter() - self._started))
-            if len(self.pauses) > 100_000:
-                del self.pauses[:50_000]
-
-    def take(self) -> list[tuple[int, float]]:
-        """``(generation, seconds)`` of each collection since the last call."""
-        out, self.pauses = self.pauses, []
-        return out
+            self.add((info["generation"], time.perf_counter() - self._started))
 
 
 async def loop_lag_probe(meter: LagMeter, period: float = _LAG_PERIOD) -> None:
@@ -162,9 +169,7 @@ async def loop_lag_probe(meter: LagMeter, period: float = _LAG_PERIOD) -> None:
     while True:
         start = loop.time()
         await asyncio.sleep(period)
-        meter.samples.append(max(0.0, loop.time() - start - period))
-        if len(meter.samples) > 100_000:
-            del meter.samples[:50_000]
+        meter.add(max(0.0, loop.time() - start - period))
 
 
 def _stats(app: FastAPI, meter: LagMeter, gcs: GcMeter, started: float) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from server.bench.latency import gc_pauses
-from server.bench.probe import GcMeter, thread_runqueue_wait
+from server.bench.probe import GcMeter, Recorder, thread_runqueue_wait
 
 
 def test_the_meter_records_each_collection_with_its_generation() -> None:
@@ -48,3 +48,13 @@ def test_runqueue_wait_is_reported_per_kind_of_thread() -> None:
         reader.join()
     assert {"MainThread", "camera readers"} <= set(waits)
     assert all(seconds >= 0 for seconds in waits.values())
+
+
+def test_a_recorder_keeps_only_the_newest_samples_until_taken() -> None:
+    recorder: Recorder[int] = Recorder(keep=3)
+    for i in range(5):
+        recorder.add(i)
+    assert recorder.take() == [2, 3, 4]
+    assert recorder.take() == []
+    recorder.add(7)
+    assert recorder.take() == [7]
