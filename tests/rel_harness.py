@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from uvicorn_harness import uvicorn_on_free_port
 
 from server.app import create_app, uvicorn_kwargs
+from server.bench.probe import proc_rss
 from server.config import Settings
 from server.core import Core
 from server.messages import ServerMessage
@@ -162,17 +163,20 @@ class Gauges:
 
 def rss_mb(pid: int | str = "self") -> float:
     """Resident set size of ``pid`` in MiB, from ``/proc``."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for {pid}")
+    rss = proc_rss(pid)
+    assert rss > 0, f"no VmRSS for {pid}"
+    return rss / (1024 * 1024)
+
+
+def open_fds(pid: int | str = "self") -> int:
+    """File descriptors ``pid`` has open."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def gauges(pid: int | str = "self") -> Gauges:
     """Gauges of ``pid`` (this process by default)."""
     threads = len(os.listdir(f"/proc/{pid}/task"))
-    fds = len(os.listdir(f"/proc/{pid}/fd"))
-    return Gauges(threads, fds, rss_mb(pid))
+    return Gauges(threads, open_fds(pid), rss_mb(pid))
 
 
 def named_threads(part: str) -> list[str]:

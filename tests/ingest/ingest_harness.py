@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import os
 import socket
 import threading
 import time
@@ -85,19 +84,6 @@ async def take_frames(reader: CameraReader, count: int, within: float = 10.0) ->
             seq = frame.seq
             frames.append(frame)
     return frames
-
-
-def open_fds() -> int:
-    """File descriptors this process has open."""
-    return len(os.listdir("/proc/self/fd"))
-
-
-def rss_mb() -> float:
-    """This process's resident memory in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS in /proc/self/status")
 
 
 def reader_threads() -> list[str]:

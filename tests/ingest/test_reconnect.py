@@ -10,13 +10,12 @@ import pytest
 from ingest_harness import (
     FreezableProxy,
     camera,
-    open_fds,
     reader_threads,
-    rss_mb,
     running,
     take_frames,
     wait_until,
 )
+from rel_harness import open_fds, rss_mb
 
 from clients.sim import RtspCamera
 

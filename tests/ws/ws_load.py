@@ -48,13 +48,6 @@ async def _publish(hub: object, args: argparse.Namespace) -> None:
         await asyncio.sleep(max(0.0, start + n * period - time.monotonic()))
 
 
-def _rss() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
 async def _serve(args: argparse.Namespace) -> None:
     import socket
 
@@ -62,6 +55,7 @@ async def _serve(args: argparse.Namespace) -> None:
     from uvicorn_harness import wait_started
     from ws_harness import FakeServices, build_app
 
+    from server.bench.probe import proc_rss
     from server.config import WebSocketSettings
     from server.ws import FanOutLimits, WebSocketApi, uvicorn_options
 
@@ -83,7 +77,7 @@ async def _serve(args: argparse.Namespace) -> None:
             "behind": sum(1 for c in fanout.clients if c.backlog_since is not None),
             "closed_slow": fanout.closed_slow,
             "published": fanout.published,
-            "rss": _rss(),
+            "rss": proc_rss(),
         }
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
