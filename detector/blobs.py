@@ -11,7 +11,7 @@ import numpy.typing as npt
 
 from detector._cv import K3
 
-__all__ = ["Blob", "drop_faint", "edge_contrast", "find_blobs", "merge_rects"]
+__all__ = ["Blob", "Contour", "drop_faint", "edge_contrast", "find_blobs", "merge_rects"]
 
 U8 = npt.NDArray[np.uint8]
 Rect = tuple[int, int, int, int]
@@ -59,36 +59,62 @@ def drop_faint(
     *,
     thr: U8,
     noise: U8,
-    dynamic: float = 1.5,
+    reported: U8 | None = None,
+    dynamic: float = 1.2,
+    texture: float = 1.5,
     core: float = 3.0,
     seeds: int = 3,
-) -> list[Blob]:
+    share: float = 0.2,
+    persist: float = 0.7,
+) -> tuple[list[Blob], list[Contour]]:
     """Drop the blobs over a moving background that have no core of strong change.
 
     Where the background itself moves (water, smoke, leaves: a mean noise level of at least
     ``dynamic`` over the blob's rectangle), change hovers around the threshold; an object there
-    still brings at least ``seeds`` pixels that lie outside the background's ``envelope`` (hi,
-    lo) by more than ``core`` times their threshold ``thr``. Dropped blobs are cleared from
-    ``fg`` in place.
+    brings pixels that lie outside the background's ``envelope`` (hi, lo) by more than ``core``
+    times their threshold ``thr``, and they make at least ``share`` of its area. A blob with a
+    smaller core is dropped unless ``persist`` of the changed pixels in its rectangle were in
+    ``reported`` (the previous frame's mask: an object already reported stays reported while its
+    contrast fades). Dropped blobs are cleared from ``fg`` in place.
+
+    Returns the kept blobs and the outlines of the dropped ones the caller should not learn: a
+    thin core is also what an object over water or smoke shows on some frames, and left out of
+    the model it is found again on the next. Only a blob with fewer than ``seeds`` strong pixels
+    over a background noisier than ``texture`` is plain texture, dropped and learned.
     """
     hi, lo = envelope
     kept: list[Blob] = []
     dropped = []
+    held: list[Contour] = []
     for b in blobs:
         x, y, w, h = b.rect
         roi = (slice(y, y + h), slice(x, x + w))
-        if cv2.mean(noise[roi])[0] < dynamic:
+        level = cv2.mean(noise[roi])[0]
+        if level < dynamic:
             kept.append(b)
             continue
         reach = cv2.convertScaleAbs(thr[roi], alpha=core)
         within = cv2.inRange(frame[roi], cv2.subtract(lo[roi], reach), cv2.add(hi[roi], reach))
-        if cv2.countNonZero(cv2.subtract(fg[roi], within)) >= seeds:
+        strong = cv2.countNonZero(cv2.subtract(fg[roi], within))
+        if strong < seeds and level >= texture:
+            dropped.append(b.contour)
+        elif strong >= share * b.area or _persists(fg[roi], reported, roi, persist):
             kept.append(b)
         else:
             dropped.append(b.contour)
+            held.append(b.contour)
     if dropped:
         cv2.drawContours(fg, dropped, -1, 0, -1)
-    return kept
+    return kept, held
+
+
+def _persists(fg: U8, reported: U8 | None, roi: tuple[slice, slice], persist: float) -> bool:
+    """Whether at least ``persist`` of the changed pixels ``fg`` (a rectangle ``roi`` of the
+    frame) were in the ``reported`` mask."""
+    if reported is None:
+        return False
+    both = cv2.countNonZero(cv2.bitwise_and(fg, reported[roi]))
+    return both >= persist * cv2.countNonZero(fg)
 
 
 def merge_rects(rects: list[Rect], gap: int) -> list[Rect]:

@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from detector._cv import K3, cvs
 from detector.background import Background, shift_into
-from detector.blobs import Blob, drop_faint, find_blobs
+from detector.blobs import Blob, Contour, drop_faint, find_blobs
 from detector.config import DetectorConfig
 from detector.geometry import Scaler, fill_polygons, working_scaler
 from detector.lighting import fit_tone_curve
@@ -134,6 +134,8 @@ class MotionDetector:
         self._tick = 0
         self._drift = IDENTITY.copy()
         self._warped_left = 0
+        self._reported: U8 | None = None
+        """The previous frame's mask (None after a restart of the model)."""
         self._forget_still()
         self._untrust()
         self._fixed: U8 | None = None
@@ -268,19 +270,25 @@ class MotionDetector:
             # The camera stopped: what stayed put while it moved says nothing about the next move.
             self._fixed = None
         blobs: list[Blob] = []
+        held: list[Contour] = []
         if count:
-            blobs = self._objects(g, bg, fg)
-        # An overlay is not learned either: the model keeps the scene behind it.
+            blobs, held = self._objects(g, bg, fg)
+        # An overlay is not learned either: the model keeps the scene behind it; nor are blobs
+        # left out for a thin core over a moving background (they may be an object).
         busy = fg if overlay is None else cast(U8, cv2.bitwise_or(fg, overlay))
+        if held:
+            busy = busy.copy() if busy is fg else busy
+            cv2.drawContours(busy, held, -1, 255, -1)
         self._learn(g, bg, busy, lighting=lighting)
         self._prev = g
+        self._reported = fg
         return self._result(fg, blobs, lighting)
 
-    def _objects(self, g: U8, bg: Background, fg: U8) -> list[Blob]:
+    def _objects(self, g: U8, bg: Background, fg: U8) -> tuple[list[Blob], list[Contour]]:
         """From the changed pixels to object blobs (``fg`` is updated in place): drop
         light-only change and specks, close small gaps, outline and fill blobs, drop faint
         ones over a moving background, and (on some frames) absorb still ones that are not
-        objects."""
+        objects. Also returns the outlines of the faint blobs that must not be learned."""
         # Only the rectangle around the change needs the light test.
         x, y, w, h = cv2.boundingRect(fg)
         # A margin keeps the 3x3 contrast right at the edges, and OpenCV would take an array
@@ -302,8 +310,17 @@ class MotionDetector:
         # give the 5x5 closing, in two thirds of the time.
         fg[roi] = cv2.morphologyEx(fg[roi], cv2.MORPH_CLOSE, K3, iterations=2)
         blobs = find_blobs(fg, roi, self._min_area_px)
+        held: list[Contour] = []
         if blobs and self._config.threshold == 0:
-            blobs = drop_faint(blobs, fg, g, (bg.hi, bg.lo), thr=self._thr, noise=bg.noise)
+            blobs, held = drop_faint(
+                blobs,
+                fg,
+                g,
+                (bg.hi, bg.lo),
+                thr=self._thr,
+                noise=bg.noise,
+                reported=self._reported,
+            )
         if blobs:
             # Fill each blob's outline: an object whose flat inside was taken for light (or
             # matched the background) is whole again.
@@ -311,7 +328,7 @@ class MotionDetector:
         # Still-blob checks run on the frames the background does not learn on.
         if blobs and self._frames % STATIC_EVERY == 2:
             blobs = self._drop_still(g, bg, fg, blobs)
-        return blobs
+        return blobs, held
 
     def _camera_check(self, changed: float, fg: U8) -> bool:
         """Whether to look for a camera shift: right after one, or when the change is spread
@@ -528,6 +545,7 @@ class MotionDetector:
         self._prev = g
         self._lighting_left = LIGHTING_FRAMES
         self._drift = IDENTITY.copy()
+        self._reported = None
         self._forget_still()
         self._untrust()
         return self._empty(warming=False, lighting=True)

@@ -57,13 +57,14 @@ def test_pixel_f_beats_mog2_by_half_again(report) -> None:  # type: ignore[no-un
 
 def test_pixel_f_does_not_regress(report) -> None:  # type: ignore[no-untyped-def]
     mean = report.mean("motionhub")["pixel_f"]
-    assert mean >= 0.48, f"mean pixel F fell to {mean:.3f}"
+    assert mean >= 0.49, f"mean pixel F fell to {mean:.3f}"
     by_name = {s.name: s.scores["motionhub"].pixel[2] for s in report.real()}
     assert by_name["cdnet_highway"] >= 0.92
     assert by_name["sbi_CAVIAR2"] >= 0.73
-    # Objects over a moving background: a bottle on water, a cyclist in smoke.
-    assert by_name["bottle"] >= 0.48
+    # Objects over a moving background: a bottle on water, a cyclist in smoke, birds in surf.
+    assert by_name["bottle"] >= 0.55
     assert by_name["jump"] >= 0.48
+    assert by_name["birds"] >= 0.24
     # A panning and zooming camera that the model follows by a similarity warp, under a
     # watermark fixed in the picture.
     assert by_name["landing"] >= 0.42
