@@ -27,6 +27,7 @@ from server.cameras.policy import SourceKind, check_host, plan_source
 from server.cameras.sources import HttpCameraClient, Sample, Source, make_source, probe_http_kind
 from server.cameras.status import StatusTracker
 from server.config import CameraSettings, SecuritySettings
+from server.heap import release_free_memory
 from server.redact import redact_text
 
 __all__ = ["Backoff", "Publish", "Pump", "RateLimit", "Wants", "call_in_loop", "stall_limit"]
@@ -211,6 +212,9 @@ class Pump:
                 finally:
                     if source is not None:
                         source.close()
+                        # The connection's buffers are free now; without this, the heaps
+                        # keep their pages until a later connection happens to reuse them.
+                        release_free_memory()
                 if self._stop.wait(backoff.next()):
                     break
         finally:
