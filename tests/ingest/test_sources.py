@@ -18,7 +18,6 @@ import pytest
 from ingest_harness import (
     SPEC,
     camera,
-    open_fds,
     poll,
     reader_threads,
     running,
@@ -27,6 +26,7 @@ from ingest_harness import (
     take_frames,
     wait_until,
 )
+from rel_harness import open_fds
 
 from clients.sim import HttpCamera, RtspCamera, SceneSpec, render_clip
 from server.cameras import CameraStatus, Frame, SourceError
