@@ -281,7 +281,8 @@ class MotionDetector:
             cv2.drawContours(busy, held, -1, 255, -1)
         self._learn(g, bg, busy, lighting=lighting)
         self._prev = g
-        self._reported = fg
+        # A copy: the caller owns the result's mask and may change it.
+        self._reported = fg.copy()
         return self._result(fg, blobs, lighting)
 
     def _objects(self, g: U8, bg: Background, fg: U8) -> tuple[list[Blob], list[Contour]]:
