@@ -6,10 +6,10 @@ import ctypes
 import platform
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 
+from server.bench.probe import proc_status_bytes
 from server.heap import keep_large_blocks_mapped, release_free_memory
 
 glibc_only = pytest.mark.skipif(
@@ -26,13 +26,6 @@ def test_applied_on_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_users_own_choice_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
     assert keep_large_blocks_mapped() is False
-
-
-def _rss_anon() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("RssAnon:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no RssAnon in /proc/self/status")
 
 
 @glibc_only
@@ -59,9 +52,9 @@ def test_freed_heap_pages_go_back_to_the_system() -> None:
     thread.start()
     thread.join()
     try:
-        before = _rss_anon()
+        before = proc_status_bytes()["RssAnon"]
         assert release_free_memory() is True
-        after = _rss_anon()
+        after = proc_status_bytes()["RssAnon"]
     finally:
         libc.free(pinned[0])
     assert before - after >= size * count // 2, (before, after)
