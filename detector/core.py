@@ -281,8 +281,9 @@ class MotionDetector:
             cv2.drawContours(busy, held, -1, 255, -1)
         self._learn(g, bg, busy, lighting=lighting)
         self._prev = g
-        # A copy: the caller owns the result's mask and may change it.
-        self._reported = fg.copy()
+        # A copy, as the caller owns the result's mask and may change it; none while nothing
+        # changed (an empty mask and no mask match no blob alike), so a still scene pays nothing.
+        self._reported = fg.copy() if count else None
         return self._result(fg, blobs, lighting)
 
     def _objects(self, g: U8, bg: Background, fg: U8) -> tuple[list[Blob], list[Contour]]:
@@ -427,10 +428,10 @@ class MotionDetector:
         direct = estimate_similarity(bg.u8, g)
         if direct is not None:
             guesses.append(direct)
-        best: F64 | None = None
+        # The transform to keep, with where the model warped by it has a source pixel.
+        best: tuple[F64, U8] | None = None
         best_count = bar
         area = g.shape[0] * g.shape[1]
-        best_seen: U8 | None = None
         for m in guesses:
             hi, lo, seen = bg.warped_envelope(m)
             _, moved = self._foreground(bg.distance(g, hi, lo), self._floor)
@@ -438,18 +439,19 @@ class MotionDetector:
             # the model still covers, so a large spurious motion does not win by hiding it.
             moved = round(moved * area / max(1, cv2.countNonZero(seen)))
             if moved < best_count:
-                best, best_count, best_seen = m, moved, seen
-        if best is None or best_seen is None:
+                best, best_count = (m, seen), moved
+        if best is None:
             self._drift = drift
             return None
-        bg.warp(best, g, best_seen)
+        best_m, best_seen = best
+        bg.warp(best_m, g, best_seen)
         self._warped_left = CAMERA_FRAMES
         self._drift = IDENTITY.copy()
         self._lighting_left = max(self._lighting_left, WARP_FRAMES)
         h, w = g.shape
 
         def carry(trust: U8) -> U8:
-            warped = cv2.warpAffine(trust, best, (w, h), flags=cv2.INTER_NEAREST)
+            warped = cv2.warpAffine(trust, best_m, (w, h), flags=cv2.INTER_NEAREST)
             return cast(U8, cv2.bitwise_and(warped, best_seen))
 
         return self._model_moved(g, bg, carry)
