@@ -23,6 +23,7 @@ from detector.config import DetectorConfig
 from detector.geometry import Scaler, fill_polygons, working_scaler
 from detector.lighting import fit_tone_curve
 from detector.outcome import make_result
+from detector.overlay import FixedOverlay
 from detector.result import MotionResult
 from detector.shadows import light_only
 from detector.stabilize import estimate_shift, estimate_similarity
@@ -65,13 +66,6 @@ FAST_FRAMES = 30
 """Frames of every-frame learning at start (the learning rate is 1/n then)."""
 LEARN_EVERY = 4
 STATIC_EVERY = 4
-FIXED_STEP = 2
-"""Largest frame-to-frame change (grey levels) of a pixel that stays put in the picture."""
-FIXED_FRAMES = 3
-"""Frames a pixel must stay put while the camera moves before it counts as an overlay."""
-FIXED_EDGE = 12
-"""Least local contrast (3x3 max - min, grey levels) of an overlay pixel: the strokes of text
-or a logo, not the flat inside of an object that moves slowly with the camera."""
 TRUST_SECONDS = 3.0
 """Quiet time after which a pixel's background counts as seen, not guessed from a first frame
 that may hold objects (which leave ghosts when they move)."""
@@ -94,6 +88,7 @@ class MotionDetector:
             raise ValueError(f"frame shape {frame_shape} is too small (at least 8 x 8)")
         self._config = config if config is not None else DetectorConfig()
         self._bg: Background | None = None
+        self._overlay = FixedOverlay()
         self._apply_config(self._config, keep_background=False)
 
     @property
@@ -138,9 +133,7 @@ class MotionDetector:
         """The previous frame's mask (None after a restart of the model)."""
         self._forget_still()
         self._untrust()
-        self._fixed: U8 | None = None
-        """Per pixel, frames in a row it stayed put while the camera moved (None when the
-        camera is not being followed)."""
+        self._overlay.forget()
 
     def _forget_still(self) -> None:
         """Restart the counts of how long each pixel stayed foreground and stayed still (the
@@ -265,10 +258,9 @@ class MotionDetector:
             self._lighting_left -= 1
         overlay: U8 | None = None
         if self._camera_left > 0 and self._prev is not None:
-            fg, count, overlay = self._drop_fixed(g, self._prev, fg, count)
+            fg, count, overlay = self._overlay.drop(g, self._prev, fg, count)
         else:
-            # The camera stopped: what stayed put while it moved says nothing about the next move.
-            self._fixed = None
+            self._overlay.forget()
         blobs: list[Blob] = []
         held: list[Contour] = []
         if count:
@@ -466,31 +458,6 @@ class MotionDetector:
             self._trust = carry(self._trust)
         self._camera_left = CAMERA_FRAMES
         return self._changed(g)
-
-    def _drop_fixed(self, g: U8, prev: U8, fg: U8, count: int) -> tuple[U8, int, U8 | None]:
-        """While the camera moves, drop the change at pixels that stay put in the picture.
-
-        A timestamp, a camera name or a watermark is burnt into the frame: while the model
-        follows the scene behind it, the overlay differs from the model, yet it is not motion.
-        Scene pixels move with the camera and change from frame to frame (or match the model
-        anyway); a pixel that changed by at most ``FIXED_STEP`` levels on ``FIXED_FRAMES``
-        consecutive frames of camera motion, on an edge (``FIXED_EDGE``), is taken for an
-        overlay; it is dropped from ``fg`` and returned, so the model does not learn it either.
-        Runs only while the camera is being followed, so a still camera pays nothing.
-        """
-        put = cvs.compare(cv2.absdiff(g, prev), FIXED_STEP, cv2.CMP_LE)
-        if self._fixed is None:
-            fixed = put // 255
-        else:
-            fixed = cast(U8, cv2.bitwise_and(cvs.add(self._fixed, 1), put))
-        self._fixed = fixed
-        if not count:
-            return fg, count, None
-        overlay = cast(U8, cv2.bitwise_and(fg, cvs.compare(fixed, FIXED_FRAMES, cv2.CMP_GE)))
-        edges = cv2.morphologyEx(g, cv2.MORPH_GRADIENT, K3)
-        overlay = cast(U8, cv2.bitwise_and(overlay, cvs.compare(edges, FIXED_EDGE, cv2.CMP_GE)))
-        fg = cast(U8, cv2.subtract(fg, overlay))
-        return fg, cv2.countNonZero(fg), overlay
 
     def _relevel(self, g: U8, bg: Background, fg: U8, changed: float) -> tuple[U8, int] | None:
         """Follow a slow or small global gain change (clouds, exposure creep): when the pixels
