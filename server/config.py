@@ -333,7 +333,7 @@ def check_camera_url(url: str) -> None:
     """Raise ``ValueError`` (without echoing credentials) if ``url`` is not a usable source."""
     if not url or len(url) > 2048:
         raise ValueError("must be a non-empty URL of at most 2048 characters")
-    if _DEVICE.match(url) or url.startswith("/"):
+    if _DEVICE.fullmatch(url) or url.startswith("/"):
         return
     parts = urlsplit(url)
     if parts.scheme not in CAMERA_SCHEMES:
@@ -409,7 +409,7 @@ class ConfigError(Exception):
         self.lines = lines
 
 
-_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
 def _loc_text(loc: tuple[int | str, ...]) -> str:
@@ -417,7 +417,7 @@ def _loc_text(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif not _PLAIN_KEY.match(part):
+        elif not _PLAIN_KEY.fullmatch(part):
             out += f"[{json.dumps(part)}]"
         else:
             out += f".{part}" if out else part

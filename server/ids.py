@@ -67,7 +67,7 @@ def new_id(ts: float | None = None) -> str:
 
 def is_ulid(value: str) -> bool:
     """Whether ``value`` is a well-formed id."""
-    return bool(_ULID_RE.match(value))
+    return bool(_ULID_RE.fullmatch(value))
 
 
 def id_time(value: str) -> float:

@@ -84,7 +84,7 @@ def plan_source(url: str, kind: CameraKind, security: SecuritySettings) -> Sourc
     Raises :class:`SourceError` (``retry=False``) when the policy forbids it. Does no
     network I/O: the host check is :func:`check_host`, run in the reader thread.
     """
-    if _DEVICE.match(url):
+    if _DEVICE.fullmatch(url):
         if kind not in ("auto", "v4l2"):
             raise SourceError(f"{url} is a V4L2 device but kind is {kind!r}", retry=False)
         return SourcePlan(kind="v4l2", target=url, where=url)

@@ -29,7 +29,7 @@ def content_security_policy(host: str | None) -> str:
     """The dashboard's CSP: only its own scripts and styles, images from itself or blob
     URLs, connections to itself (HTTP and WebSocket), and no framing by anyone."""
     connect = "'self'"
-    if host and _HOST.match(host):
+    if host and _HOST.fullmatch(host):
         # CSP Level 3 browsers include ws(s) in 'self'; older ones need it spelled out.
         connect += f" ws://{host} wss://{host}"
     return "; ".join(

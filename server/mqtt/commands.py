@@ -69,7 +69,7 @@ def parse_switch(payload: bytes) -> bool:
 def parse_threshold(payload: bytes) -> int:
     """An integer threshold within 0..255."""
     text = _text(payload)
-    if not _INT.match(text):
+    if not _INT.fullmatch(text):
         raise CommandError(f"expected an integer {THRESHOLD_MIN}..{THRESHOLD_MAX}")
     value = int(text)
     if not THRESHOLD_MIN <= value <= THRESHOLD_MAX:

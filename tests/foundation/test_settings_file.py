@@ -46,6 +46,12 @@ def test_unknown_nested_camera_key() -> None:
     assert lines == ["cfg.yml:6: cameras[0].fps_limit: unknown key"]
 
 
+def test_unknown_key_with_a_line_break_stays_on_one_line() -> None:
+    # "A\n" once passed for a plain key ("$" matches before a final newline) and split the line.
+    lines = errors_of("server:\n  ? 'A\n\n    '\n  : null\n")
+    assert lines == ['cfg.yml:2: server["A\\n"]: unknown key']
+
+
 def test_wrong_type_is_reported() -> None:
     (line,) = errors_of(MINIMAL.replace("port: 8000", "port: eighty"))
     assert line.startswith("cfg.yml:1: server.port: ")

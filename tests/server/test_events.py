@@ -132,6 +132,7 @@ def test_ids_are_sortable_unique_and_carry_time() -> None:
     assert len(set(ids)) == 1000
     assert ids == sorted(ids)
     assert all(is_ulid(i) for i in ids)
+    assert not is_ulid(ids[0] + "\n")  # "$" alone would match before a final newline
     assert id_time(ids[0]) == pytest.approx(1_700_000_000.123)
     # A clock step back still yields a larger id.
     later, earlier = gen.new(2_000_000_000.0), gen.new(1_000_000_000.0)
