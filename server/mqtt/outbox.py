@@ -10,6 +10,11 @@ stops is loaded again by the next :meth:`Outbox.open`, and delivered first.
 Delivery is at least once: a message the broker received just before a
 disconnect may be sent again, with the same message id, so consumers de-duplicate
 on it. Past ``cap`` pending messages the oldest is dropped and counted.
+
+When the disk fails (full, read-only, gone), the messages stay queued in memory and
+delivery goes on; what could not be written is written again every
+:data:`RETRY_SECONDS` and with the next write, so once the disk is back the pending
+messages are on it again and survive a restart.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ CREATE TABLE IF NOT EXISTS outbox (
 )
 """
 _BATCH = 2000
+RETRY_SECONDS = 5.0
+"""How often the writer retries rows it could not write while nothing new comes in."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +59,10 @@ class OutboxMessage:
     payload: bytes
     qos: int
     created: float
+
+
+_Row = tuple[int, str, str, bytes, int, float]
+"""An outbox row: seq, msg_id, topic, payload, qos, created."""
 
 
 @dataclass(slots=True)
@@ -72,7 +83,7 @@ class Outbox:
         self.dropped = 0
         """Messages thrown away because ``cap`` was reached (oldest first)."""
         self.write_errors = 0
-        """Failed disk writes (the messages stay queued in memory)."""
+        """Failed disk writes (the messages stay queued in memory and are written again)."""
         self.persistent = False
         """Whether messages are being written to disk."""
         self._items: OrderedDict[int, OutboxMessage] = OrderedDict()
@@ -238,42 +249,53 @@ class Outbox:
     def _writer(self) -> None:
         conn = self._conn
         assert conn is not None
+        # What a failed write left unwritten, by sequence number: rows to insert, and rows
+        # on disk to delete. A row acknowledged before it reached the disk never goes there.
+        unsaved: dict[int, _Row] = {}
+        undeleted: set[int] = set()
         closing = False
         while not closing:
-            batch = [self._ops.get()]
-            while len(batch) < _BATCH:
-                try:
-                    batch.append(self._ops.get_nowait())
-                except queue.Empty:
-                    break
-            inserts: list[tuple[int, str, str, bytes, int, float]] = []
-            deletes: list[tuple[int]] = []
             waiters: list[asyncio.Future[None]] = []
-            for op in batch:
+            for op in self._next_batch(RETRY_SECONDS if unsaved or undeleted else None):
                 if op is None:
                     closing = True
                 elif isinstance(op, _Write):
-                    inserts.extend(
-                        (m.seq, m.msg_id, m.topic, m.payload, m.qos, m.created) for m in op.inserts
-                    )
-                    deletes.extend((s,) for s in op.deletes)
+                    for m in op.inserts:
+                        unsaved[m.seq] = (m.seq, m.msg_id, m.topic, m.payload, m.qos, m.created)
+                    for seq in op.deletes:
+                        if unsaved.pop(seq, None) is None:
+                            undeleted.add(seq)
                 else:
                     waiters.append(op)
-            self._write(conn, inserts, deletes)
+            if self._write(conn, list(unsaved.values()), [(s,) for s in undeleted]):
+                unsaved.clear()
+                undeleted.clear()
             for fut in waiters:
                 self._resolve(fut)
         with contextlib.suppress(sqlite3.Error):
             conn.close()
         self._conn = None
 
+    def _next_batch(self, timeout: float | None) -> list[_Write | asyncio.Future[None] | None]:
+        """Wait up to ``timeout`` seconds (None: for ever) for work, then take what is queued;
+        nothing if the wait ran out."""
+        try:
+            batch = [self._ops.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while len(batch) < _BATCH:
+            try:
+                batch.append(self._ops.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
     def _write(
-        self,
-        conn: sqlite3.Connection,
-        inserts: list[tuple[int, str, str, bytes, int, float]],
-        deletes: list[tuple[int]],
-    ) -> None:
+        self, conn: sqlite3.Connection, inserts: list[_Row], deletes: list[tuple[int]]
+    ) -> bool:
+        """One transaction; False (rolled back, logged on the first failure) if it failed."""
         if not inserts and not deletes:
-            return
+            return True
         try:
             conn.execute("BEGIN")
             # Inserts first: a row acknowledged in the same batch it was queued in must go.
@@ -282,15 +304,24 @@ class Outbox:
             if deletes:
                 conn.executemany("DELETE FROM outbox WHERE seq = ?", deletes)
             conn.execute("COMMIT")
-            self.persistent = True
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             self.write_errors += 1
+            if self.persistent:
+                log.error(
+                    "outbox: cannot write %s: %s (messages stay queued in memory; "
+                    "retrying every %g s)",
+                    self.path,
+                    exc,
+                    RETRY_SECONDS,
+                )
             self.persistent = False
-            log.error(
-                "outbox: cannot write %s: %s (messages stay queued in memory)", self.path, exc
-            )
+            return False
+        if not self.persistent:
+            log.info("outbox: %s is written again (%d message(s) saved)", self.path, len(inserts))
+        self.persistent = True
+        return True
 
     def _resolve(self, fut: asyncio.Future[None]) -> None:
         def done() -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 from pathlib import Path
 
 import pytest
+from disk_harness import SmallDisk
 
+import server.mqtt.outbox as outbox_module
 from server.mqtt.outbox import Outbox
 
 
@@ -95,12 +98,15 @@ async def test_a_damaged_database_is_moved_aside(tmp_path: Path) -> None:
     await again.close()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into a read-only directory")
 async def test_unwritable_storage_keeps_messages_in_memory(tmp_path: Path) -> None:
+    # As root a read-only tmpfs of the test's own; otherwise permissions (root ignores them).
     ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o500)
+    disk = SmallDisk(ro)
     try:
+        if disk.real:
+            disk.remount("ro")
+        else:
+            ro.chmod(0o500)
         box = await _reopen(ro / "outbox.db")
         assert not box.persistent
         assert box.write_errors == 1
@@ -108,7 +114,56 @@ async def test_unwritable_storage_keeps_messages_in_memory(tmp_path: Path) -> No
         assert len(box) == 1
         await box.close()
     finally:
-        ro.chmod(0o700)
+        if not disk.real:
+            ro.chmod(0o700)
+        disk.close()
+
+
+async def test_a_full_disk_keeps_messages_and_writes_them_when_space_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk = SmallDisk(tmp_path / "small", size="1m")
+    if not disk.real:
+        pytest.skip("needs root: a full disk is made with a tmpfs of the test's own")
+    monkeypatch.setattr(outbox_module, "RETRY_SECONDS", 0.05)
+    path = disk.path / "outbox.db"
+    blob = b"p" * 20_000
+    try:
+        box = await _reopen(path, cap=1000)
+        before = [box.put("t", blob, f"before{i}") for i in range(3)]
+        await box.flush()
+        assert box.persistent
+        disk.fill()
+        during = [box.put("t", blob, f"during{i}") for i in range(10)]
+        await box.flush()
+        assert not box.persistent
+        assert box.write_errors >= 1
+        assert len(box) == 13  # nothing lost from the queue
+        # Acknowledged while the disk is full: one already on disk, one never written.
+        box.ack(before[0].seq)
+        box.ack(during[0].seq)
+        disk.free()
+        for _ in range(200):
+            if box.persistent:
+                break
+            await asyncio.sleep(0.02)
+        assert box.persistent, "the outbox did not write again once space came back"
+        await box.close()
+        again = await _reopen(path, cap=1000)
+        expected = [m.msg_id for m in before[1:] + during[1:]]
+        assert _ids(again) == expected
+        await again.close()
+    finally:
+        disk.close()
+
+
+def _ids(box: Outbox) -> list[str]:
+    out: list[str] = []
+    seq = 0
+    while (msg := box.first_from(seq)) is not None:
+        out.append(msg.msg_id)
+        seq = msg.seq + 1
+    return out
 
 
 async def test_a_file_in_place_of_the_directory_keeps_messages_in_memory(tmp_path: Path) -> None:

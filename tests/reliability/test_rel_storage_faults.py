@@ -19,13 +19,13 @@ import hashlib
 import json
 import logging
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from broker_harness import Recorder
+from disk_harness import SmallDisk
 from rel_harness import VIEWER, Running, make_settings, metric, serve
 from websockets.asyncio.client import connect
 
@@ -45,17 +45,8 @@ class SnapshotDisk:
     def __init__(self, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         self.path = path
         self._monkeypatch = monkeypatch
-        self.real = False  # whether faults are caused for real (a tmpfs of our own)
-        path.mkdir(parents=True)
-        if os.geteuid() == 0:
-            run = subprocess.run(
-                ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(path)],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            self.real = run.returncode == 0
-        self.filler = path / "filler"
+        self._disk = SmallDisk(path)
+        self.real = self._disk.real  # whether faults are caused for real (a tmpfs of our own)
 
     def read_only(self) -> None:
         self._remount("ro", 0o500)
@@ -65,7 +56,7 @@ class SnapshotDisk:
 
     def _remount(self, mode: str, dir_mode: int) -> None:
         if self.real:
-            subprocess.run(["mount", "-o", f"remount,{mode}", str(self.path)], check=True)
+            self._disk.remount(mode)
         else:
             # Not root: permissions do it (root would ignore them, hence the mount above).
             for d in [self.path, *(p for p in self.path.iterdir() if p.is_dir())]:
@@ -73,7 +64,7 @@ class SnapshotDisk:
 
     def fill(self) -> None:
         if self.real:
-            _fill_up(self.filler)
+            self._disk.fill()
             return
         # Without root no filesystem of our own can be made full, and filling a shared
         # disk is not an option: this is the one failure that is mocked here.
@@ -87,28 +78,12 @@ class SnapshotDisk:
 
     def free(self) -> None:
         if self.real:
-            self.filler.unlink()
+            self._disk.free()
         else:
             self._monkeypatch.setattr(Storage, "_write_jpeg_sync", self._original)
 
     def close(self) -> None:
-        if self.real:
-            subprocess.run(["umount", "-l", str(self.path)], check=False)
-
-
-def _fill_up(path: Path) -> None:
-    """Write zeros to ``path`` until the filesystem is full (ENOSPC)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while True:
-            try:
-                os.write(fd, b"\0" * 65536)
-            except OSError as exc:
-                if exc.errno != errno.ENOSPC:
-                    raise
-                return
-    finally:
-        os.close(fd)
+        self._disk.close()
 
 
 @pytest.fixture
