@@ -13,6 +13,11 @@ Layout under ``storage.path``::
     snapshots/<camera>/<id>-peak.jpg
 
 Files are written to a temporary name and renamed, so a crash never leaves half a JPEG.
+
+When the database cannot be written (disk full, read-only, gone), the events that failed
+are kept, each in its latest state (up to :data:`MAX_UNSAVED_EVENTS`), and written with the
+next write, every :data:`RETRY_SECONDS` and on close, so an outage loses none of them once
+the disk is back.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -47,6 +53,18 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 SnapshotKind = Literal["start", "peak"]
 RETENTION_INTERVAL = 600.0
+RETRY_SECONDS = 5.0
+"""How often events the database refused are written again."""
+MAX_UNSAVED_EVENTS = 10_000
+"""Events kept for a database that cannot be written; past this the oldest are dropped."""
+
+_UPSERT_EVENT = (
+    'INSERT INTO events (id, camera, start, "end", last_seen, peak_score, zones, boxes,'
+    " interrupted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ' ON CONFLICT(id) DO UPDATE SET "end" = excluded."end", last_seen = excluded.last_seen,'
+    " peak_score = excluded.peak_score, zones = excluded.zones, boxes = excluded.boxes,"
+    " interrupted = excluded.interrupted"
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -105,6 +123,20 @@ class StoredCameras:
     deleted: set[str]
 
 
+def _event_row(ev: Event, last_seen: float) -> tuple[Any, ...]:
+    return (
+        ev.id,
+        ev.camera,
+        ev.start.timestamp(),
+        ev.end.timestamp() if ev.end else None,
+        last_seen,
+        ev.peak_score,
+        json.dumps(ev.zones),
+        json.dumps([list(b) for b in ev.boxes]),
+        int(ev.interrupted),
+    )
+
+
 class Storage:
     """The data directory; see the module docstring for threads and layout."""
 
@@ -123,6 +155,12 @@ class Storage:
         """The last snapshot write failure (cleared by the next success)."""
         self.db_error: str | None = None
         """The last database write failure (cleared by the next success)."""
+        self.unsaved_events = 0
+        """Events waiting to be written again after a database write failed."""
+        self.lost_events = 0
+        """Events given up on: more than MAX_UNSAVED_EVENTS waited for the database."""
+        self._unsaved: OrderedDict[str, tuple[Event, float]] = OrderedDict()
+        """By event id, its latest state and last-seen time (the database thread's own)."""
         self.on_error: Callable[[str], None] = lambda kind: None
         """Called on the loop with ``"snapshot"`` or ``"db"`` after each failure (metrics)."""
 
@@ -161,6 +199,15 @@ class Storage:
     async def close(self) -> None:
         """Wait for every submitted write, then close the database and the threads."""
         await self.flush()
+        if self.unsaved_events:
+            self._submit(self._write_unsaved)
+            await self.flush()
+        if self.unsaved_events:
+            log.error(
+                "%d event(s) could not be written to %s and are lost",
+                self.unsaved_events,
+                self.db_path,
+            )
         if self._conn is not None:
             with contextlib.suppress(sqlite3.Error):
                 await self._db(self._close_sync)
@@ -180,15 +227,22 @@ class Storage:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
 
     async def run(self) -> None:
-        """The storage task: applies retention now and every few minutes until cancelled."""
+        """The storage task until cancelled: applies retention now and every few minutes, and
+        writes again every few seconds what the database refused."""
+        retention_due = 0.0
         while True:
-            try:
-                removed = await self.apply_retention()
-                if removed:
-                    log.info("retention removed %d event(s)", removed)
-            except sqlite3.Error as exc:
-                log.warning("retention failed: %s", exc)
-            await asyncio.sleep(RETENTION_INTERVAL)
+            now = time.monotonic()
+            if now >= retention_due:
+                retention_due = now + RETENTION_INTERVAL
+                try:
+                    removed = await self.apply_retention()
+                    if removed:
+                        log.info("retention removed %d event(s)", removed)
+                except sqlite3.Error as exc:
+                    log.warning("retention failed: %s", exc)
+            if self.unsaved_events:
+                self._submit(self._write_unsaved)
+            await asyncio.sleep(RETRY_SECONDS)
 
     async def check_writable(self) -> bool:
         """Whether the database accepts writes and the snapshot directory takes files.
@@ -250,8 +304,10 @@ class Storage:
         self._pending.discard(fut)
         exc = fut.exception() if not fut.cancelled() else None
         if exc is not None:
-            self.db_error = f"database write failed: {exc}"
-            log.error("%s", self.db_error)
+            error = f"database write failed: {exc}"
+            if error != self.db_error:  # once per outage, not once per event or retry
+                log.error("%s", error)
+            self.db_error = error
             self.on_error("db")
         else:
             self.db_error = None
@@ -264,24 +320,41 @@ class Storage:
         self._submit(self._save_sync, event, seen)
 
     def _save_sync(self, ev: Event, last_seen: float) -> None:
-        self._c().execute(
-            'INSERT INTO events (id, camera, start, "end", last_seen, peak_score, zones, boxes,'
-            " interrupted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            ' ON CONFLICT(id) DO UPDATE SET "end" = excluded."end", last_seen = excluded.last_seen,'
-            " peak_score = excluded.peak_score, zones = excluded.zones, boxes = excluded.boxes,"
-            " interrupted = excluded.interrupted",
-            (
-                ev.id,
-                ev.camera,
-                ev.start.timestamp(),
-                ev.end.timestamp() if ev.end else None,
-                last_seen,
-                ev.peak_score,
-                json.dumps(ev.zones),
-                json.dumps([list(b) for b in ev.boxes]),
-                int(ev.interrupted),
-            ),
-        )
+        unsaved = self._unsaved
+        unsaved[ev.id] = (ev, last_seen)
+        unsaved.move_to_end(ev.id)
+        while len(unsaved) > MAX_UNSAVED_EVENTS:
+            unsaved.popitem(last=False)
+            self.lost_events += 1
+            if self.lost_events == 1 or self.lost_events % 1000 == 0:
+                log.error(
+                    "the database has refused writes for %d events: dropped %d so far",
+                    MAX_UNSAVED_EVENTS,
+                    self.lost_events,
+                )
+        self._write_unsaved()
+
+    def _write_unsaved(self) -> None:
+        """Write every event waiting for the database in one transaction (the one just saved,
+        and any that earlier writes could not store); on failure keep them and raise."""
+        unsaved = self._unsaved
+        if not unsaved:
+            return
+        conn = self._c()
+        held = self.unsaved_events
+        try:
+            conn.execute("BEGIN")
+            conn.executemany(_UPSERT_EVENT, [_event_row(ev, seen) for ev, seen in unsaved.values()])
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            self.unsaved_events = len(unsaved)
+            raise
+        unsaved.clear()
+        self.unsaved_events = 0
+        if held:
+            log.info("the database takes writes again: %d held event(s) written", held)
 
     @staticmethod
     def _row_event(row: sqlite3.Row | tuple[Any, ...]) -> Event:

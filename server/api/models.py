@@ -189,6 +189,9 @@ class StorageStatus(BaseModel):
     db_error: str | None
     snapshot_error: str | None
     events: int
+    unsaved_events: int = Field(
+        description="Events the database refused, held and written again every few seconds."
+    )
 
 
 class SystemStatus(BaseModel):

@@ -75,5 +75,6 @@ async def status(core: CoreDep) -> SystemStatus:
             db_error=st.db_error,
             snapshot_error=st.snapshot_error,
             events=core.events_total,
+            unsaved_events=st.unsaved_events,
         ),
     )

@@ -142,6 +142,7 @@ async def test_unwritable_snapshots_are_reported_while_detection_goes_on(
             await asyncio.sleep(0.1)
         assert "cannot write snapshot" in status["storage"]["snapshot_error"]
         assert status["storage"]["writable"] is False
+        assert status["storage"]["unsaved_events"] == 0  # the database itself takes writes
         metrics = (await c.get("/metrics")).text
         assert re.search(r'motionhub_storage_errors_total\{kind="snapshot"\} [1-9]', metrics)
         assert "motionhub_storage_writable 0.0" in metrics

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from disk_harness import SmallDisk
 
+import server.storage as storage_module
 from server.config import CameraSettings, StorageSettings
 from server.events import utc
 from server.ids import UlidGenerator
@@ -149,3 +153,55 @@ async def test_database_is_wal_and_threads_end_on_close(tmp_path: Path) -> None:
     assert mode[0] == "wal"
     leftover = {t.name for t in threading.enumerate()} - before
     assert not leftover
+
+
+async def test_events_refused_by_a_full_disk_are_written_when_space_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk = SmallDisk(tmp_path / "data", size="2m")
+    if not disk.real:
+        pytest.skip("needs root: a full disk is made with a tmpfs of the test's own")
+    monkeypatch.setattr(storage_module, "RETRY_SECONDS", 0.05)
+    gen = UlidGenerator()
+    try:
+        s = await open_storage(disk.path)
+        kinds: list[str] = []
+        s.on_error = kinds.append
+        ongoing = make_event(gen, "cam1", T0, ["door"], end=False)
+        s.save_event(ongoing)
+        await s.flush()
+        disk.fill()
+        # While the disk is full: the ongoing event ends, and a whole new one comes and goes.
+        ended = ongoing.model_copy(update={"end": utc(T0 + 5)})
+        brief = make_event(gen, "cam1", T0 + 10, [])
+        s.save_event(ended)
+        s.save_event(brief)
+        await s.flush()
+        assert s.db_error is not None
+        assert "full" in s.db_error
+        assert s.unsaved_events == 2
+        assert kinds == ["db", "db"]
+        task = asyncio.create_task(s.run())
+        try:
+            disk.free()
+            for _ in range(200):
+                if s.unsaved_events == 0:
+                    break
+                await asyncio.sleep(0.02)
+            await s.flush()
+            assert s.unsaved_events == 0, "held events were not written once space came back"
+            assert s.db_error is None
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await s.close()
+        again = await open_storage(disk.path)
+        got = await again.get_event(ongoing.id)
+        assert got is not None
+        assert got.end == utc(T0 + 5)
+        assert not got.interrupted  # its end was stored, not guessed on reopen
+        assert await again.get_event(brief.id) is not None
+        await again.close()
+    finally:
+        disk.close()
