@@ -24,6 +24,7 @@ from typing import cast
 __all__ = ["ClientLog", "WsClient", "close_all", "connect_many"]
 
 _MOTION = b'{"type":"motion"'
+_HELLO = b'{"type":"hello"'
 _EVENT_START = b'{"type":"event_start"'
 
 
@@ -50,6 +51,8 @@ class WsClient(asyncio.Protocol):
         """Delays are recorded only while this is true (events are always collected)."""
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.greeted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        """Done at the server's ``hello``, which it sends once this client is in its fan-out."""
         self._transport: asyncio.Transport | None = None
         self._buf = bytearray()
         self._upgraded = False
@@ -145,6 +148,8 @@ class WsClient(asyncio.Protocol):
             log.starts[body["event"]["id"]] = (body["ts"], now)
             if self.recording:
                 log.event_delays.append(now - body["ts"])
+        elif message.startswith(_HELLO) and not self.greeted.done():
+            self.greeted.set_result(None)
 
     def _send(self, opcode: int, payload: bytes) -> None:
         if self._transport is None or self._transport.is_closing():

@@ -79,9 +79,30 @@ def test_latency_quick(tmp_path: Path) -> None:
     if _missing("latency"):
         pytest.skip(f"needs {_missing('latency')}")
     data = _run("latency", tmp_path)
-    for key in ("ws_motion_ms", "ws_event_start_ms", "mqtt_event_start_ms", "server_loop_lag_ms"):
+    keys = (
+        "ws_probe_motion_ms",
+        "ws_probe_event_start_ms",
+        "ws_load_clients_motion_ms",
+        "ws_load_clients_event_start_ms",
+        "mqtt_event_start_ms",
+        "server_loop_lag_ms",
+    )
+    for key in keys:
         _distribution(data[key])
-    assert data["ws_motion_ms"]["count"] > 0
+    # The probes, in their own process, are the WebSocket figure; the load clients are kept.
+    assert data["ws_probe_motion_ms"]["count"] > 0
+    assert data["ws_load_clients_motion_ms"]["count"] > 0
+    probes = data["ws_probes"]
+    assert 2 <= len(probes) == data["load"]["ws_probes"]
+    # Spread through the server's connection order: one after each batch of load clients.
+    positions = [p["position"] for p in probes]
+    assert positions == sorted(set(positions))
+    assert positions[-1] == data["load"]["ws_clients"] + len(probes)
+    assert positions[0] < positions[-1] // 2
+    assert sum(p["motion_ms"]["count"] for p in probes) == data["ws_probe_motion_ms"]["count"]
+    for p in probes:
+        _distribution(p["motion_ms"])
+        _distribution(p["event_start_ms"])
     assert set(data["meets"]) == {"ws", "mqtt"}
 
 
