@@ -9,7 +9,6 @@ absorb ghosts; learn selectively. docs/detector.md describes each step.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import cast
 
 import cv2
@@ -17,8 +16,9 @@ import numpy as np
 import numpy.typing as npt
 
 from detector._cv import K3, cvs
-from detector.background import Background, shift_into
+from detector.background import Background
 from detector.blobs import Blob, Contour, drop_faint, find_blobs
+from detector.camera import CameraFollower, widespread
 from detector.config import DetectorConfig
 from detector.geometry import Scaler, fill_polygons, working_scaler
 from detector.lighting import fit_tone_curve
@@ -26,16 +26,11 @@ from detector.outcome import make_result
 from detector.overlay import FixedOverlay
 from detector.result import MotionResult
 from detector.shadows import light_only
-from detector.stabilize import estimate_shift, estimate_similarity
 from detector.still import absorb_still
 
 __all__ = ["MotionDetector"]
 
 U8 = npt.NDArray[np.uint8]
-F64 = npt.NDArray[np.float64]
-
-IDENTITY: F64 = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-"""The 2 x 3 identity transform."""
 
 SCENE_FRACTION = 0.5
 """Changed fraction above which, unexplained, the model restarts from the current frame."""
@@ -46,22 +41,6 @@ LEVEL_STEP = 2.5
 LIGHTING_FRAMES = 5
 """Frames of fast re-learning after a lighting change."""
 LIGHTING_ALPHA = 0.5
-CAMERA_FRACTION = 0.02
-"""Changed fraction from which a sudden (or lasting) change is checked for a camera shift."""
-CAMERA_EVERY = 16
-SPREAD = 0.25
-"""Share of coarse-grid cells that must see change before a global cause is considered."""
-CAMERA_FRAMES = 8
-"""Frames during which the camera is checked for shifts after it last moved."""
-WARP_FRAMES = 5
-"""Frames of fast re-learning after the model was warped (its repeated interpolation blurs it)."""
-FOLLOW_GAIN = 0.7
-"""While following a moving camera, a warp is kept when it leaves under this share of the
-change (else the model falls further behind with every frame)."""
-CAMERA_GAIN = 0.6
-"""A shift or warp of the model is kept when it leaves under this share of the change."""
-PAN_HINT = 0.9
-"""A shift guess that leaves under this share of the change hints at camera motion."""
 FAST_FRAMES = 30
 """Frames of every-frame learning at start (the learning rate is 1/n then)."""
 LEARN_EVERY = 4
@@ -69,11 +48,6 @@ STATIC_EVERY = 4
 TRUST_SECONDS = 3.0
 """Quiet time after which a pixel's background counts as seen, not guessed from a first frame
 that may hold objects (which leave ghosts when they move)."""
-
-
-def _compose(second: F64, first: F64) -> F64:
-    """The 2 x 3 transform applying ``first`` then ``second``."""
-    return second[:, :2] @ first + np.hstack([np.zeros((2, 2)), second[:, 2:]])
 
 
 class MotionDetector:
@@ -88,6 +62,7 @@ class MotionDetector:
             raise ValueError(f"frame shape {frame_shape} is too small (at least 8 x 8)")
         self._config = config if config is not None else DetectorConfig()
         self._bg: Background | None = None
+        self._camera = CameraFollower()
         self._overlay = FixedOverlay()
         self._apply_config(self._config, keep_background=False)
 
@@ -120,19 +95,17 @@ class MotionDetector:
         self._frames = 0
         self._learned = 0
         self._lighting_left = 0
-        self._camera_left = 0
         self._last_changed = 0.0
         self._last_count = 0
         self._last_ts: float | None = None
         self._fps = self._config.nominal_fps
         self._prev: U8 | None = None
         self._tick = 0
-        self._drift = IDENTITY.copy()
-        self._warped_left = 0
         self._reported: U8 | None = None
         """The previous frame's mask (None after a restart of the model)."""
         self._forget_still()
         self._untrust()
+        self._camera.forget()
         self._overlay.forget()
 
     def _forget_still(self) -> None:
@@ -162,7 +135,6 @@ class MotionDetector:
         self._floor = round(3.0 + 10.0 * (1.0 - s))
         if config.threshold > 0:
             self._floor = config.threshold
-        self._reach = max(3, shape[1] // 8)
         if not keep_background or self._bg is None:
             self.reset()
         else:
@@ -236,8 +208,8 @@ class MotionDetector:
         self._learned += 1
         fg, count = self._changed(g)
         changed = count / self._valid_count
-        if self._config.stabilize and self._camera_check(changed, fg):
-            fg, count = self._follow_camera(g, bg, fg, count)
+        if self._config.stabilize:
+            fg, count = self._follow_camera(g, bg, fg, changed, count)
             changed = count / self._valid_count
         self._last_changed = changed
         # The level check costs four sums: run it when the change jumped (an exposure
@@ -257,7 +229,7 @@ class MotionDetector:
         if lighting:
             self._lighting_left -= 1
         overlay: U8 | None = None
-        if self._camera_left > 0 and self._prev is not None:
+        if self._camera.following and self._prev is not None:
             fg, count, overlay = self._overlay.drop(g, self._prev, fg, count)
         else:
             self._overlay.forget()
@@ -324,139 +296,29 @@ class MotionDetector:
             blobs = self._drop_still(g, bg, fg, blobs)
         return blobs, held
 
-    def _camera_check(self, changed: float, fg: U8) -> bool:
-        """Whether to look for a camera shift: right after one, or when the change is spread
-        over the picture and is large, sudden (a bump) or lasting (a slow drift)."""
-        if self._camera_left > 0:
-            return True
-        if changed < CAMERA_FRACTION:
-            return False
-        if not (
-            changed > self._config.lighting_fraction
-            or changed > 2.0 * self._last_changed
-            or self._frames % CAMERA_EVERY == 0
+    def _follow_camera(
+        self, g: U8, bg: Background, fg: U8, changed: float, count: int
+    ) -> tuple[U8, int]:
+        """Let the camera follower move the model if the camera moved. The threshold and the
+        trust map follow the model, the still counts restart (the model they refer to moved),
+        and a warped model learns fast for a while. Returns the change that is left."""
+        camera = self._camera
+        if not camera.check(
+            changed,
+            fg,
+            last_changed=self._last_changed,
+            frame=self._frames,
+            lighting_fraction=self._config.lighting_fraction,
         ):
-            return False
-        return self._spread(fg) >= SPREAD
-
-    def _spread(self, fg: U8) -> float:
-        """Fraction of the cells of a coarse grid with some change: a camera shift or a change
-        of light touches most of them, objects only a few."""
-        h, w = fg.shape
-        # Cropped to a multiple of the grid, the area resize takes its fast integer path.
-        cells = cv2.resize(fg[: h - h % 6, : w - w % 8], (8, 6), interpolation=cv2.INTER_AREA)
-        return cv2.countNonZero(cvs.compare(cells, 5, cv2.CMP_GT)) / 48.0
-
-    def _follow_camera(self, g: U8, bg: Background, fg: U8, count: int) -> tuple[U8, int]:
-        """Re-align the model if a whole-pixel camera shift explains most of the change.
-
-        Two guesses are tried: the shift since the previous frame (reliable while the model
-        was aligned with it) and the shift from the background itself (recovers a drift that
-        built up slowly). A guess is kept only if it removes most of the changed pixels.
-        """
-        following = self._camera_left > 0
-        if following:
-            self._camera_left -= 1
-        if self._warped_left > 0:
-            self._warped_left -= 1
-        guesses = {tuple(round(v) for v in estimate_shift(bg.u8, g, self._reach))}
-        if self._prev is not None:
-            guesses.add(tuple(round(v) for v in estimate_shift(self._prev, g, self._reach)))
-        guesses.discard((0, 0))
-        if not guesses and self._warped_left == 0:
-            return fg, count  # no shift to try, and no recent warp to go on following
-        _, base = self._foreground(bg.distance(g), self._floor)
-        best: tuple[int, int] | None = None
-        best_count = CAMERA_GAIN * base
-        closest = base
-        for ix, iy in guesses:
-            hi, lo = bg.shifted_envelope(ix, iy)
-            _, moved = self._foreground(bg.distance(g, hi, lo), self._floor)
-            closest = min(closest, moved)
-            if moved < best_count:
-                best, best_count = (ix, iy), moved
-        # Zoom, rotation or a sub-pixel drift: a similarity fit of the model to the frame,
-        # kept if it explains the change better than the best shift.
-        bar = best_count
-        if following and best is None:
-            # Already following a moving camera: any warp that explains part of the change keeps
-            # the model closer than none (it would fall further behind with every frame).
-            bar = FOLLOW_GAIN * base
-        # The corner tracking costs about a millisecond: only when a whole-pixel shift
-        # explained some of the change or a warp was kept recently (not for traffic in front of
-        # a still camera).
-        if closest < PAN_HINT * base or self._warped_left > 0:
-            warped = self._follow_similarity(g, bg, bar)
-            if warped is not None:
-                return warped
-        if best is None:
             return fg, count
-        dx, dy = best
-        bg.shift(dx, dy, g)
-        # What the whole-pixel shift left of the motion stays in the drift.
-        self._drift = self._drift - np.array([[0.0, 0.0, dx], [0.0, 0.0, dy]])
-
-        def carry(trust: U8) -> U8:
-            shifted = np.zeros_like(trust)
-            shift_into(shifted, trust, dx, dy)
-            return shifted
-
-        return self._model_moved(g, bg, carry)
-
-    def _follow_similarity(self, g: U8, bg: Background, bar: float) -> tuple[U8, int] | None:
-        """Warp the model by a similarity (zoom, rotation, pan) that takes it to ``g``, if one
-        leaves fewer than ``bar`` changed pixels.
-
-        Two guesses: the camera motion since the previous frame composed with the drift the
-        model has built up against that frame (reliable: two sharp frames, a small motion), and
-        a direct fit of the model to the frame. A motion that is not kept adds to the drift.
-        """
-        guesses: list[F64] = []
-        step = estimate_similarity(self._prev, g) if self._prev is not None else None
-        drift = self._drift
-        if step is not None:
-            drift = _compose(step, self._drift)
-            guesses.append(drift)
-        direct = estimate_similarity(bg.u8, g)
-        if direct is not None:
-            guesses.append(direct)
-        # The transform to keep, with where the model warped by it has a source pixel.
-        best: tuple[F64, U8] | None = None
-        best_count = bar
-        area = g.shape[0] * g.shape[1]
-        for m in guesses:
-            hi, lo, seen = bg.warped_envelope(m)
-            _, moved = self._foreground(bg.distance(g, hi, lo), self._floor)
-            # Cells that came into view never count as change: compare the change per cell
-            # the model still covers, so a large spurious motion does not win by hiding it.
-            moved = round(moved * area / max(1, cv2.countNonZero(seen)))
-            if moved < best_count:
-                best, best_count = (m, seen), moved
-        if best is None:
-            self._drift = drift
-            return None
-        best_m, best_seen = best
-        bg.warp(best_m, g, best_seen)
-        self._warped_left = CAMERA_FRAMES
-        self._drift = IDENTITY.copy()
-        self._lighting_left = max(self._lighting_left, WARP_FRAMES)
-        h, w = g.shape
-
-        def carry(trust: U8) -> U8:
-            warped = cv2.warpAffine(trust, best_m, (w, h), flags=cv2.INTER_NEAREST)
-            return cast(U8, cv2.bitwise_and(warped, best_seen))
-
-        return self._model_moved(g, bg, carry)
-
-    def _model_moved(self, g: U8, bg: Background, carry: Callable[[U8], U8]) -> tuple[U8, int]:
-        """The model was carried along with the camera (a shift or a warp): the threshold and
-        the trust map (through ``carry``) follow it, the still counts restart, and the camera
-        is checked again for the next frames. Returns the change that is left."""
+        move = camera.follow(g, self._prev, bg, floor=self._floor, valid=self._valid)
+        if move is None:
+            return fg, count
         self._set_threshold(bg)
         self._forget_still()
         if self._trust is not None:
-            self._trust = carry(self._trust)
-        self._camera_left = CAMERA_FRAMES
+            self._trust = move.carry(self._trust)
+        self._lighting_left = max(self._lighting_left, move.relearn_frames)
         return self._changed(g)
 
     def _relevel(self, g: U8, bg: Background, fg: U8, changed: float) -> tuple[U8, int] | None:
@@ -486,7 +348,7 @@ class MotionDetector:
         """Whether the change since the background is global rather than objects."""
         if changed > SCENE_FRACTION:
             return True
-        if changed > self._config.lighting_fraction and self._spread(fg) >= SPREAD:
+        if changed > self._config.lighting_fraction and widespread(fg):
             return self._coherent(g, bg, count)
         return False
 
@@ -514,7 +376,7 @@ class MotionDetector:
         self._learned = 1
         self._prev = g
         self._lighting_left = LIGHTING_FRAMES
-        self._drift = IDENTITY.copy()
+        self._camera.forget_drift()
         self._reported = None
         self._forget_still()
         self._untrust()
