@@ -139,6 +139,9 @@ class MotionDetector:
             self.reset()
         else:
             self._set_threshold(self._bg)
+            if not config.stabilize:
+                # No more following: nor the steps that run while the camera is followed.
+                self._camera.forget()
 
     # -- thresholds and clock -------------------------------------------------------------
 

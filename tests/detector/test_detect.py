@@ -307,3 +307,27 @@ def test_overlay_fixed_in_the_picture_is_not_motion_while_the_camera_pans() -> N
             mh, mw = r.mask.shape
             band = r.mask[: 64 * mh // H, : 272 * mw // W]
             assert cv2.countNonZero(band) < 0.03 * band.size, (t, cv2.countNonZero(band))
+
+
+def test_switching_stabilize_off_while_following_leaves_a_still_object_in_motion() -> None:
+    rng = np.random.default_rng(33)
+    wide = background(H, 3 * W, seed=34)
+    det = MotionDetector((H, W))
+    x0 = 0
+    for t in range(36):
+        # Still for two seconds, then panning right by 3 pixels a frame (followed from the
+        # periodic camera check on).
+        x0 = 3 * max(0, t - 20)
+        r = det.detect(camera(wide[:, x0 : x0 + W].copy(), rng))
+    assert not r.motion, "the pan is not followed"
+    det.update_config(DetectorConfig(stabilize=False))
+    scene = wide[:, x0 : x0 + W].copy()
+    # The camera stops, and an object comes in and stands still: it must stay motion (the
+    # steps for a moving camera, which drop what stays put in the picture, are off).
+    box = (300, 100, 380, 200)
+    for _ in range(6):
+        r = det.detect(camera(with_box(scene, box, 230.0), rng))
+    mh, mw = r.mask.shape
+    inside = r.mask[box[1] * mh // H : box[3] * mh // H, box[0] * mw // W : box[2] * mw // W]
+    assert r.motion
+    assert cv2.countNonZero(inside) > 0.8 * inside.size
