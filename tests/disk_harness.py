@@ -12,7 +12,9 @@ import os
 import subprocess
 from pathlib import Path
 
-__all__ = ["SmallDisk", "fill_up"]
+import pytest
+
+__all__ = ["SmallDisk", "fill_up", "small_disk"]
 
 
 class SmallDisk:
@@ -51,6 +53,14 @@ class SmallDisk:
         if self.real:
             subprocess.run(["umount", "-l", str(self.path)], check=False)
             self.real = False
+
+
+def small_disk(path: Path, size: str = "1m") -> SmallDisk:
+    """A mounted :class:`SmallDisk`, or the test is skipped: only root can make one."""
+    disk = SmallDisk(path, size)
+    if not disk.real:
+        pytest.skip("needs root: a full disk is made with a tmpfs of the test's own")
+    return disk
 
 
 def fill_up(path: Path) -> None:

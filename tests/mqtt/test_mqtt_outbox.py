@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from disk_harness import SmallDisk
+from disk_harness import SmallDisk, small_disk
 
 import server.mqtt.outbox as outbox_module
 from server.mqtt.outbox import Outbox
@@ -122,9 +122,7 @@ async def test_unwritable_storage_keeps_messages_in_memory(tmp_path: Path) -> No
 async def test_a_full_disk_keeps_messages_and_writes_them_when_space_returns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    disk = SmallDisk(tmp_path / "small", size="1m")
-    if not disk.real:
-        pytest.skip("needs root: a full disk is made with a tmpfs of the test's own")
+    disk = small_disk(tmp_path / "small", size="1m")
     monkeypatch.setattr(outbox_module, "RETRY_SECONDS", 0.05)
     path = disk.path / "outbox.db"
     blob = b"p" * 20_000
