@@ -62,6 +62,21 @@ class Background:
         below = cv2.subtract(self.lo if lo is None else lo, frame)
         return cast(U8, cv2.max(above, below))
 
+    def count_beyond(
+        self,
+        frame: U8,
+        thr: U8 | int,
+        valid: U8 | None,
+        hi: U8 | None = None,
+        lo: U8 | None = None,
+    ) -> int:
+        """How many pixels of ``frame`` lie outside the envelope (or ``hi``, ``lo``) by more
+        than ``thr`` (per pixel or one level), within ``valid`` (everywhere when None)."""
+        fg = cvs.compare(self.distance(frame, hi, lo), thr, cv2.CMP_GT)
+        if valid is not None:
+            fg = cv2.bitwise_and(fg, valid)
+        return cv2.countNonZero(fg)
+
     def learn(self, frame: U8, alpha: float, where: U8 | None) -> None:
         """Blend ``frame`` into the mean at rate ``alpha`` where ``where`` is non-zero (or
         everywhere when None)."""

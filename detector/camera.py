@@ -61,14 +61,6 @@ def _compose(second: F64, first: F64) -> F64:
     return second[:, :2] @ first + np.hstack([np.zeros((2, 2)), second[:, 2:]])
 
 
-def _count(dist: U8, floor: int, valid: U8 | None) -> int:
-    """How many pixels of the distance map ``dist`` lie beyond ``floor`` within ``valid``."""
-    fg = cvs.compare(dist, floor, cv2.CMP_GT)
-    if valid is not None:
-        fg = cv2.bitwise_and(fg, valid)
-    return cv2.countNonZero(fg)
-
-
 @dataclass(frozen=True, slots=True)
 class Shift:
     """The model was moved by whole pixels: its content now lies ``dx``, ``dy`` further on."""
@@ -180,13 +172,13 @@ class CameraFollower:
         guesses.discard((0, 0))
         if not guesses and self._warped_left == 0:
             return None  # no shift to try, and no recent warp to go on following
-        base = _count(bg.distance(g), floor, valid)
+        base = bg.count_beyond(g, floor, valid)
         best: tuple[int, int] | None = None
         best_count = CAMERA_GAIN * base
         closest = base
         for ix, iy in guesses:
             hi, lo = bg.shifted_envelope(ix, iy)
-            moved = _count(bg.distance(g, hi, lo), floor, valid)
+            moved = bg.count_beyond(g, floor, valid, hi, lo)
             closest = min(closest, moved)
             if moved < best_count:
                 best, best_count = (ix, iy), moved
@@ -238,7 +230,7 @@ class CameraFollower:
         area = g.shape[0] * g.shape[1]
         for m in guesses:
             hi, lo, seen = bg.warped_envelope(m)
-            moved = _count(bg.distance(g, hi, lo), floor, valid)
+            moved = bg.count_beyond(g, floor, valid, hi, lo)
             # Cells that came into view never count as change: compare the change per cell
             # the model still covers, so a large spurious motion does not win by hiding it.
             moved = round(moved * area / max(1, cv2.countNonZero(seen)))

@@ -169,12 +169,6 @@ class MotionDetector:
             self._fps += 0.1 * (min(fps, 240.0) - self._fps)
         self._last_ts = timestamp
 
-    def _foreground(self, dist: U8, thr: U8 | int) -> tuple[U8, int]:
-        fg = cast(U8, cvs.compare(dist, thr, cv2.CMP_GT))
-        if self._valid is not None:
-            fg = cast(U8, cv2.bitwise_and(fg, self._valid))
-        return fg, cv2.countNonZero(fg)
-
     def _changed(self, g: U8) -> tuple[U8, int]:
         """The foreground of ``g`` against the model and threshold in use, and its size."""
         inside = cv2.inRange(g, self._lower, self._upper)
@@ -365,7 +359,7 @@ class MotionDetector:
         relit = cast(U8, cv2.LUT(bg.u8, lut))
         hi = cast(U8, cv2.dilate(relit, K3))
         lo = cast(U8, cv2.erode(relit, K3))
-        _, new_count = self._foreground(bg.distance(g, hi, lo), self._thr)
+        new_count = bg.count_beyond(g, self._thr, self._valid, hi, lo)
         return new_count < 0.5 * count
 
     def _restart(self, g: U8) -> MotionResult:
