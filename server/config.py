@@ -326,15 +326,12 @@ class CameraSettings(_Model):
         return DetectorConfig(**tuning, zones=tuple(self.zones), masks=tuple(self.masks))
 
 
-_DEVICE = re.compile(r"^/dev/video\d{1,3}$")
-
-
 def check_camera_url(url: str) -> None:
     """Raise ``ValueError`` (without echoing credentials) if ``url`` is not a usable source."""
     if not url or len(url) > 2048:
         raise ValueError("must be a non-empty URL of at most 2048 characters")
-    if _DEVICE.fullmatch(url) or url.startswith("/"):
-        return
+    if url.startswith("/"):
+        return  # a file or a device (/dev/videoN): the camera policy tells which
     parts = urlsplit(url)
     if parts.scheme not in CAMERA_SCHEMES:
         shown = parts.scheme or "(none)"
