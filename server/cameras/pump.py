@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from server.cameras.errors import BadFrame, SourceError
 from server.cameras.policy import SourceKind, check_host, plan_source
+from server.cameras.slots import DECODE_SLOTS
 from server.cameras.sources import HttpCameraClient, Sample, Source, make_source, probe_http_kind
 from server.cameras.status import StatusTracker
 from server.config import CameraSettings, SecuritySettings
@@ -258,6 +259,7 @@ class Pump:
             for item in samples:
                 now = time.monotonic()
                 if item is None or isinstance(item, BadFrame):
+                    DECODE_SLOTS.release()
                     if item is not None:
                         self.tracker.bad_frame(item.reason)
                     if now - last_good > stall:
@@ -279,7 +281,9 @@ class Pump:
                         self.tracker.bad_frame(bad.reason)
                     else:
                         self._publish(item, luma, now, wall)
+                DECODE_SLOTS.release()
                 if self._stop.is_set() or (self._idle and self._idle()):
                     break
         finally:
+            DECODE_SLOTS.release()
             samples.close()

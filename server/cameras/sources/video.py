@@ -17,6 +17,7 @@ import av.error
 
 from server.cameras.errors import BadFrame, SourceError, describe
 from server.cameras.policy import FILE_FORMATS, PROTOCOL_WHITELIST, SourceKind
+from server.cameras.slots import DECODE_SLOTS
 from server.cameras.sources.base import Sample, Source, VideoSample
 
 __all__ = ["VideoSource", "decoder_threads"]
@@ -118,8 +119,12 @@ class VideoSource(Source):
                     if clock is None or now - (clock + media) > _LATE_REBASE:
                         clock = now - media
                     delay = clock + media - now
-                    if delay > 0 and self.stop.wait(delay):
-                        return
+                    if delay > 0:
+                        # No slot while waiting for the frame's time; one again to hand it over.
+                        DECODE_SLOTS.release()
+                        if self.stop.wait(delay):
+                            return
+                        DECODE_SLOTS.hold()
                 delivered += 1
                 yield VideoSample(frame)
                 if self.stop.is_set():
@@ -154,6 +159,7 @@ class VideoSource(Source):
                     elapsed=time.monotonic() - asked,
                 )
                 raise SourceError(reason) from None
+            DECODE_SLOTS.hold()  # given back by the reader once the frame is handed over
             try:
                 frames = packet.decode()
             except av.error.FFmpegError:
