@@ -16,7 +16,8 @@ import pytest
 from ingest_harness import camera, running, security, take_frames
 
 from server.cameras import pump
-from server.cameras.slots import CpuSlots, slot_count
+from server.cameras import slots as slots_module
+from server.cameras.slots import CpuSlots, fixed_slots
 from server.cameras.sources import video
 
 
@@ -72,13 +73,71 @@ def test_zero_slots_means_no_limit() -> None:
     thread.join()
 
 
-def test_slot_count_defaults_to_the_usable_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_count_can_be_fixed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MOTIONHUB_DECODE_SLOTS", raising=False)
-    assert slot_count() == len(os.sched_getaffinity(0))
+    assert fixed_slots() == 0
+    monkeypatch.setenv("MOTIONHUB_DECODE_SLOTS", "auto")
+    assert fixed_slots() is None
+    monkeypatch.setenv("MOTIONHUB_DECODE_SLOTS", "two")
+    with pytest.raises(ValueError, match="whole number or 'auto', not 'two'"):
+        fixed_slots()
     monkeypatch.setenv("MOTIONHUB_DECODE_SLOTS", "3")
-    assert slot_count() == 3
+    assert fixed_slots() == 3
+    assert CpuSlots(fixed_slots()).count == 0  # slots are issued at the first hold
     monkeypatch.setenv("MOTIONHUB_DECODE_SLOTS", "0")
-    assert slot_count() == 0
+    assert fixed_slots() == 0
+
+
+def test_the_default_count_follows_the_cpus_the_process_may_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("needs two CPUs to change the count")
+    monkeypatch.setattr(slots_module, "RECHECK_SECONDS", 0.0)
+    slots = CpuSlots()
+    counts: list[int] = []
+    failed: list[BaseException] = []
+
+    def pinned() -> None:
+        # Affinity is per thread on Linux: pin only this one, as taskset would the process.
+        try:
+            for allowed in ({cpus[0]}, set(cpus), {cpus[1]}):
+                os.sched_setaffinity(0, allowed)
+                slots.hold()
+                counts.append(slots.count)
+                slots.release()
+        except BaseException as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=pinned)
+    thread.start()
+    thread.join(10)
+    assert not failed
+    assert counts == [1, len(cpus), 1]
+
+
+def test_shrinking_takes_a_held_slot_out_when_it_comes_back() -> None:
+    slots = CpuSlots(2)
+    slots.hold()
+    slots._fixed = 1  # as a narrower affinity would
+    slots._checked = -1e9
+    slots._resize()
+    assert slots.count == 1
+    taken = threading.Event()
+
+    def other() -> None:
+        slots.hold()
+        taken.set()
+        slots.release()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    assert not taken.wait(0.2), "the free slot was not taken out"
+    slots.release()
+    assert taken.wait(5)
+    thread.join()
+    assert slots.count == 1
 
 
 def _clip(path: Path) -> Path:
@@ -135,5 +194,5 @@ async def test_cameras_take_turns_from_decode_to_hand_over(
     assert min(analysed.values()) >= 20
     assert most[0] == 1, f"{most[0]} cameras were between decode and hand-over at once"
     # Every reader gave its slot back when it stopped.
-    assert slots._gate is not None
-    assert slots._gate.acquire(blocking=False)
+    assert slots.count == 1
+    assert slots._tokens.qsize() == 1, "a stopped reader kept its slot"
