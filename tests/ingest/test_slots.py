@@ -21,12 +21,8 @@ from server.cameras.slots import CpuSlots, fixed_slots
 from server.cameras.sources import video
 
 
-def test_a_thread_holds_at_most_one_slot() -> None:
-    slots = CpuSlots(1)
-    slots.hold()
-    slots.hold()  # the same thread again: still one slot, so no deadlock
-    slots.release()
-    slots.release()  # holds none now: nothing to give back
+def _take_in_another_thread(slots: CpuSlots) -> tuple[threading.Event, threading.Thread]:
+    """Start a thread that takes a slot, sets the event, and gives the slot back."""
     taken = threading.Event()
 
     def other() -> None:
@@ -36,6 +32,16 @@ def test_a_thread_holds_at_most_one_slot() -> None:
 
     thread = threading.Thread(target=other)
     thread.start()
+    return taken, thread
+
+
+def test_a_thread_holds_at_most_one_slot() -> None:
+    slots = CpuSlots(1)
+    slots.hold()
+    slots.hold()  # the same thread again: still one slot, so no deadlock
+    slots.release()
+    slots.release()  # holds none now: nothing to give back
+    taken, thread = _take_in_another_thread(slots)
     assert taken.wait(5), "the one slot was not free again"
     thread.join()
 
@@ -43,15 +49,7 @@ def test_a_thread_holds_at_most_one_slot() -> None:
 def test_a_second_thread_waits_for_the_only_slot() -> None:
     slots = CpuSlots(1)
     slots.hold()
-    taken = threading.Event()
-
-    def other() -> None:
-        slots.hold()
-        taken.set()
-        slots.release()
-
-    thread = threading.Thread(target=other)
-    thread.start()
+    taken, thread = _take_in_another_thread(slots)
     assert not taken.wait(0.2), "a second thread got the slot another holds"
     slots.release()
     assert taken.wait(5)
@@ -124,15 +122,7 @@ def test_shrinking_takes_a_held_slot_out_when_it_comes_back() -> None:
     slots._checked = -1e9
     slots._resize()
     assert slots.count == 1
-    taken = threading.Event()
-
-    def other() -> None:
-        slots.hold()
-        taken.set()
-        slots.release()
-
-    thread = threading.Thread(target=other)
-    thread.start()
+    taken, thread = _take_in_another_thread(slots)
     assert not taken.wait(0.2), "the free slot was not taken out"
     slots.release()
     assert taken.wait(5)
