@@ -1,5 +1,8 @@
 """CPU slots: at most one camera per core between a decode and its frame's hand-over.
 
+They gate the FFmpeg-decoded sources (RTSP, files, devices), whose decoding is the heavy part
+of a reader's work; MJPEG and snapshot readers do not take a slot.
+
 Eight cameras decoding at once on two cores share them round-robin, so every frame finishes
 late: each decode is stretched by the others, and so is the detection that follows it. A
 reader thread holds a slot from the start of a decode until its frame has been analysed and
@@ -57,6 +60,8 @@ class CpuSlots:
 
     def __init__(self, count: int | None = None) -> None:
         self._fixed = count
+        self._off = count == 0
+        """No limit: every frame's hold and release return at once (the default)."""
         self._tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._issued = 0
@@ -100,7 +105,7 @@ class CpuSlots:
 
     def hold(self) -> None:
         """Wait for a slot, unless this thread holds one already."""
-        if getattr(self._local, "held", False):
+        if self._off or getattr(self._local, "held", False):
             return
         self._resize()
         if self._issued:
@@ -109,7 +114,7 @@ class CpuSlots:
 
     def release(self) -> None:
         """Give this thread's slot back, if it holds one."""
-        if not getattr(self._local, "held", False):
+        if self._off or not getattr(self._local, "held", False):
             return
         self._local.held = False
         if self._excess:
