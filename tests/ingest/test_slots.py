@@ -58,16 +58,9 @@ def test_a_second_thread_waits_for_the_only_slot() -> None:
 
 def test_zero_slots_means_no_limit() -> None:
     slots = CpuSlots(0)
-    done = threading.Event()
-
-    def other() -> None:
-        slots.hold()
-        done.set()
-
     slots.hold()
-    thread = threading.Thread(target=other)
-    thread.start()
-    assert done.wait(5)
+    taken, thread = _take_in_another_thread(slots)
+    assert taken.wait(5)
     thread.join()
 
 
