@@ -25,8 +25,20 @@ def fail_config(exc: ConfigError) -> NoReturn:
     sys.exit(CONFIG_ERROR_EXIT)
 
 
+def check_environment() -> None:
+    """Exit cleanly, as for a config error, on an unusable ``MOTIONHUB_*`` variable."""
+    from server.cameras.slots import fixed_slots
+
+    try:
+        fixed_slots()
+    except ValueError as exc:
+        fail_config(ConfigError([str(exc)]))
+
+
 def settings_from(config: Path | None, host: str | None, port: int | None) -> Settings:
-    """Load settings and apply command-line overrides, exiting cleanly on any config error."""
+    """Load settings and apply command-line overrides, exiting cleanly on any config error
+    (in the file or in the environment)."""
+    check_environment()
     try:
         settings = load_settings(config)
         if host is not None:
@@ -113,6 +125,7 @@ def demo(port: int, cameras: int, data: Path | None) -> None:
     """Run the server on built-in simulated cameras, with the dashboard; nothing to set up."""
     from server.demo import run_demo
 
+    check_environment()
     run_demo(port, cameras, data)
 
 

@@ -11,12 +11,16 @@ finishes, in turn, as soon as its own work is done. The total work is the same; 
 order changes. Network reads and waits happen outside a slot.
 
 Off by default. ``MOTIONHUB_DECODE_SLOTS=N`` sets N slots; ``auto`` as many as the CPUs the
-process may run on, counted again every few seconds, so a process moved to more or fewer
-cores (``taskset``) follows. The trade, measured by ``motionhub bench`` (bench/RESULTS.md):
-with eight 1080p cameras on two cores, ``auto`` cut the latency suite's p99 by about a
-quarter, but it also cut the scale suite's peak throughput on two cores by about 5 %
-(a reader that waits for the GIL or is preempted keeps its slot, and its core idles), so
-the suite's 2-core / 1-core ratio fell from 1.89x to 1.61x.
+process may run on (its affinity, and its cgroup's CPU quota, such as Docker's ``--cpus``),
+counted again every few seconds, so a process moved to more or fewer cores (``taskset``)
+follows. A bad value stops ``motionhub serve`` at start with a one-line error
+(:func:`fixed_slots` raises; importing this module never does).
+
+The trade, measured by ``motionhub bench`` (bench/RESULTS.md): with eight 1080p cameras on
+two cores, ``auto`` cut the latency suite's p99 by about a quarter, but it also cut the scale
+suite's peak throughput on two cores by about 5 % (a reader that waits for the GIL or is
+preempted keeps its slot, and its core idles), so the suite's 2-core / 1-core ratio fell
+from 1.89x to 1.61x.
 
 The slots are tokens in a :class:`queue.SimpleQueue`: taking and returning one is a C call
 that waits without the GIL, where :class:`threading.Semaphore` runs Python code under it.
@@ -24,12 +28,15 @@ that waits without the GIL, where :class:`threading.Semaphore` runs Python code 
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 
-__all__ = ["DECODE_SLOTS", "CpuSlots", "fixed_slots"]
+__all__ = ["DECODE_SLOTS", "CpuSlots", "cpu_quota", "fixed_slots", "usable_cpus"]
 
 RECHECK_SECONDS = 2.0
 """How often the CPUs the process may use are counted again."""
@@ -46,11 +53,67 @@ def fixed_slots() -> int | None:
     return int(value) if value else 0
 
 
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+"""Where the cgroup hierarchies are mounted (v2 alone, or v1 controllers in subfolders)."""
+
+
 def usable_cpus() -> int:
-    """The CPUs this process may run on now."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    """The CPUs this process may run on now: its affinity, capped by its cgroup's quota."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    cpus = len(affinity(0)) if affinity else (os.cpu_count() or 1)
+    quota = cpu_quota()
+    return cpus if quota is None else max(1, min(cpus, math.ceil(quota)))
+
+
+def cpu_quota(root: Path = CGROUP_ROOT) -> float | None:
+    """CPUs' worth of run time per period that the process's cgroups allow (the tightest
+    of its cgroup and their parents), or None without a quota or off Linux.
+
+    Reads cgroup v2's ``cpu.max`` and cgroup v1's ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``.
+    """
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    limits: list[float] = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if not controllers:  # cgroup v2: one hierarchy, at the root or at "unified"
+            for mount in (root, root / "unified"):
+                limits += _quotas(mount, path, _v2_quota)
+        elif "cpu" in controllers.split(","):
+            limits += _quotas(root / controllers, path, _v1_quota)
+    return min(limits, default=None)
+
+
+def _quotas(mount: Path, path: str, read: Callable[[Path], float | None]) -> list[float]:
+    """The quotas set on ``path`` and its parents, up to the mount's root."""
+    folder = mount / path.lstrip("/")
+    found: list[float] = []
+    while True:
+        quota = read(folder)
+        if quota is not None:
+            found.append(quota)
+        if folder == mount or mount not in folder.parents:
+            return found
+        folder = folder.parent
+
+
+def _v2_quota(folder: Path) -> float | None:
+    try:
+        quota, period = (folder / "cpu.max").read_text().split()
+    except (OSError, ValueError):
+        return None
+    return None if quota == "max" else int(quota) / int(period)
+
+
+def _v1_quota(folder: Path) -> float | None:
+    try:
+        quota = int((folder / "cpu.cfs_quota_us").read_text())
+        period = int((folder / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if quota <= 0 or period <= 0 else quota / period
 
 
 class CpuSlots:
@@ -126,5 +189,12 @@ class CpuSlots:
         self._tokens.put(None)
 
 
-DECODE_SLOTS = CpuSlots(fixed_slots())
+def _from_environment() -> CpuSlots:
+    try:
+        return CpuSlots(fixed_slots())
+    except ValueError:
+        return CpuSlots(0)  # ``motionhub serve`` refuses to start with it first (server.cli)
+
+
+DECODE_SLOTS = _from_environment()
 """The process's slots, shared by every camera reader."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,13 +12,14 @@ import pytest
 from server.cli import main
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", "from server.cli import main; main()", *args],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        env=env,
     )
 
 
@@ -42,6 +44,19 @@ def test_bad_config_one_line_and_exit_2(tmp_path: Path, content: str, expected: 
         assert lines[0].startswith(f"motionhub: config error: {cfg}")
         assert expected in lines[0]
         assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["check", "serve", "demo"])
+def test_bad_decode_slots_variable_one_line_and_exit_2(tmp_path: Path, command: str) -> None:
+    cfg = tmp_path / "ok.yml"
+    cfg.write_text("cameras:\n  - id: cam1\n    url: rtsp://u:p@10.0.0.1/s\n")
+    args = [command] if command == "demo" else [command, "--config", str(cfg)]
+    result = run_cli(*args, env={**os.environ, "MOTIONHUB_DECODE_SLOTS": "two"})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "motionhub: config error: MOTIONHUB_DECODE_SLOTS must be a whole number or 'auto',"
+        " not 'two'"
+    ]
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:

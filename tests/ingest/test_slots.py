@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -179,3 +181,63 @@ async def test_cameras_take_turns_from_decode_to_hand_over(
     # Every reader gave its slot back when it stopped.
     assert slots.count == 1
     assert slots._tokens.qsize() == 1, "a stopped reader kept its slot"
+
+
+def _cpu_cgroup_mount() -> Path | None:
+    """Where this machine's CPU controller can be given a new cgroup, if anywhere."""
+    v1 = [Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup/cpu,cpuacct")]
+    for mount in v1:
+        if (mount / "cpu.cfs_quota_us").exists() and os.access(mount, os.W_OK):
+            return mount
+    v2 = Path("/sys/fs/cgroup")
+    controllers = v2 / "cgroup.controllers"
+    if controllers.exists() and "cpu" in controllers.read_text().split():
+        return v2 if os.access(v2, os.W_OK) else None
+    return None
+
+
+@pytest.mark.parametrize("quota", [0.5, 1.5])
+def test_auto_counts_the_cgroup_cpu_quota(quota: float) -> None:
+    # A real cgroup with a CPU quota, as Docker's --cpus sets; a process moved into it must
+    # count the quota, rounded up, as its usable CPUs when its affinity allows more.
+    mount = _cpu_cgroup_mount()
+    if mount is None:
+        pytest.skip("no writable cgroup CPU controller (needs root outside a container)")
+    affinity = len(os.sched_getaffinity(0))
+    if affinity < 2:
+        pytest.skip("needs two CPUs for a quota to count fewer")
+    expected = min(affinity, math.ceil(quota))
+    group = mount / f"motionhub-test-{os.getpid()}-{quota}"
+    group.mkdir()
+    try:
+        period = 100_000
+        if (group / "cpu.max").exists():
+            (group / "cpu.max").write_text(f"{int(quota * period)} {period}")
+        else:
+            (group / "cpu.cfs_period_us").write_text(str(period))
+            (group / "cpu.cfs_quota_us").write_text(str(int(quota * period)))
+        code = (
+            "import sys; sys.stdin.readline()\n"
+            "from server.cameras.slots import cpu_quota, usable_cpus\n"
+            "print(cpu_quota(), usable_cpus())\n"
+        )
+        child = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        try:
+            (group / "cgroup.procs").write_text(str(child.pid))
+            out, _ = child.communicate("go\n", timeout=30)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        assert child.returncode == 0
+        seen_quota, seen_cpus = out.split()
+        assert float(seen_quota) == pytest.approx(quota)
+        assert int(seen_cpus) == expected
+    finally:
+        group.rmdir()
