@@ -114,7 +114,9 @@ class Metrics:
         )
         self.storage_errors = Counter(
             "motionhub_storage_errors",
-            "Failed storage writes by kind (db, snapshot).",
+            "Storage write failures by kind: db counts outages (database writes that start"
+            " failing; the held events written again and refused during the same outage do"
+            " not count again), snapshot counts each snapshot that could not be written.",
             ["kind"],
             registry=self.registry,
         )

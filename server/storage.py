@@ -161,8 +161,13 @@ class Storage:
         """Events given up on: more than MAX_UNSAVED_EVENTS waited for the database."""
         self._unsaved: OrderedDict[str, tuple[Event, float]] = OrderedDict()
         """By event id, its latest state and last-seen time (the database thread's own)."""
+        self._db_failing = False
+        """Whether the database is in an outage: a write failed, and since then none has
+        succeeded with every held event written."""
         self.on_error: Callable[[str], None] = lambda kind: None
-        """Called on the loop with ``"snapshot"`` or ``"db"`` after each failure (metrics)."""
+        """Called on the loop (metrics) with ``"snapshot"`` after each snapshot that could not
+        be written, and with ``"db"`` once per database outage, when writes start failing:
+        not again for the held events written again (and refused) during the same outage."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -308,8 +313,13 @@ class Storage:
             if error != self.db_error:  # once per outage, not once per event or retry
                 log.error("%s", error)
             self.db_error = error
-            self.on_error("db")
-        else:
+            if not self._db_failing:
+                self._db_failing = True
+                self.on_error("db")
+        elif not self.unsaved_events:
+            # The outage ends when the held events are written, not with any write that
+            # happens to succeed (one that changes nothing, say) while they are still held.
+            self._db_failing = False
             self.db_error = None
 
     # -- events ------------------------------------------------------------------------------

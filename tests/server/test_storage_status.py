@@ -1,0 +1,75 @@
+"""Storage outages as the running server reports them: `/api/status` and `/metrics` while
+the database's disk is full for real (a tmpfs of the test's own)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from disk_harness import small_disk
+from rel_harness import eventually, metric
+from server_harness import Running, serve, settings_for
+
+import server.storage as storage_module
+from server.events import utc
+from server.messages import Event
+
+T0 = 1_750_000_000.0
+
+
+def _save(srv: Running, ts: float) -> Event:
+    ev = Event(id=srv.core.ids.new(ts), camera="c", start=utc(ts), end=utc(ts + 1), peak_score=0.1)
+    srv.core.storage.save_event(ev)
+    return ev
+
+
+async def _db_errors(srv: Running) -> float:
+    return metric(await srv.metrics(), "motionhub_storage_errors_total", kind="db")
+
+
+async def test_one_disk_outage_counts_one_db_error_however_often_it_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk = small_disk(tmp_path / "data", size="2m")
+    monkeypatch.setattr(storage_module, "RETRY_SECONDS", 0.05)
+    try:
+        async with serve(settings_for(disk.path, [])) as srv:
+            storage = srv.core.storage
+            _save(srv, T0)
+            await storage.flush()
+            assert await _db_errors(srv) == 0
+            disk.fill()
+            _save(srv, T0 + 1)
+            _save(srv, T0 + 2)
+            await storage.flush()
+            assert storage.unsaved_events == 2
+            # Twenty retries or so, every one refused by the full disk: still one outage.
+            await asyncio.sleep(1.0)
+            assert storage.unsaved_events == 2
+            _save(srv, T0 + 3)  # new data refused during the same outage
+            await asyncio.sleep(0.3)
+            await storage.flush()
+            status = (await srv.client.get("/api/status")).json()["storage"]
+            assert status["unsaved_events"] == 3
+            assert "full" in status["db_error"]
+            assert await _db_errors(srv) == 1
+
+            disk.free()
+
+            async def written() -> bool:
+                return storage.unsaved_events == 0 and storage.db_error is None
+
+            await eventually(written, 5.0, "held events written once space came back")
+            assert await _db_errors(srv) == 1
+            # A second outage is counted again, once.
+            disk.fill()
+            _save(srv, T0 + 4)
+            await asyncio.sleep(0.5)
+            await storage.flush()
+            assert storage.unsaved_events == 1
+            assert await _db_errors(srv) == 2
+            disk.free()
+            await eventually(written, 5.0, "the second outage's event written")
+    finally:
+        disk.close()
