@@ -170,6 +170,7 @@ class Core:
         self.metrics = Metrics(
             self._camera_samples,
             lambda: self.storage.db_error is None and self.storage.snapshot_error is None,
+            lambda: self.storage.lost_events,
         )
         self.storage.on_error = self._storage_failed
         self.auth = TokenAuth(settings.server.auth.tokens)

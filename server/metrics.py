@@ -73,17 +73,24 @@ class _CameraCollector(Collector):
 
 
 class _StorageCollector(Collector):
-    def __init__(self, ok: Callable[[], bool]) -> None:
+    def __init__(self, ok: Callable[[], bool], lost_events: Callable[[], int]) -> None:
         self._ok = ok
+        self._lost_events = lost_events
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         yield GaugeMetricFamily(
             "motionhub_storage_writable",
             "1 when the last database write and snapshot write succeeded.",
             value=1.0 if self._ok() else 0.0,
         )
+        yield CounterMetricFamily(
+            "motionhub_storage_lost_events",
+            "Events given up on while the database refused writes, past the most it holds"
+            " to write again (the oldest are dropped).",
+            value=self._lost_events(),
+        )
 
-    def describe(self) -> Iterator[GaugeMetricFamily]:
+    def describe(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         return iter(())
 
 
@@ -94,10 +101,11 @@ class Metrics:
         self,
         cameras: Callable[[], Iterable[CameraSample]],
         storage_ok: Callable[[], bool] = lambda: True,
+        lost_events: Callable[[], int] = lambda: 0,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(_CameraCollector(cameras))
-        self.registry.register(_StorageCollector(storage_ok))
+        self.registry.register(_StorageCollector(storage_ok, lost_events))
         self.detect_seconds = Histogram(
             "motionhub_detect_seconds",
             "Time spent in the motion detector per analysed frame.",

@@ -192,6 +192,10 @@ class StorageStatus(BaseModel):
     unsaved_events: int = Field(
         description="Events the database refused, held and written again every few seconds."
     )
+    lost_events: int = Field(
+        description="Events given up on since the server started: while the database refused"
+        " writes, more than 10,000 events were held, and the oldest were dropped."
+    )
 
 
 class SystemStatus(BaseModel):

@@ -76,5 +76,6 @@ async def status(core: CoreDep) -> SystemStatus:
             snapshot_error=st.snapshot_error,
             events=core.events_total,
             unsaved_events=st.unsaved_events,
+            lost_events=st.lost_events,
         ),
     )

@@ -73,3 +73,37 @@ async def test_one_disk_outage_counts_one_db_error_however_often_it_is_retried(
             await eventually(written, 5.0, "the second outage's event written")
     finally:
         disk.close()
+
+
+async def test_events_given_up_on_past_the_held_limit_are_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk = small_disk(tmp_path / "data", size="2m")
+    monkeypatch.setattr(storage_module, "MAX_UNSAVED_EVENTS", 3)
+    monkeypatch.setattr(storage_module, "RETRY_SECONDS", 0.05)
+    try:
+        async with serve(settings_for(disk.path, [])) as srv:
+            storage = srv.core.storage
+            status = (await srv.client.get("/api/status")).json()["storage"]
+            assert status["lost_events"] == 0
+            assert metric(await srv.metrics(), "motionhub_storage_lost_events_total") == 0
+            disk.fill()
+            saved = [_save(srv, T0 + i) for i in range(5)]
+            await storage.flush()
+            status = (await srv.client.get("/api/status")).json()["storage"]
+            # Three held (the newest), the two oldest given up on.
+            assert status["unsaved_events"] == 3
+            assert status["lost_events"] == 2
+            assert metric(await srv.metrics(), "motionhub_storage_lost_events_total") == 2
+            disk.free()
+
+            async def written() -> bool:
+                return storage.unsaved_events == 0
+
+            await eventually(written, 5.0, "held events written once space came back")
+            status = (await srv.client.get("/api/status")).json()["storage"]
+            assert status["lost_events"] == 2  # a count since start, not of the outage
+            assert await storage.get_event(saved[0].id) is None
+            assert await storage.get_event(saved[-1].id) is not None
+    finally:
+        disk.close()
