@@ -58,6 +58,9 @@ def bench_command(
     vs 1). Each writes OUT/<suite>.json and OUT/<suite>.md and appends to OUT/summary.md;
     see bench/README.md.
     """
+    from server.cli import check_environment  # the command line's own module imports this
+
+    check_environment()
     names = list(SUITES) if suite == "all" else [suite]
     unknown = [n for n in names if n not in SUITES]
     if unknown:

@@ -13,7 +13,7 @@ order changes. Network reads and waits happen outside a slot.
 Off by default. ``MOTIONHUB_DECODE_SLOTS=N`` sets N slots; ``auto`` as many as the CPUs the
 process may run on (its affinity, and its cgroup's CPU quota, such as Docker's ``--cpus``),
 counted again every few seconds, so a process moved to more or fewer cores (``taskset``)
-follows. A bad value stops ``motionhub serve`` at start with a one-line error
+follows. A bad value stops ``motionhub serve`` (and demo, check, bench) with a one-line error
 (:func:`fixed_slots` raises; importing this module never does).
 
 The trade, measured by ``motionhub bench`` (bench/RESULTS.md): with eight 1080p cameras on
@@ -48,7 +48,7 @@ def fixed_slots() -> int | None:
     value = os.environ.get("MOTIONHUB_DECODE_SLOTS", "").strip().lower()
     if value == "auto":
         return None
-    if value and not value.isdigit():
+    if value and not (value.isascii() and value.isdigit()):
         raise ValueError(f"MOTIONHUB_DECODE_SLOTS must be a whole number or 'auto', not {value!r}")
     return int(value) if value else 0
 
@@ -65,19 +65,27 @@ def usable_cpus() -> int:
     return cpus if quota is None else max(1, min(cpus, math.ceil(quota)))
 
 
-def cpu_quota(root: Path = CGROUP_ROOT) -> float | None:
+def cpu_quota(
+    root: Path = CGROUP_ROOT, membership: Path = Path("/proc/self/cgroup")
+) -> float | None:
     """CPUs' worth of run time per period that the process's cgroups allow (the tightest
     of its cgroup and their parents), or None without a quota or off Linux.
 
-    Reads cgroup v2's ``cpu.max`` and cgroup v1's ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``.
+    ``membership`` lists the process's cgroups (``hierarchy:controllers:path`` lines). Reads
+    cgroup v2's ``cpu.max`` and cgroup v1's ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``. A
+    cgroup outside the process's cgroup namespace (a path with ``..``) is not visible here,
+    so it counts as no quota.
     """
     try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
+        lines = membership.read_text().splitlines()
     except OSError:
         return None
     limits: list[float] = []
     for line in lines:
-        _, controllers, path = line.split(":", 2)
+        parts = line.split(":", 2)
+        if len(parts) != 3 or ".." in Path(parts[2]).parts:
+            continue
+        _, controllers, path = parts
         if not controllers:  # cgroup v2: one hierarchy, at the root or at "unified"
             for mount in (root, root / "unified"):
                 limits += _quotas(mount, path, _v2_quota)
@@ -102,9 +110,12 @@ def _quotas(mount: Path, path: str, read: Callable[[Path], float | None]) -> lis
 def _v2_quota(folder: Path) -> float | None:
     try:
         quota, period = (folder / "cpu.max").read_text().split()
-    except (OSError, ValueError):
+        if quota == "max":
+            return None
+        share = int(quota) / int(period)
+    except (OSError, ValueError, ZeroDivisionError):
         return None
-    return None if quota == "max" else int(quota) / int(period)
+    return share if share > 0 else None
 
 
 def _v1_quota(folder: Path) -> float | None:
@@ -193,7 +204,9 @@ def _from_environment() -> CpuSlots:
     try:
         return CpuSlots(fixed_slots())
     except ValueError:
-        return CpuSlots(0)  # ``motionhub serve`` refuses to start with it first (server.cli)
+        # Every command that runs cameras (serve, demo, check, bench) refuses to start with
+        # it first, with a one-line error (server.cli); importing must not fail.
+        return CpuSlots(0)
 
 
 DECODE_SLOTS = _from_environment()

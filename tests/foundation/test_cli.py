@@ -46,11 +46,14 @@ def test_bad_config_one_line_and_exit_2(tmp_path: Path, content: str, expected: 
         assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("command", ["check", "serve", "demo"])
+@pytest.mark.parametrize("command", ["check", "serve", "demo", "bench"])
 def test_bad_decode_slots_variable_one_line_and_exit_2(tmp_path: Path, command: str) -> None:
     cfg = tmp_path / "ok.yml"
     cfg.write_text("cameras:\n  - id: cam1\n    url: rtsp://u:p@10.0.0.1/s\n")
-    args = [command] if command == "demo" else [command, "--config", str(cfg)]
+    args = {
+        "demo": ["demo"],
+        "bench": ["bench", "detector", "--out", str(tmp_path / "bench")],
+    }.get(command, [command, "--config", str(cfg)])
     result = run_cli(*args, env={**os.environ, "MOTIONHUB_DECODE_SLOTS": "two"})
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [

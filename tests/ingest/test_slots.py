@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import os
 import subprocess
 import sys
@@ -190,23 +189,23 @@ def _cpu_cgroup_mount() -> Path | None:
         if (mount / "cpu.cfs_quota_us").exists() and os.access(mount, os.W_OK):
             return mount
     v2 = Path("/sys/fs/cgroup")
-    controllers = v2 / "cgroup.controllers"
-    if controllers.exists() and "cpu" in controllers.read_text().split():
+    enabled = v2 / "cgroup.subtree_control"  # a new child gets cpu.max only if it is
+    if enabled.exists() and "cpu" in enabled.read_text().split():
         return v2 if os.access(v2, os.W_OK) else None
     return None
 
 
-@pytest.mark.parametrize("quota", [0.5, 1.5])
-def test_auto_counts_the_cgroup_cpu_quota(quota: float) -> None:
+@pytest.mark.parametrize(("quota", "expected"), [(0.5, 1), (1.5, 2)])
+def test_auto_counts_the_cgroup_cpu_quota(quota: float, expected: int) -> None:
     # A real cgroup with a CPU quota, as Docker's --cpus sets; a process moved into it must
     # count the quota, rounded up, as its usable CPUs when its affinity allows more.
     mount = _cpu_cgroup_mount()
     if mount is None:
         pytest.skip("no writable cgroup CPU controller (needs root outside a container)")
-    affinity = len(os.sched_getaffinity(0))
-    if affinity < 2:
+    if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs two CPUs for a quota to count fewer")
-    expected = min(affinity, math.ceil(quota))
+    if slots_module.cpu_quota() is not None:
+        pytest.skip("this process already runs under a CPU quota, which would cap the new one")
     group = mount / f"motionhub-test-{os.getpid()}-{quota}"
     group.mkdir()
     try:
@@ -214,6 +213,7 @@ def test_auto_counts_the_cgroup_cpu_quota(quota: float) -> None:
         if (group / "cpu.max").exists():
             (group / "cpu.max").write_text(f"{int(quota * period)} {period}")
         else:
+            assert (group / "cpu.cfs_quota_us").exists(), "a new cgroup without quota files"
             (group / "cpu.cfs_period_us").write_text(str(period))
             (group / "cpu.cfs_quota_us").write_text(str(int(quota * period)))
         code = (
@@ -241,3 +241,57 @@ def test_auto_counts_the_cgroup_cpu_quota(quota: float) -> None:
         assert int(seen_cpus) == expected
     finally:
         group.rmdir()
+
+
+def _cgroup_tree(root: Path, files: dict[str, str], membership: str) -> Path:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    listing = root / "self-cgroup"
+    listing.write_text(membership)
+    return listing
+
+
+@pytest.mark.parametrize(
+    ("files", "membership", "expected"),
+    [
+        # cgroup v2: the tightest of the process's cgroup and its parents.
+        (
+            {
+                "cpu.max": "max 100000\n",
+                "a/cpu.max": "300000 100000\n",
+                "a/b/cpu.max": "max 100000\n",
+            },
+            "0::/a/b\n",
+            3.0,
+        ),
+        ({"a/cpu.max": "max 100000\n"}, "0::/a\n", None),
+        # cgroup v2 beside v1 controllers (hybrid): the "unified" mount.
+        ({"unified/x/cpu.max": "50000 100000\n"}, "1:memory:/y\n0::/x\n", 0.5),
+        # cgroup v1, the cpu controller mounted with cpuacct; -1 is no quota.
+        (
+            {
+                "cpu,cpuacct/k/cpu.cfs_quota_us": "150000\n",
+                "cpu,cpuacct/k/cpu.cfs_period_us": "100000\n",
+                "cpu,cpuacct/cpu.cfs_quota_us": "-1\n",
+                "cpu,cpuacct/cpu.cfs_period_us": "100000\n",
+            },
+            "4:cpu,cpuacct:/k\n3:cpuset:/k\n",
+            1.5,
+        ),
+        # A cgroup outside the namespace, garbage and a colon in the path are not quotas.
+        ({"cpu.max": "100000 100000\n"}, "0::/../../elsewhere\n", None),
+        ({"c:d/cpu.max": "garbage\n"}, "0::/c:d\nnot a cgroup line\n", None),
+        ({"c:d/cpu.max": "200000 100000\n"}, "0::/c:d\n", 2.0),
+    ],
+    ids=["v2-parent", "v2-none", "hybrid", "v1", "outside", "garbage", "colon"],
+)
+def test_cpu_quota_reads_the_cgroup_files(
+    tmp_path: Path, files: dict[str, str], membership: str, expected: float | None
+) -> None:
+    listing = _cgroup_tree(tmp_path, files, membership)
+    assert slots_module.cpu_quota(tmp_path, listing) == expected
+
+
+def test_a_missing_cgroup_listing_is_no_quota(tmp_path: Path) -> None:
+    assert slots_module.cpu_quota(tmp_path, tmp_path / "absent") is None
