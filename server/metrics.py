@@ -80,7 +80,8 @@ class _StorageCollector(Collector):
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         yield GaugeMetricFamily(
             "motionhub_storage_writable",
-            "1 when the last database write and snapshot write succeeded.",
+            "1 when storage takes writes: the last snapshot write succeeded, and so did the"
+            " last database write, with no refused events still held to write again.",
             value=1.0 if self._ok() else 0.0,
         )
         yield CounterMetricFamily(

@@ -154,7 +154,8 @@ class Storage:
         self.snapshot_error: str | None = None
         """The last snapshot write failure (cleared by the next success)."""
         self.db_error: str | None = None
-        """The last database write failure (cleared by the next success)."""
+        """The last database write failure (cleared by a write that succeeds with no events
+        held back)."""
         self.unsaved_events = 0
         """Events waiting to be written again after a database write failed."""
         self.lost_events = 0

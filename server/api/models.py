@@ -186,8 +186,13 @@ class StorageStatus(BaseModel):
     """Storage health, with the last error when writes fail."""
 
     writable: bool
-    db_error: str | None
-    snapshot_error: str | None
+    db_error: str | None = Field(
+        description="The last database write failure, until a write succeeds with no refused"
+        " events still held."
+    )
+    snapshot_error: str | None = Field(
+        description="The last snapshot write failure, until a snapshot is written again."
+    )
     events: int
     unsaved_events: int = Field(
         description="Events the database refused, held and written again every few seconds."
