@@ -54,6 +54,12 @@ class SmallDisk:
             subprocess.run(["umount", "-l", str(self.path)], check=False)
             self.real = False
 
+    def __enter__(self) -> SmallDisk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def small_disk(path: Path, size: str = "1m") -> SmallDisk:
     """A mounted :class:`SmallDisk`, or the test is skipped: only root can make one."""

@@ -122,11 +122,10 @@ async def test_unwritable_storage_keeps_messages_in_memory(tmp_path: Path) -> No
 async def test_a_full_disk_keeps_messages_and_writes_them_when_space_returns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    disk = small_disk(tmp_path / "small", size="1m")
     monkeypatch.setattr(outbox_module, "RETRY_SECONDS", 0.05)
-    path = disk.path / "outbox.db"
     blob = b"p" * 20_000
-    try:
+    with small_disk(tmp_path / "small", size="1m") as disk:
+        path = disk.path / "outbox.db"
         box = await _reopen(path, cap=1000)
         before = [box.put("t", blob, f"before{i}") for i in range(3)]
         await box.flush()
@@ -151,8 +150,6 @@ async def test_a_full_disk_keeps_messages_and_writes_them_when_space_returns(
         expected = [m.msg_id for m in before[1:] + during[1:]]
         assert _ids(again) == expected
         await again.close()
-    finally:
-        disk.close()
 
 
 def _ids(box: Outbox) -> list[str]:

@@ -158,10 +158,9 @@ async def test_database_is_wal_and_threads_end_on_close(tmp_path: Path) -> None:
 async def test_events_refused_by_a_full_disk_are_written_when_space_returns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    disk = small_disk(tmp_path / "data", size="2m")
     monkeypatch.setattr(storage_module, "RETRY_SECONDS", 0.05)
     gen = UlidGenerator()
-    try:
+    with small_disk(tmp_path / "data", size="2m") as disk:
         s = await open_storage(disk.path)
         kinds: list[str] = []
         s.on_error = kinds.append
@@ -204,5 +203,3 @@ async def test_events_refused_by_a_full_disk_are_written_when_space_returns(
         assert not got.interrupted  # its end was stored, not guessed on reopen
         assert await again.get_event(brief.id) is not None
         await again.close()
-    finally:
-        disk.close()

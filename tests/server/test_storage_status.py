@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from disk_harness import small_disk
@@ -24,6 +25,11 @@ def _save(srv: Running, ts: float) -> Event:
     return ev
 
 
+async def _storage_status(srv: Running) -> dict[str, Any]:
+    status: dict[str, Any] = (await srv.client.get("/api/status")).json()["storage"]
+    return status
+
+
 async def _db_errors(srv: Running) -> float:
     return metric(await srv.metrics(), "motionhub_storage_errors_total", kind="db")
 
@@ -31,9 +37,8 @@ async def _db_errors(srv: Running) -> float:
 async def test_one_disk_outage_counts_one_db_error_however_often_it_is_retried(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    disk = small_disk(tmp_path / "data", size="2m")
     monkeypatch.setattr(storage_module, "RETRY_SECONDS", 0.05)
-    try:
+    with small_disk(tmp_path / "data", size="2m") as disk:
         async with serve(settings_for(disk.path, [])) as srv:
             storage = srv.core.storage
             _save(srv, T0)
@@ -50,7 +55,7 @@ async def test_one_disk_outage_counts_one_db_error_however_often_it_is_retried(
             _save(srv, T0 + 3)  # new data refused during the same outage
             await asyncio.sleep(0.3)
             await storage.flush()
-            status = (await srv.client.get("/api/status")).json()["storage"]
+            status = await _storage_status(srv)
             assert status["unsaved_events"] == 3
             assert "full" in status["db_error"]
             assert await _db_errors(srv) == 1
@@ -71,26 +76,23 @@ async def test_one_disk_outage_counts_one_db_error_however_often_it_is_retried(
             assert await _db_errors(srv) == 2
             disk.free()
             await eventually(written, 5.0, "the second outage's event written")
-    finally:
-        disk.close()
 
 
 async def test_events_given_up_on_past_the_held_limit_are_reported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    disk = small_disk(tmp_path / "data", size="2m")
     monkeypatch.setattr(storage_module, "MAX_UNSAVED_EVENTS", 3)
     monkeypatch.setattr(storage_module, "RETRY_SECONDS", 0.05)
-    try:
+    with small_disk(tmp_path / "data", size="2m") as disk:
         async with serve(settings_for(disk.path, [])) as srv:
             storage = srv.core.storage
-            status = (await srv.client.get("/api/status")).json()["storage"]
+            status = await _storage_status(srv)
             assert status["lost_events"] == 0
             assert metric(await srv.metrics(), "motionhub_storage_lost_events_total") == 0
             disk.fill()
             saved = [_save(srv, T0 + i) for i in range(5)]
             await storage.flush()
-            status = (await srv.client.get("/api/status")).json()["storage"]
+            status = await _storage_status(srv)
             # Three held (the newest), the two oldest given up on.
             assert status["unsaved_events"] == 3
             assert status["lost_events"] == 2
@@ -101,9 +103,7 @@ async def test_events_given_up_on_past_the_held_limit_are_reported(
                 return storage.unsaved_events == 0
 
             await eventually(written, 5.0, "held events written once space came back")
-            status = (await srv.client.get("/api/status")).json()["storage"]
+            status = await _storage_status(srv)
             assert status["lost_events"] == 2  # a count since start, not of the outage
             assert await storage.get_event(saved[0].id) is None
             assert await storage.get_event(saved[-1].id) is not None
-    finally:
-        disk.close()
