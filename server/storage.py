@@ -152,10 +152,15 @@ class Storage:
         self._closed = False
         self._lock = threading.Lock()
         self.snapshot_error: str | None = None
-        """The last snapshot write failure (cleared by the next success)."""
+        """The last snapshot write failure (cleared by the next success), or the failure of
+        the last :meth:`check_writable` (cleared by the next check that passes)."""
         self.db_error: str | None = None
         """The last database write failure (cleared by a write that succeeds with no events
-        held back)."""
+        held back), or the failure of the last :meth:`check_writable` while no write was
+        failing (cleared by the next check that passes, too)."""
+        self._snapshot_error_checked = False
+        """Whether :attr:`snapshot_error` is the readiness check's own finding (no snapshot
+        write failed since), which a passing check clears."""
         self.unsaved_events = 0
         """Events waiting to be written again after a database write failed."""
         self.lost_events = 0
@@ -254,20 +259,29 @@ class Storage:
         """Whether the database accepts writes and the snapshot directory takes files.
 
         A failure is recorded as :attr:`db_error` or :attr:`snapshot_error`, whichever part
-        failed, so the status names the right culprit.
+        failed, so the status names the right culprit. A check that passes clears what an
+        earlier check found, but not a failed write's error: that one clears only when such a
+        write succeeds (a one-byte probe file fits where a snapshot may not).
         """
         try:
             await self._db(self._check_db_sync)
         except (OSError, sqlite3.Error) as exc:
             self.db_error = f"database not writable: {exc}"
             return False
+        if not self._db_failing:
+            self.db_error = None
         try:
             await self._files(self._check_snapshots_sync)
         except OSError as exc:
-            self.snapshot_error = (
-                f"cannot write snapshots to {self.snapshot_dir}: {exc.strerror or exc}"
-            )
+            if self.snapshot_error is None or self._snapshot_error_checked:
+                self.snapshot_error = (
+                    f"cannot write snapshots to {self.snapshot_dir}: {exc.strerror or exc}"
+                )
+                self._snapshot_error_checked = True
             return False
+        if self._snapshot_error_checked:
+            self.snapshot_error = None
+            self._snapshot_error_checked = False
         return True
 
     def _check_db_sync(self) -> None:
@@ -513,10 +527,12 @@ class Storage:
             await self._files(self._write_jpeg_sync, path, frame, boxes)
         except OSError as exc:
             self.snapshot_error = f"cannot write snapshot to {path.parent}: {exc.strerror or exc}"
+            self._snapshot_error_checked = False
             log.error("%s", self.snapshot_error, extra={"camera": event.camera})
             self.on_error("snapshot")
             return False
         self.snapshot_error = None
+        self._snapshot_error_checked = False
         column = "snap_start" if kind == "start" else "snap_peak"
         self._submit(self._mark_sync, event.id, column)
         return True

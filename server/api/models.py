@@ -188,10 +188,11 @@ class StorageStatus(BaseModel):
     writable: bool
     db_error: str | None = Field(
         description="The last database write failure, until a write succeeds with no refused"
-        " events still held."
+        " events still held; or what the readiness check found, until a check passes."
     )
     snapshot_error: str | None = Field(
-        description="The last snapshot write failure, until a snapshot is written again."
+        description="The last snapshot write failure, until a snapshot is written again; or"
+        " what the readiness check found, until a check passes."
     )
     events: int
     unsaved_events: int = Field(

@@ -203,3 +203,69 @@ async def test_events_refused_by_a_full_disk_are_written_when_space_returns(
         assert not got.interrupted  # its end was stored, not guessed on reopen
         assert await again.get_event(brief.id) is not None
         await again.close()
+
+
+async def test_readiness_check_clears_its_own_findings_but_not_a_failed_write(
+    tmp_path: Path,
+) -> None:
+    s = await open_storage(tmp_path)
+    gen = UlidGenerator()
+    ev = make_event(gen, "cam1", T0, [])
+    s.save_event(ev)
+    snapshots = tmp_path / "snapshots"
+    # A file where the snapshot directory should be: the check fails for real, as root too.
+    snapshots.write_bytes(b"in the way")
+    assert not await s.check_writable()
+    assert s.snapshot_error is not None
+    assert str(snapshots) in s.snapshot_error
+    snapshots.unlink()
+    assert await s.check_writable()
+    assert s.snapshot_error is None
+
+    # A failed snapshot write is not cleared by a check that passes (a one-byte probe file
+    # says little about room for a snapshot), only by a snapshot written again.
+    (snapshots / "cam1").write_bytes(b"in the way")
+    assert not await s.write_snapshot(ev, "start", np.zeros((8, 8, 3), np.uint8), [])
+    written = s.snapshot_error
+    assert written is not None
+    assert await s.check_writable()
+    assert s.snapshot_error == written
+    (snapshots / "cam1").unlink()
+    assert await s.write_snapshot(ev, "start", np.zeros((8, 8, 3), np.uint8), [])
+    assert s.snapshot_error is None
+
+    # The database: a connection that went away fails the check; once it is back, the next
+    # check clears the error (no write failed, so nothing else would).
+    await s._db(s._c().close)
+    assert not await s.check_writable()
+    assert s.db_error is not None
+    assert "database not writable" in s.db_error
+    await s._db(s._open_sync)
+    assert await s.check_writable()
+    assert s.db_error is None
+    await s.close()
+
+
+async def test_readiness_check_keeps_a_failed_database_write_until_it_is_written(
+    tmp_path: Path,
+) -> None:
+    s = await open_storage(tmp_path)
+    gen = UlidGenerator()
+    # The connection refuses writes (query_only): the write fails for real, as root too.
+    await s._db(lambda: s._c().execute("PRAGMA query_only = ON"))
+    ev = make_event(gen, "cam1", T0, [])
+    s.save_event(ev)
+    await s.flush()
+    failed = s.db_error
+    assert failed is not None
+    assert s.unsaved_events == 1
+    # The check's own probe (a temporary table) passes, but the held event is not written.
+    await s._db(lambda: s._c().execute("PRAGMA query_only = OFF"))
+    assert await s.check_writable()
+    assert s.db_error == failed
+    s.save_event(make_event(gen, "cam1", T0 + 10, []))
+    await s.flush()
+    assert s.db_error is None
+    assert s.unsaved_events == 0
+    assert await s.get_event(ev.id) is not None
+    await s.close()
