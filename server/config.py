@@ -7,13 +7,20 @@ path and the reason.
 
 Environment variables override the file: ``MOTIONHUB_SERVER__PORT=9000`` sets
 ``server.port``; nested keys are joined with ``__``; lists take JSON.
+
+The file may also take values from the environment: ``${NAME}`` in any text value is
+replaced by the variable ``NAME`` (``rtsp://admin:${CAM_PASSWORD}@10.0.0.5/stream``), so
+that passwords can stay out of the file. A variable that is not set is a configuration
+error naming it; ``$${NAME}`` is the literal text ``${NAME}``.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -463,16 +470,55 @@ def _error_lines(
         msg = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-        where = source
-        line = _yaml_line(root, loc)
-        if line is not None and loc and loc[0] in data:
-            where = f"{source}:{line}"
+        where = _where(source, root, loc) if loc and loc[0] in data else source
         lines.append(f"{where}: {_loc_text(loc)}: {msg}")
     return lines
 
 
-def parse_settings(text: str, source: str = "<config>") -> Settings:
-    """Parse YAML ``text`` into :class:`Settings`, applying environment overrides."""
+def _where(source: str, root: yaml.Node | None, loc: Location) -> str:
+    line = _yaml_line(root, loc)
+    return source if line is None else f"{source}:{line}"
+
+
+_VARIABLE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+Location = tuple[int | str, ...]
+
+
+def expand_variables(
+    data: Any, environ: Mapping[str, str]
+) -> tuple[Any, list[tuple[Location, str]]]:
+    """``data`` (parsed YAML) with ``${NAME}`` in every text value replaced from ``environ``
+    (keys are left alone), and where each variable that is not set was used."""
+    missing: list[tuple[Location, str]] = []
+
+    def expand(value: Any, loc: Location) -> Any:
+        if isinstance(value, str):
+
+            def one(match: re.Match[str]) -> str:
+                escaped, name = match.groups()
+                if escaped:
+                    return match.group(0)[1:]
+                if name not in environ:
+                    missing.append((loc, name))
+                    return match.group(0)
+                return environ[name]
+
+            return _VARIABLE.sub(one, value)
+        if isinstance(value, dict):
+            return {k: expand(v, (*loc, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [expand(v, (*loc, i)) for i, v in enumerate(value)]
+        return value
+
+    return expand(data, ()), missing
+
+
+def parse_settings(
+    text: str, source: str = "<config>", environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Parse YAML ``text`` into :class:`Settings`, with ``${NAME}`` in its values taken from
+    ``environ`` (default: the process's environment), then the ``MOTIONHUB_*`` overrides."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -488,6 +534,15 @@ def parse_settings(text: str, source: str = "<config>") -> Settings:
     odd = [k for k in data if not isinstance(k, str)]
     if odd:
         raise ConfigError([f"{source}: section names must be text, not {odd[0]!r}"])
+    data, missing = expand_variables(data, os.environ if environ is None else environ)
+    if missing:
+        raise ConfigError(
+            [
+                f"{_where(source, root, loc)}: {_loc_text(loc)}: environment variable {name} is"
+                f" not set (write $${{{name}}} for the literal text ${{{name}}})"
+                for loc, name in missing
+            ]
+        )
     try:
         return Settings(**data)
     except ValidationError as exc:

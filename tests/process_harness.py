@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,15 @@ def write_config(path: Path, config: dict[str, Any]) -> Path:
     return path
 
 
-def motionhub(*args: str) -> subprocess.Popen[str]:
-    """``motionhub ARGS...`` in a child process, stdout and stderr captured."""
+def motionhub(*args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
+    """``motionhub ARGS...`` in a child process, stdout and stderr captured; ``env`` is added
+    to this process's environment."""
     return subprocess.Popen(
         [sys.executable, "-c", "from server.cli import main; main()", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, **(env or {})},
     )
 
 

@@ -30,8 +30,12 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         ("server: {port: [1, 2]}\n", "server.port: Input should be a valid integer"),
         ("cameras:\n  - id: cam1\n", "cameras[0].url: Field required"),
         ("server: {port: 8000\n", "invalid YAML"),
+        (
+            "cameras:\n  - id: cam1\n    url: rtsp://u:${CAM1_PASSWORD_NOT_SET}@10.0.0.1/s\n",
+            "cameras[0].url: environment variable CAM1_PASSWORD_NOT_SET is not set",
+        ),
     ],
-    ids=["unknown-key", "wrong-type", "missing-url", "bad-yaml"],
+    ids=["unknown-key", "wrong-type", "missing-url", "bad-yaml", "unset-variable"],
 )
 def test_bad_config_one_line_and_exit_2(tmp_path: Path, content: str, expected: str) -> None:
     cfg = tmp_path / "bad.yml"

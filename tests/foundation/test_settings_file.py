@@ -125,3 +125,34 @@ def test_polygon_points_out_of_range_rejected() -> None:
     text = MINIMAL + "    zones: [{name: door, points: [[0, 0], [1.5, 0], [0.5, 0.5]]}]\n"
     (line,) = errors_of(text)
     assert line.startswith("cfg.yml:6: cameras[0].zones[0].points")
+
+
+def test_values_come_from_the_environment() -> None:
+    text = MINIMAL.replace("user:pass@", "user:${CAM_PASSWORD}@").replace(
+        "port: 8000", "port: '${PORT}'"
+    )
+    text += "mqtt: {url: 'mqtt://broker:1883', password: '${MQTT_PASSWORD}'}\n"
+    env = {"CAM_PASSWORD": "s3cr$t{x}", "PORT": "9001", "MQTT_PASSWORD": "${CAM_PASSWORD}"}
+    s = parse_settings(text, "cfg.yml", environ=env)
+    assert s.cameras[0].url == "rtsp://user:s3cr$t{x}@192.168.1.20:554/stream1"
+    assert s.server.port == 9001
+    assert s.mqtt is not None
+    assert s.mqtt.password is not None
+    # A value is taken as it is, never expanded again.
+    assert s.mqtt.password.get_secret_value() == "${CAM_PASSWORD}"
+
+
+def test_an_unset_variable_names_itself_and_its_key_not_a_value() -> None:
+    text = MINIMAL.replace("user:pass@", "user:${CAM_PASSWORD}@")
+    with pytest.raises(ConfigError) as info:
+        parse_settings(text, "cfg.yml", environ={"OTHER": "hunter2"})
+    assert info.value.lines == [
+        "cfg.yml:5: cameras[0].url: environment variable CAM_PASSWORD is not set"
+        " (write $${CAM_PASSWORD} for the literal text ${CAM_PASSWORD})"
+    ]
+
+
+def test_escaped_and_lone_dollars_are_kept() -> None:
+    text = MINIMAL.replace("user:pass@", "user:pa$$w$rd$${NOT_A_VAR}@")
+    s = parse_settings(text, "cfg.yml", environ={})
+    assert s.cameras[0].url == "rtsp://user:pa$$w$rd${NOT_A_VAR}@192.168.1.20:554/stream1"

@@ -2,7 +2,9 @@
 
 ``motionhub serve`` (debug logging) runs cameras whose URLs carry a password (a working RTSP
 camera with motion, one with a wrong path, an unreachable HTTP one with the password in the
-query string too) and an MQTT link with a password. API calls create, change and break
+query string too) and an MQTT link with a password. The first two cameras' password and the
+MQTT password come into the config file from the environment (``${NAME}``), the third
+camera's is written in the file. API calls create, change and break
 cameras; a WebSocket client and an MQTT subscriber on ``#`` listen throughout. Then the log,
 every API response, ``/metrics``, every MQTT message and every WebSocket message are
 searched for the camera password (also URL-encoded) and the MQTT password.
@@ -57,7 +59,10 @@ async def test_no_secret_in_logs_api_metrics_mqtt_or_websocket(
     ws_text: list[str] = []
     with RtspCamera(clip, path="yard", user=CAM_USER, password=CAM_PASSWORD) as cam:
         good = cam.url_with_credentials
-        wrong_path = good.replace("/yard", "/nosuch")
+        assert f":{secret}@" in good
+        env = {"YARD_PASSWORD": secret, "BROKER_PASSWORD": MQTT_PASSWORD}
+        from_env = good.replace(f":{secret}@", ":${YARD_PASSWORD}@")
+        wrong_path = from_env.replace("/yard", "/nosuch")
         unreachable = f"http://{CAM_USER}:{secret}@127.0.0.1:{free_port()}/video?pwd={secret}"
         config = write_config(
             tmp_path / "motionhub.yml",
@@ -72,12 +77,12 @@ async def test_no_secret_in_logs_api_metrics_mqtt_or_websocket(
                     "url": broker.url,
                     "topic_prefix": mqtt_prefix,
                     "username": "svc",
-                    "password": MQTT_PASSWORD,
+                    "password": "${BROKER_PASSWORD}",
                     "reconnect_min": 0.05,
                     "reconnect_max": 0.5,
                 },
                 "cameras": [
-                    {"id": "yard", "url": good,
+                    {"id": "yard", "url": from_env,
                      "events": {"min_frames": 2, "off_delay": 0.5}},
                     {"id": "lost", "url": wrong_path, "open_timeout": 2},
                     {"id": "gone", "url": unreachable, "open_timeout": 2},
@@ -85,7 +90,11 @@ async def test_no_secret_in_logs_api_metrics_mqtt_or_websocket(
             },
         )  # fmt: skip
         ((obs, obs_password),) = OBSERVER.items()
-        proc = motionhub("serve", "--config", str(config))
+        written = config.read_text()
+        assert "${YARD_PASSWORD}" in written
+        assert "${BROKER_PASSWORD}" in written
+        assert MQTT_PASSWORD not in written
+        proc = motionhub("serve", "--config", str(config), env=env)
         try:
             async with (
                 Recorder(broker.url, "#", username=obs, password=obs_password) as mq,
