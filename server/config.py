@@ -9,9 +9,10 @@ Environment variables override the file: ``MOTIONHUB_SERVER__PORT=9000`` sets
 ``server.port``; nested keys are joined with ``__``; lists take JSON.
 
 The file may also take values from the environment: ``${NAME}`` in any text value is
-replaced by the variable ``NAME`` (``rtsp://admin:${CAM_PASSWORD}@10.0.0.5/stream``), so
-that passwords can stay out of the file. A variable that is not set is a configuration
-error naming it; ``$${NAME}`` is the literal text ``${NAME}``.
+replaced by the variable ``NAME`` (``rtsp://admin:${CAM_PASSWORD}@10.0.0.5/stream``), or
+by the content of the file ``NAME_FILE`` names (a Docker secret), so that passwords can stay
+out of the file. A variable that is not set is a configuration error naming it;
+``$${NAME}`` is the literal text ``${NAME}``.
 """
 
 from __future__ import annotations
@@ -485,11 +486,32 @@ _VARIABLE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
 Location = tuple[int | str, ...]
 
 
+def variable(name: str, environ: Mapping[str, str]) -> str:
+    """The value of ``${name}``: the variable ``name``, else the content of the file that
+    ``name_FILE`` names (a Docker or Kubernetes secret), without its final line break.
+    Raises ``ValueError`` saying what is missing (never a value)."""
+    if name in environ:
+        return environ[name]
+    path = environ.get(f"{name}_FILE")
+    if path is None:
+        raise _not_set(name, f"environment variable {name} is not set")
+    try:
+        return Path(path).read_text(encoding="utf-8").removesuffix("\n").removesuffix("\r")
+    except OSError as exc:
+        raise _not_set(name, f"{name}_FILE: cannot read {path}: {exc.strerror or exc}")
+    except UnicodeDecodeError:
+        raise _not_set(name, f"{name}_FILE: {path} is not UTF-8 text")
+
+
+def _not_set(name: str, problem: str) -> ValueError:
+    return ValueError(f"{problem} (write $${{{name}}} for the literal text ${{{name}}})")
+
+
 def expand_variables(
     data: Any, environ: Mapping[str, str]
 ) -> tuple[Any, list[tuple[Location, str]]]:
-    """``data`` (parsed YAML) with ``${NAME}`` in every text value replaced from ``environ``
-    (keys are left alone), and where each variable that is not set was used."""
+    """``data`` (parsed YAML) with ``${NAME}`` in every text value replaced (see
+    :func:`variable`; keys are left alone), and each problem with where it was met."""
     missing: list[tuple[Location, str]] = []
 
     def expand(value: Any, loc: Location) -> Any:
@@ -499,10 +521,11 @@ def expand_variables(
                 escaped, name = match.groups()
                 if escaped:
                     return match.group(0)[1:]
-                if name not in environ:
-                    missing.append((loc, name))
+                try:
+                    return variable(name, environ)
+                except ValueError as exc:
+                    missing.append((loc, str(exc)))
                     return match.group(0)
-                return environ[name]
 
             return _VARIABLE.sub(one, value)
         if isinstance(value, dict):
@@ -538,9 +561,8 @@ def parse_settings(
     if missing:
         raise ConfigError(
             [
-                f"{_where(source, root, loc)}: {_loc_text(loc)}: environment variable {name} is"
-                f" not set (write $${{{name}}} for the literal text ${{{name}}})"
-                for loc, name in missing
+                f"{_where(source, root, loc)}: {_loc_text(loc)}: {problem}"
+                for loc, problem in missing
             ]
         )
     try:

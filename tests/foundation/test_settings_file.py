@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from server.config import ConfigError, parse_settings
@@ -156,3 +158,22 @@ def test_escaped_and_lone_dollars_are_kept() -> None:
     text = MINIMAL.replace("user:pass@", "user:pa$$w$rd$${NOT_A_VAR}@")
     s = parse_settings(text, "cfg.yml", environ={})
     assert s.cameras[0].url == "rtsp://user:pa$$w$rd${NOT_A_VAR}@192.168.1.20:554/stream1"
+
+
+def test_a_variable_may_come_from_a_secret_file(tmp_path: Path) -> None:
+    secret = tmp_path / "cam_password"
+    secret.write_text("from-a-file\n")
+    text = MINIMAL.replace("user:pass@", "user:${CAM_PASSWORD}@")
+    s = parse_settings(text, "cfg.yml", environ={"CAM_PASSWORD_FILE": str(secret)})
+    assert s.cameras[0].url == "rtsp://user:from-a-file@192.168.1.20:554/stream1"
+    # The variable itself wins over its file.
+    s = parse_settings(
+        text, "cfg.yml", environ={"CAM_PASSWORD": "direct", "CAM_PASSWORD_FILE": str(secret)}
+    )
+    assert s.cameras[0].url == "rtsp://user:direct@192.168.1.20:554/stream1"
+    with pytest.raises(ConfigError) as info:
+        parse_settings(text, "cfg.yml", environ={"CAM_PASSWORD_FILE": str(tmp_path / "none")})
+    assert info.value.lines == [
+        f"cfg.yml:5: cameras[0].url: CAM_PASSWORD_FILE: cannot read {tmp_path / 'none'}:"
+        " No such file or directory (write $${CAM_PASSWORD} for the literal text ${CAM_PASSWORD})"
+    ]
