@@ -261,15 +261,19 @@ class Storage:
         A failure is recorded as :attr:`db_error` or :attr:`snapshot_error`, whichever part
         failed, so the status names the right culprit. A check that passes clears what an
         earlier check found, but not a failed write's error: that one clears only when such a
-        write succeeds (a one-byte probe file fits where a snapshot may not).
+        write succeeds (a one-byte probe file fits where a snapshot may not, and the database
+        probe writes a temporary table, not the database file). So while the database refuses
+        writes, the check fails whatever its probe says.
         """
         try:
             await self._db(self._check_db_sync)
         except (OSError, sqlite3.Error) as exc:
-            self.db_error = f"database not writable: {exc}"
+            if not self._db_failing:  # keep the failed write's own error (logged once)
+                self.db_error = f"database not writable: {exc}"
             return False
-        if not self._db_failing:
-            self.db_error = None
+        if self._db_failing:
+            return False
+        self.db_error = None
         try:
             await self._files(self._check_snapshots_sync)
         except OSError as exc:

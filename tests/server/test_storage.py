@@ -230,6 +230,11 @@ async def test_readiness_check_clears_its_own_findings_but_not_a_failed_write(
     assert written is not None
     assert await s.check_writable()
     assert s.snapshot_error == written
+    # Nor by a check that fails: the write's error is the one shown until a write succeeds.
+    (snapshots / ".probe").mkdir()
+    assert not await s.check_writable()
+    assert s.snapshot_error == written
+    (snapshots / ".probe").rmdir()
     (snapshots / "cam1").unlink()
     assert await s.write_snapshot(ev, "start", np.zeros((8, 8, 3), np.uint8), [])
     assert s.snapshot_error is None
@@ -259,9 +264,14 @@ async def test_readiness_check_keeps_a_failed_database_write_until_it_is_written
     failed = s.db_error
     assert failed is not None
     assert s.unsaved_events == 1
-    # The check's own probe (a temporary table) passes, but the held event is not written.
+    # The check fails while the write does (its own probe writes only a temporary table, so
+    # it cannot tell), and keeps the write's error.
+    assert not await s.check_writable()
+    assert s.db_error == failed
+    # The connection takes writes again: the check's probe passes, but until the held event
+    # is written the outage goes on.
     await s._db(lambda: s._c().execute("PRAGMA query_only = OFF"))
-    assert await s.check_writable()
+    assert not await s.check_writable()
     assert s.db_error == failed
     s.save_event(make_event(gen, "cam1", T0 + 10, []))
     await s.flush()
