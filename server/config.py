@@ -416,8 +416,11 @@ class ConfigError(Exception):
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
+Loc = tuple[int | str, ...]
+"""Where a value sits in the file: its keys and list indexes from the top."""
 
-def _loc_text(loc: tuple[int | str, ...]) -> str:
+
+def _loc_text(loc: Loc) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
@@ -429,7 +432,7 @@ def _loc_text(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
-def _yaml_line(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+def _yaml_line(root: yaml.Node | None, loc: Loc) -> int | None:
     """The 1-based line of the deepest node along ``loc`` in the composed YAML tree."""
     node = root
     line = node.start_mark.line + 1 if node is not None else None
@@ -476,17 +479,17 @@ def _error_lines(
     return lines
 
 
-def _where(source: str, root: yaml.Node | None, loc: Location) -> str:
+def _where(source: str, root: yaml.Node | None, loc: Loc) -> str:
     line = _yaml_line(root, loc)
     return source if line is None else f"{source}:{line}"
 
 
-_VARIABLE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_REFERENCE = re.compile(r"\$(\$?)\{([^}]*)\}")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_LITERAL = "write $${ for the literal text ${"
 
-Location = tuple[int | str, ...]
 
-
-def variable(name: str, environ: Mapping[str, str]) -> str:
+def _variable(name: str, environ: Mapping[str, str]) -> str:
     """The value of ``${name}``: the variable ``name``, else the content of the file that
     ``name_FILE`` names (a Docker or Kubernetes secret), without its final line break.
     Raises ``ValueError`` saying what is missing (never a value)."""
@@ -494,47 +497,54 @@ def variable(name: str, environ: Mapping[str, str]) -> str:
         return environ[name]
     path = environ.get(f"{name}_FILE")
     if path is None:
-        raise _not_set(name, f"environment variable {name} is not set")
+        raise ValueError(f"environment variable {name} is not set ({_LITERAL})")
     try:
         return Path(path).read_text(encoding="utf-8").removesuffix("\n").removesuffix("\r")
     except OSError as exc:
-        raise _not_set(name, f"{name}_FILE: cannot read {path}: {exc.strerror or exc}")
+        raise ValueError(f"{name}_FILE: cannot read {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
-        raise _not_set(name, f"{name}_FILE: {path} is not UTF-8 text")
+        raise ValueError(f"{name}_FILE: {path} is not UTF-8 text") from None
 
 
-def _not_set(name: str, problem: str) -> ValueError:
-    return ValueError(f"{problem} (write $${{{name}}} for the literal text ${{{name}}})")
+def _expand_variables(data: Any, environ: Mapping[str, str]) -> tuple[Any, list[tuple[Loc, str]]]:
+    """``data`` (parsed YAML) with each ``${NAME}`` in its text values replaced (see
+    :func:`_variable`; keys are left alone), and each problem met with where it was."""
+    problems: list[tuple[Loc, str]] = []
+    # YAML aliases share one object: expand it once (and an alias of itself stays a cycle).
+    done: dict[int, Any] = {}
 
+    def reference(match: re.Match[str], loc: Loc) -> str:
+        escaped, name = match.groups()
+        if escaped:
+            return match.group(0)[1:]
+        try:
+            if not _NAME.fullmatch(name):
+                # What is inside may be part of a password written in the file: not shown.
+                raise ValueError(
+                    "a ${...} that is not a variable name (letters, digits and _, not starting"
+                    f" with a digit); {_LITERAL}"
+                )
+            return _variable(name, environ)
+        except ValueError as exc:
+            problems.append((loc, str(exc)))
+            return match.group(0)
 
-def expand_variables(
-    data: Any, environ: Mapping[str, str]
-) -> tuple[Any, list[tuple[Location, str]]]:
-    """``data`` (parsed YAML) with ``${NAME}`` in every text value replaced (see
-    :func:`variable`; keys are left alone), and each problem with where it was met."""
-    missing: list[tuple[Location, str]] = []
-
-    def expand(value: Any, loc: Location) -> Any:
+    def expand(value: Any, loc: Loc) -> Any:
         if isinstance(value, str):
-
-            def one(match: re.Match[str]) -> str:
-                escaped, name = match.groups()
-                if escaped:
-                    return match.group(0)[1:]
-                try:
-                    return variable(name, environ)
-                except ValueError as exc:
-                    missing.append((loc, str(exc)))
-                    return match.group(0)
-
-            return _VARIABLE.sub(one, value)
+            return _REFERENCE.sub(lambda m: reference(m, loc), value)
+        if id(value) in done:
+            return done[id(value)]
         if isinstance(value, dict):
-            return {k: expand(v, (*loc, k)) for k, v in value.items()}
+            out: dict[Any, Any] = done.setdefault(id(value), {})
+            out.update({k: expand(v, (*loc, k)) for k, v in value.items()})
+            return out
         if isinstance(value, list):
-            return [expand(v, (*loc, i)) for i, v in enumerate(value)]
+            items: list[Any] = done.setdefault(id(value), [])
+            items.extend(expand(v, (*loc, i)) for i, v in enumerate(value))
+            return items
         return value
 
-    return expand(data, ()), missing
+    return expand(data, ()), problems
 
 
 def parse_settings(
@@ -557,7 +567,7 @@ def parse_settings(
     odd = [k for k in data if not isinstance(k, str)]
     if odd:
         raise ConfigError([f"{source}: section names must be text, not {odd[0]!r}"])
-    data, missing = expand_variables(data, os.environ if environ is None else environ)
+    data, missing = _expand_variables(data, os.environ if environ is None else environ)
     if missing:
         raise ConfigError(
             [

@@ -150,7 +150,7 @@ def test_an_unset_variable_names_itself_and_its_key_not_a_value() -> None:
         parse_settings(text, "cfg.yml", environ={"OTHER": "hunter2"})
     assert info.value.lines == [
         "cfg.yml:5: cameras[0].url: environment variable CAM_PASSWORD is not set"
-        " (write $${CAM_PASSWORD} for the literal text ${CAM_PASSWORD})"
+        " (write $${ for the literal text ${)"
     ]
 
 
@@ -175,5 +175,30 @@ def test_a_variable_may_come_from_a_secret_file(tmp_path: Path) -> None:
         parse_settings(text, "cfg.yml", environ={"CAM_PASSWORD_FILE": str(tmp_path / "none")})
     assert info.value.lines == [
         f"cfg.yml:5: cameras[0].url: CAM_PASSWORD_FILE: cannot read {tmp_path / 'none'}:"
-        " No such file or directory (write $${CAM_PASSWORD} for the literal text ${CAM_PASSWORD})"
+        " No such file or directory"
     ]
+
+
+@pytest.mark.parametrize("inside", ["PW:-default", " PW ", "1PW", ""])
+def test_a_reference_that_is_not_a_name_is_an_error_that_does_not_echo_it(inside: str) -> None:
+    text = MINIMAL.replace("user:pass@", "user:ab${" + inside + "}cd@")
+    with pytest.raises(ConfigError) as info:
+        parse_settings(text, "cfg.yml", environ={"PW": "x"})
+    # The exact line: nothing of what was written inside the braces is shown.
+    assert info.value.lines == [
+        "cfg.yml:5: cameras[0].url: a ${...} that is not a variable name (letters, digits and"
+        " _, not starting with a digit); write $${ for the literal text ${"
+    ]
+
+
+def test_aliases_are_expanded_once_and_keep_sharing() -> None:
+    text = (
+        "cameras:\n"
+        "  - &cam {id: a, url: 'rtsp://u:${PW}@10.0.0.1/s', zones: &z []}\n"
+        "  - {id: b, url: 'rtsp://u:${PW}@10.0.0.2/s', zones: *z}\n"
+    )
+    s = parse_settings(text, "cfg.yml", environ={"PW": "pw1"})
+    assert [c.url for c in s.cameras] == ["rtsp://u:pw1@10.0.0.1/s", "rtsp://u:pw1@10.0.0.2/s"]
+    # An alias of itself (a cycle) is refused by validation as before, not expanded forever.
+    with pytest.raises(ConfigError):
+        parse_settings("cameras: &c [*c]\n", "cfg.yml", environ={})
