@@ -18,9 +18,11 @@ REDACTED = "***"
 # scheme://user:pass@host or scheme://user@host, as it appears inside free text
 # (FFmpeg and socket error messages quote the URL they failed on).
 _USERINFO_IN_TEXT = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
-# Query parameters that cameras use for credentials (Hikvision, Reolink, Foscam...).
+# Query parameters that cameras use for credentials (Hikvision, Reolink, Foscam...), also
+# with a prefix (apikey, api_key, access_token, x-auth-token).
 _SECRET_QUERY = re.compile(
-    r"(?i)\b(password|passwd|pwd|pass|token|auth|key|user|username)=([^&\s]+)"
+    r"(?i)(?<![A-Za-z0-9_-])([A-Za-z0-9_-]*"
+    r"(?:password|passwd|pwd|pass|token|auth|key|secret|user|username))=([^&\s]+)"
 )
 
 

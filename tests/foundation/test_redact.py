@@ -19,6 +19,11 @@ from server.redact import redact_text, redact_url, secrets
             "http://cam/snap.cgi?user=admin&pwd=hunter22&ch=1",
             "http://cam/snap.cgi?user=***&pwd=***&ch=1",
         ),
+        (
+            "http://cam/snap.jpg?apikey=k1&api_key=k2&access_token=k3&X-Auth-Token=k4&ch=1",
+            "http://cam/snap.jpg?apikey=***&api_key=***&access_token=***&X-Auth-Token=***&ch=1",
+        ),
+        ("http://cam/a?client_secret=s1&channel=2", "http://cam/a?client_secret=***&channel=2"),
         ("rtsp://10.0.0.5/s1", "rtsp://10.0.0.5/s1"),
         ("/dev/video0", "/dev/video0"),
     ],
