@@ -169,7 +169,7 @@ class Core:
         self.storage = Storage(settings.storage)
         self.metrics = Metrics(
             self._camera_samples,
-            lambda: self.storage.db_error is None and self.storage.snapshot_error is None,
+            lambda: self.storage.writable,
             lambda: self.storage.lost_events,
         )
         self.storage.on_error = self._storage_failed

@@ -151,29 +151,42 @@ class Storage:
         self._pending: set[asyncio.Future[None]] = set()
         self._closed = False
         self._lock = threading.Lock()
-        self.snapshot_error: str | None = None
-        """The last snapshot write failure (cleared by the next success), or the failure of
-        the last :meth:`check_writable` (cleared by the next check that passes)."""
-        self.db_error: str | None = None
-        """The last database write failure (cleared by a write that succeeds with no events
-        held back), or the failure of the last :meth:`check_writable` while no write was
-        failing (cleared by the next check that passes, too)."""
-        self._snapshot_error_checked = False
-        """Whether :attr:`snapshot_error` is the readiness check's own finding (no snapshot
-        write failed since), which a passing check clears."""
+        # Each error has two sources: a failed write, cleared when such a write succeeds (it
+        # also clears the check's), and the readiness check, cleared by the next check that
+        # passes. The write's is the one shown (see db_error and snapshot_error).
+        self._snapshot_write_error: str | None = None
+        self._snapshot_check_error: str | None = None
+        self._db_write_error: str | None = None
+        """Set from a failed write until a write succeeds with every held event written: while
+        it is set, the database is in an outage."""
+        self._db_check_error: str | None = None
         self.unsaved_events = 0
         """Events waiting to be written again after a database write failed."""
         self.lost_events = 0
         """Events given up on: more than MAX_UNSAVED_EVENTS waited for the database."""
         self._unsaved: OrderedDict[str, tuple[Event, float]] = OrderedDict()
         """By event id, its latest state and last-seen time (the database thread's own)."""
-        self._db_failing = False
-        """Whether the database is in an outage: a write failed, and since then none has
-        succeeded with every held event written."""
         self.on_error: Callable[[str], None] = lambda kind: None
         """Called on the loop (metrics) with ``"snapshot"`` after each snapshot that could not
         be written, and with ``"db"`` once per database outage, when writes start failing:
         not again for the held events written again (and refused) during the same outage."""
+
+    @property
+    def db_error(self) -> str | None:
+        """The last database write failure (until a write succeeds with no events held
+        back), else what the last :meth:`check_writable` found in the database."""
+        return self._db_write_error or self._db_check_error
+
+    @property
+    def snapshot_error(self) -> str | None:
+        """The last snapshot write failure (until a snapshot is written), else what the last
+        :meth:`check_writable` found in the snapshot directory."""
+        return self._snapshot_write_error or self._snapshot_check_error
+
+    @property
+    def writable(self) -> bool:
+        """Whether neither the database nor the snapshot directory has an error now."""
+        return self.db_error is None and self.snapshot_error is None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -268,24 +281,19 @@ class Storage:
         try:
             await self._db(self._check_db_sync)
         except (OSError, sqlite3.Error) as exc:
-            if not self._db_failing:  # keep the failed write's own error (logged once)
-                self.db_error = f"database not writable: {exc}"
+            self._db_check_error = f"database not writable: {exc}"
             return False
-        if self._db_failing:
+        self._db_check_error = None
+        if self._db_write_error is not None:
             return False
-        self.db_error = None
         try:
             await self._files(self._check_snapshots_sync)
         except OSError as exc:
-            if self.snapshot_error is None or self._snapshot_error_checked:
-                self.snapshot_error = (
-                    f"cannot write snapshots to {self.snapshot_dir}: {exc.strerror or exc}"
-                )
-                self._snapshot_error_checked = True
+            self._snapshot_check_error = (
+                f"cannot write snapshots to {self.snapshot_dir}: {exc.strerror or exc}"
+            )
             return False
-        if self._snapshot_error_checked:
-            self.snapshot_error = None
-            self._snapshot_error_checked = False
+        self._snapshot_check_error = None
         return True
 
     def _check_db_sync(self) -> None:
@@ -329,17 +337,15 @@ class Storage:
         exc = fut.exception() if not fut.cancelled() else None
         if exc is not None:
             error = f"database write failed: {exc}"
-            if error != self.db_error:  # once per outage, not once per event or retry
+            if error != self._db_write_error:  # once per outage, not once per event or retry
                 log.error("%s", error)
-            self.db_error = error
-            if not self._db_failing:
-                self._db_failing = True
+            if self._db_write_error is None:
                 self.on_error("db")
+            self._db_write_error = error
         elif not self.unsaved_events:
             # The outage ends when the held events are written, not with any write that
             # happens to succeed (one that changes nothing, say) while they are still held.
-            self._db_failing = False
-            self.db_error = None
+            self._db_write_error = self._db_check_error = None
 
     # -- events ------------------------------------------------------------------------------
 
@@ -530,13 +536,12 @@ class Storage:
         try:
             await self._files(self._write_jpeg_sync, path, frame, boxes)
         except OSError as exc:
-            self.snapshot_error = f"cannot write snapshot to {path.parent}: {exc.strerror or exc}"
-            self._snapshot_error_checked = False
-            log.error("%s", self.snapshot_error, extra={"camera": event.camera})
+            error = f"cannot write snapshot to {path.parent}: {exc.strerror or exc}"
+            self._snapshot_write_error = error
+            log.error("%s", error, extra={"camera": event.camera})
             self.on_error("snapshot")
             return False
-        self.snapshot_error = None
-        self._snapshot_error_checked = False
+        self._snapshot_write_error = self._snapshot_check_error = None
         column = "snap_start" if kind == "start" else "snap_peak"
         self._submit(self._mark_sync, event.id, column)
         return True

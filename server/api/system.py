@@ -71,7 +71,7 @@ async def status(core: CoreDep) -> SystemStatus:
         websocket_clients=stats.clients,
         mqtt=core.metrics.is_mqtt_connected if core.settings.mqtt is not None else None,
         storage=StorageStatus(
-            writable=st.db_error is None and st.snapshot_error is None,
+            writable=st.writable,
             db_error=st.db_error,
             snapshot_error=st.snapshot_error,
             events=core.events_total,
