@@ -487,6 +487,10 @@ def _where(source: str, root: yaml.Node | None, loc: Loc) -> str:
 _REFERENCE = re.compile(r"\$(\$?)\{([^}]*)\}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LITERAL = "write $${ for the literal text ${"
+_NOT_A_NAME = (
+    "a ${...} that is not a variable name (letters, digits and _, not starting with a digit);"
+    f" {_LITERAL}"
+)
 
 
 def _variable(name: str, environ: Mapping[str, str]) -> str:
@@ -517,13 +521,11 @@ def _expand_variables(data: Any, environ: Mapping[str, str]) -> tuple[Any, list[
         escaped, name = match.groups()
         if escaped:
             return match.group(0)[1:]
+        if not _NAME.fullmatch(name):
+            # What is inside may be part of a password written in the file: not shown.
+            problems.append((loc, _NOT_A_NAME))
+            return match.group(0)
         try:
-            if not _NAME.fullmatch(name):
-                # What is inside may be part of a password written in the file: not shown.
-                raise ValueError(
-                    "a ${...} that is not a variable name (letters, digits and _, not starting"
-                    f" with a digit); {_LITERAL}"
-                )
             return _variable(name, environ)
         except ValueError as exc:
             problems.append((loc, str(exc)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,9 @@ cameras:
 """
 
 
-def errors_of(text: str) -> list[str]:
+def errors_of(text: str, environ: Mapping[str, str] | None = None) -> list[str]:
     with pytest.raises(ConfigError) as info:
-        parse_settings(text, "cfg.yml")
+        parse_settings(text, "cfg.yml", environ=environ)
     return info.value.lines
 
 
@@ -146,9 +147,7 @@ def test_values_come_from_the_environment() -> None:
 
 def test_an_unset_variable_names_itself_and_its_key_not_a_value() -> None:
     text = MINIMAL.replace("user:pass@", "user:${CAM_PASSWORD}@")
-    with pytest.raises(ConfigError) as info:
-        parse_settings(text, "cfg.yml", environ={"OTHER": "hunter2"})
-    assert info.value.lines == [
+    assert errors_of(text, environ={"OTHER": "hunter2"}) == [
         "cfg.yml:5: cameras[0].url: environment variable CAM_PASSWORD is not set"
         " (write $${ for the literal text ${)"
     ]
@@ -171,9 +170,7 @@ def test_a_variable_may_come_from_a_secret_file(tmp_path: Path) -> None:
         text, "cfg.yml", environ={"CAM_PASSWORD": "direct", "CAM_PASSWORD_FILE": str(secret)}
     )
     assert s.cameras[0].url == "rtsp://user:direct@192.168.1.20:554/stream1"
-    with pytest.raises(ConfigError) as info:
-        parse_settings(text, "cfg.yml", environ={"CAM_PASSWORD_FILE": str(tmp_path / "none")})
-    assert info.value.lines == [
+    assert errors_of(text, environ={"CAM_PASSWORD_FILE": str(tmp_path / "none")}) == [
         f"cfg.yml:5: cameras[0].url: CAM_PASSWORD_FILE: cannot read {tmp_path / 'none'}:"
         " No such file or directory"
     ]
@@ -182,10 +179,8 @@ def test_a_variable_may_come_from_a_secret_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize("inside", ["PW:-default", " PW ", "1PW", ""])
 def test_a_reference_that_is_not_a_name_is_an_error_that_does_not_echo_it(inside: str) -> None:
     text = MINIMAL.replace("user:pass@", "user:ab${" + inside + "}cd@")
-    with pytest.raises(ConfigError) as info:
-        parse_settings(text, "cfg.yml", environ={"PW": "x"})
     # The exact line: nothing of what was written inside the braces is shown.
-    assert info.value.lines == [
+    assert errors_of(text, environ={"PW": "x"}) == [
         "cfg.yml:5: cameras[0].url: a ${...} that is not a variable name (letters, digits and"
         " _, not starting with a digit); write $${ for the literal text ${"
     ]
@@ -200,5 +195,4 @@ def test_aliases_are_expanded_once_and_keep_sharing() -> None:
     s = parse_settings(text, "cfg.yml", environ={"PW": "pw1"})
     assert [c.url for c in s.cameras] == ["rtsp://u:pw1@10.0.0.1/s", "rtsp://u:pw1@10.0.0.2/s"]
     # An alias of itself (a cycle) is refused by validation as before, not expanded forever.
-    with pytest.raises(ConfigError):
-        parse_settings("cameras: &c [*c]\n", "cfg.yml", environ={})
+    assert errors_of("cameras: &c [*c]\n", environ={})
