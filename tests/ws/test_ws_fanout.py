@@ -301,6 +301,28 @@ async def test_writable_clients_are_sent_in_one_pass_without_their_writer() -> N
     assert all(c.sent == 3 and len(c) == 0 and c.backlog_since is None for c in fanout.clients)
 
 
+async def test_a_pass_is_written_in_chunks_and_a_message_published_meanwhile_rides_along() -> None:
+    hub = Hub()
+    fanout = FanOut(hub, FanOutLimits(motion_interval=0, motion_budget=1e9, flush_chunk=2))
+    hub.subscribe("ws", fanout.publish)
+    order: list[SyncSink] = []
+    sinks = [SyncSink(order) for _ in range(5)]
+    for i, sink in enumerate(sinks):
+        assert fanout.register(f"c{i}", sink.send, send_now=sink.send_now) is not None
+    hub.publish(EventStartMessage(event=make_event(1, "cam1", ended=False)))
+    await asyncio.sleep(0)  # one callback: the first chunk of the pass
+    assert [s.writes for s in sinks] == [[["event_start"]]] * 2 + [[]] * 3
+    # Published between two chunks (as a frame's results are handed over): the clients not
+    # reached yet get it in the same write, the ones already served after them.
+    hub.publish(EventEndMessage(event=make_event(1, "cam1")))
+    await drain()
+    assert [s.writes for s in sinks] == [[["event_start"], ["event_end"]]] * 2 + [
+        [["event_start", "event_end"]]
+    ] * 3
+    assert order == sinks + sinks[:2]
+    assert all(len(c) == 0 and c.backlog_since is None for c in fanout.clients)
+
+
 async def test_a_full_socket_hands_over_to_the_writer_and_loses_no_event() -> None:
     hub, fanout = unlimited_fanout()
     sink = SyncSink()
@@ -347,6 +369,10 @@ async def test_motion_rate_limit_never_holds_back_an_event() -> None:
             hub.publish(motion("cam1", 0.5))  # repeats of one state: rate limited
         hub.publish(EventStartMessage(event=make_event(n, "cam1", ended=False)))
         hub.publish(EventEndMessage(event=make_event(n, "cam1")))
+        await asyncio.sleep(0)
+    for _ in range(1000):  # the passes over 2,000 clients, a chunk per callback
+        if not any(len(c) for c in fanout.clients):
+            break
         await asyncio.sleep(0)
     assert fanout.rate_limited > 0
     for sink in sinks:
