@@ -134,12 +134,15 @@ class _Flusher:
         # One write per client with all it has (its event and the motion that changed with
         # it, for one): the last client's event waits for one send per client, not two.
         # A client that gets more while it waits is still in line once.
-        for _ in range(min(self._chunk, len(ready))):
-            ready.popleft()._send_ready()
-        if ready:
-            self._loop.call_soon(self._flush)
-        else:
-            self._scheduled = False
+        try:
+            for _ in range(min(self._chunk, len(ready))):
+                ready.popleft()._send_ready()
+        finally:
+            # Even after an unexpected error, the clients still in line get their turn.
+            if ready:
+                self._loop.call_soon(self._flush)
+            else:
+                self._scheduled = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +161,10 @@ class FanOutLimits:
     flush_chunk: int = 32
     """Clients written to per event-loop callback in a synchronous send pass (about a
     millisecond of the loop on loopback)."""
+
+    def __post_init__(self) -> None:
+        if self.flush_chunk < 1:
+            raise ValueError(f"flush_chunk must be at least 1, not {self.flush_chunk}")
 
 
 @dataclass(frozen=True, slots=True)
