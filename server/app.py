@@ -96,7 +96,8 @@ def create_app(settings: Settings) -> FastAPI:
     #
     # The hub hands a message to its subscribers in the order they subscribed, which is this
     # list's order. MQTT comes first: its event publish is one small write started from the
-    # hand-over, which would otherwise wait behind the WebSocket pass over every client.
+    # hand-over, which would otherwise wait behind the first chunk of the WebSocket send pass
+    # (one loop callback writing to up to ``flush_chunk`` clients).
     frontends: list[FrontEnd] = []
     if settings.mqtt is not None:
         from server.mqtt import MqttCollector, MqttService

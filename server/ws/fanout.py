@@ -22,9 +22,9 @@ sends. Each message is encoded to UTF-8 once. When the server offers a synchrono
 gets what it has queued (direct replies, events, then the newest state) joined into one
 socket write, in one pass over all such clients scheduled once per burst of publishes (a
 few dozen clients per loop callback, so a message published meanwhile joins the rest of
-the pass), instead of waking one writer task per client and message: an event and the motion that
-changed with it cost each client one send, not two. The writer task and the ASGI ``send``
-take over only while a socket is full.
+the pass), instead of waking one writer task per client and message: an event and the
+motion that changed with it cost each client one send, not two. The writer task and the
+ASGI ``send`` take over only while a socket is full.
 """
 
 from __future__ import annotations
