@@ -21,7 +21,8 @@ import contextlib
 import ipaddress
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
@@ -125,12 +126,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         interrupted = await core.storage.open()
         if interrupted:
             log.warning("closed %d event(s) left open by an unclean stop", interrupted)
-        storage_task = tg.create_task(core.storage.run(), name="storage")
+        storage_task = tg.create_task(_supervised("storage", core.storage.run), name="storage")
         front_tasks = [
             tg.create_task(_supervised(name, factory), name=name) for name, factory in frontends
         ]
         await asyncio.sleep(0)  # let the front ends subscribe to the hub before cameras publish
-        stats_task = tg.create_task(core.stats_loop(), name="stats")
+        stats_task = tg.create_task(_supervised("stats", core.stats_loop), name="stats")
         await core.start(tg)
         log.info("motionhub %s ready", VERSION)
         try:
@@ -145,12 +146,32 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             log.info("stopped")
 
 
-async def _supervised(name: str, factory: Callable[[], Awaitable[None]]) -> None:
-    """Run a front end; its failure is logged but never cancels the cameras."""
-    try:
-        await factory()
-    except Exception:
-        log.exception("task %s failed", name)
+RESTART_DELAYS: Final = (1.0, 2.0, 5.0, 10.0, 30.0)
+"""Seconds before a failed long-lived task starts again, after its 1st, 2nd, ... failure."""
+
+
+async def _supervised(
+    name: str,
+    factory: Callable[[], Awaitable[None]],
+    delays: Sequence[float] = RESTART_DELAYS,
+) -> None:
+    """Run a long-lived task (a front end, the storage upkeep, the statistics) until
+    cancelled. A failure is logged and the task starts again after a delay that grows with
+    each failure in a row: it never cancels the cameras, and it never stays dead. A task that
+    ran for a minute before failing counts as a first failure again."""
+    failures = 0
+    while True:
+        started = time.monotonic()
+        try:
+            await factory()
+            return
+        except Exception:
+            if time.monotonic() - started >= 60.0:
+                failures = 0
+            delay = delays[min(failures, len(delays) - 1)]
+            failures += 1
+            log.exception("task %s failed; starting it again in %.0f s", name, delay)
+        await asyncio.sleep(delay)
 
 
 async def _cancel(tasks: list[asyncio.Task[None]], grace: float = STOP_STEP_TIMEOUT) -> None:

@@ -262,7 +262,7 @@ class Storage:
                     removed = await self.apply_retention()
                     if removed:
                         log.info("retention removed %d event(s)", removed)
-                except sqlite3.Error as exc:
+                except (sqlite3.Error, OSError) as exc:
                     log.warning("retention failed: %s", exc)
             if self.unsaved_events:
                 self._submit(self._write_unsaved)
@@ -515,10 +515,18 @@ class Storage:
         return await asyncio.get_running_loop().run_in_executor(self._file_thread, fn, *args)
 
     def _unlink_snapshots(self, items: Sequence[tuple[str, str]]) -> None:
+        """Delete the snapshots of deleted events. A file that cannot go (a read-only or
+        vanished network share, a permission) is logged and left behind: its event is gone
+        already, and the other files still go."""
         for event_id, camera in items:
             for kind in ("start", "peak"):
-                with contextlib.suppress(FileNotFoundError):
-                    self.snapshot_path(camera, event_id, kind).unlink()
+                path = self.snapshot_path(camera, event_id, kind)
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    log.warning("cannot delete snapshot %s: %s", path, exc.strerror or exc)
 
     async def write_snapshot(
         self,

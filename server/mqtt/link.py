@@ -211,6 +211,10 @@ class MqttLink:
         """Ask :meth:`run` to publish ``offline``, disconnect and return."""
         self._stop.set()
 
+    def rearm(self) -> None:
+        """Forget an earlier stop request, before :meth:`run` starts again."""
+        self._stop.clear()
+
     async def stop(self, grace: float = 5.0) -> None:
         """Request a clean stop and wait (up to ``grace`` seconds) for :meth:`run` to return."""
         self.request_stop()

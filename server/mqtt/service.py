@@ -159,8 +159,15 @@ class MqttService:
         return self.link.connected
 
     async def serve(self) -> None:
-        """Everything, as one task: start, stay connected, and stop cleanly when cancelled."""
-        await self.start()
+        """Everything, as one task: start, stay connected, and stop cleanly when cancelled.
+
+        It can run again after it ended (the app restarts a front end that failed)."""
+        try:
+            await self.start()
+        except BaseException:
+            await self._close()
+            raise
+        self.link.rearm()
         link = asyncio.create_task(self.link.run(), name="mqtt-link")
         try:
             # Shielded so that cancelling serve() becomes a clean stop of the link, with
@@ -237,7 +244,8 @@ class MqttService:
         cam = event.camera
         was_on = self._zones_on(cam)
         open_events = self._open.setdefault(cam, {})
-        if kind == "end":
+        if kind == "end" or event.end is not None:
+            # An update can follow an end (a snapshot written after the event ended).
             open_events.pop(event.id, None)
         else:
             open_events[event.id] = tuple(event.zones)

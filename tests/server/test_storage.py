@@ -279,3 +279,34 @@ async def test_readiness_check_keeps_a_failed_database_write_until_it_is_written
     assert s.unsaved_events == 0
     assert await s.get_event(ev.id) is not None
     await s.close()
+
+
+async def test_a_snapshot_that_cannot_be_deleted_does_not_stop_retention(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = await open_storage(tmp_path, max_events=10)
+    gen = UlidGenerator()
+    events = [make_event(gen, "cam1", T0 + i, []) for i in range(12)]
+    frame = np.zeros((48, 64, 3), np.uint8)
+    for ev in events:
+        s.save_event(ev)
+        assert await s.write_snapshot(ev, "start", frame, ev.boxes)
+    # A directory where the oldest event's peak snapshot would be: unlink() fails with
+    # EISDIR, a real error other than "not found" (as a read-only share would give), as root.
+    stuck = s.snapshot_path("cam1", events[0].id, "peak")
+    stuck.mkdir()
+    with caplog.at_level("WARNING", logger="server.storage"):
+        assert await s.apply_retention(T0 + 100) == 2
+    assert "cannot delete snapshot" in caplog.text
+    left = await s.list_events(EventQuery(limit=100))
+    assert [e.id for e in left] == [e.id for e in reversed(events[2:])]
+    # The other doomed files went, the kept ones stayed.
+    assert not s.snapshot_path("cam1", events[0].id, "start").exists()
+    assert not s.snapshot_path("cam1", events[1].id, "start").exists()
+    assert all(s.snapshot_path("cam1", e.id, "start").exists() for e in events[2:])
+    # Deleting one event meets the same kind of failure the same way.
+    in_the_way = s.snapshot_path("cam1", events[3].id, "peak")
+    in_the_way.mkdir()
+    assert await s.delete_event(events[3].id)
+    assert await s.get_event(events[3].id) is None
+    await s.close()
