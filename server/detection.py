@@ -28,6 +28,9 @@ __all__ = ["Analyse", "Detection", "DetectorStage"]
 
 log = logging.getLogger(__name__)
 
+FAILURE_LOG_INTERVAL = 60.0
+"""Seconds between two logs of a detection that fails on every frame."""
+
 Analyse = Callable[[npt.NDArray[np.uint8], float], "Detection | None"]
 """``analyse(luma, mono_time)``: what a reader runs on its thread for each frame it hands over."""
 
@@ -67,6 +70,10 @@ class DetectorStage:
         self._lock = threading.Lock()
         self._pending: tuple[DetectorConfig, bool] | None = None
         self._reset = False
+        self._failing = False
+        self._failed = 0
+        """Frames whose detection failed since that was last logged."""
+        self._next_failure_log = 0.0
         self.thread: str | None = None
         """Name of the thread that runs the detector, recorded when it is built (for
         diagnostics and tests)."""
@@ -106,12 +113,34 @@ class DetectorStage:
         except Exception:
             # One bad frame or a detector bug must not take the camera down: log, start
             # the background afresh and go on with the next frame.
-            log.exception("detection failed", extra={"camera": self.camera})
             self._detector = None
+            self._failure()
             return None
+        if self._failing:
+            log.info("detection works again", extra={"camera": self.camera})
+            self._failing = False
+            self._failed = 0
+            self._next_failure_log = 0.0
         if self._observe is not None:
             self._observe(seconds)
         return Detection(result, w, h, seconds)
+
+    def _failure(self) -> None:
+        """Log a failed detection (in an ``except`` block): the first at once, with its
+        traceback; while every frame fails, once per :data:`FAILURE_LOG_INTERVAL` with the
+        count of frames that failed meanwhile."""
+        self._failing = True
+        self._failed += 1
+        now = time.monotonic()
+        if now < self._next_failure_log:
+            return
+        self._next_failure_log = now + FAILURE_LOG_INTERVAL
+        log.exception(
+            "detection failed (%d frame(s) since last logged)",
+            self._failed,
+            extra={"camera": self.camera},
+        )
+        self._failed = 0
 
     def _take_changes(self) -> None:
         with self._lock:

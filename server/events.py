@@ -14,7 +14,11 @@ Rules (the same for the whole camera and for each zone):
   the peak rises, at most once per ``update_interval``; such a peak update asks for a new best
   snapshot.
 
-All times are the frames' capture times (Unix seconds), so tests drive it with plain numbers.
+The event's times (``start``, ``end``) are the frames' capture times (Unix seconds). Durations
+(``off_delay``, ``max_length``, the update interval) are measured on the frames' monotonic
+clock when given (``Observation.mono``; :meth:`EventTracker.tick`'s ``mono``), so a wall clock
+stepped back (NTP, a manual change) neither holds an event open nor splits one. Without it
+both are the one number, so tests drive the tracker with plain numbers.
 """
 
 from __future__ import annotations
@@ -40,13 +44,20 @@ def utc(ts: float) -> datetime:
 
 @dataclass(frozen=True)
 class Observation:
-    """One analysed frame."""
+    """One analysed frame: ``ts`` its capture time (Unix seconds), ``mono`` the same instant
+    on a monotonic clock (None: ``ts``)."""
 
     ts: float
     motion: bool
     score: float = 0.0
     boxes: Sequence[Box] = ()
     zones: dict[str, bool] = field(default_factory=dict)
+    mono: float | None = None
+
+    @property
+    def at(self) -> float:
+        """The time durations are measured with."""
+        return self.ts if self.mono is None else self.mono
 
 
 @dataclass(frozen=True)
@@ -62,7 +73,11 @@ class Transition:
 
 
 class Debounce:
-    """One on/off state with the start and end rules above."""
+    """One on/off state with the start and end rules above.
+
+    ``run_start`` and ``last_motion`` are capture times (an event's start and end); the
+    ``_at`` twins are the same instants on the clock durations are measured with.
+    """
 
     def __init__(self, min_frames: int, off_delay: float) -> None:
         self.min_frames = min_frames
@@ -70,25 +85,30 @@ class Debounce:
         self.on = False
         self.run = 0
         self.run_start = 0.0
+        self.run_start_at = 0.0
         self.last_motion = 0.0
+        self.last_motion_at = 0.0
 
-    def step(self, ts: float, motion: bool) -> bool:
-        """Feed one frame; returns whether the state flipped."""
+    def step(self, ts: float, motion: bool, at: float | None = None) -> bool:
+        """Feed one frame captured at ``ts`` (``at`` on the duration clock, default ``ts``);
+        returns whether the state flipped."""
+        at = ts if at is None else at
         if motion:
             if self.run == 0:
-                self.run_start = ts
+                self.run_start, self.run_start_at = ts, at
             self.run += 1
-            self.last_motion = ts
+            self.last_motion, self.last_motion_at = ts, at
             if not self.on and self.run >= self.min_frames:
                 self.on = True
                 return True
             return False
         self.run = 0
-        return self.tick(ts)
+        return self.tick(at)
 
-    def tick(self, ts: float) -> bool:
-        """Time passed with no motion frame; returns whether the state switched off."""
-        if self.on and ts - self.last_motion >= self.off_delay:
+    def tick(self, at: float) -> bool:
+        """Time passed with no motion frame (``at`` on the duration clock); returns whether
+        the state switched off."""
+        if self.on and at - self.last_motion_at >= self.off_delay:
             self.on = False
             self.run = 0
             return True
@@ -117,6 +137,8 @@ class EventTracker:
         self._motion = Debounce(settings.min_frames, settings.off_delay)
         self._zones: dict[str, Debounce] = {}
         self._event: Event | None = None
+        self._started_at = 0.0
+        """The open event's start on the duration clock."""
         self._last_peak_update = 0.0
         self.zones_changed = False
         """Set when a zone's debounced state flipped during the last call; the caller resets it."""
@@ -162,16 +184,18 @@ class EventTracker:
         self.zones_changed = False
         out: list[Transition] = []
         ev = self._event
-        if ev is not None and obs.ts - ev.start.timestamp() >= self._settings.max_length:
+        at = obs.at
+        if ev is not None and at - self._started_at >= self._settings.max_length:
             # A split: end this one; if motion goes on, the next one starts with this frame.
             out.append(self._end(self._motion.last_motion, interrupted=False))
             self._motion.force_off()
             self._motion.run = self._motion.min_frames - 1 if obs.motion else 0
-            self._motion.run_start = obs.ts
-        flipped = self._motion.step(obs.ts, obs.motion)
+            self._motion.run_start, self._motion.run_start_at = obs.ts, at
+        flipped = self._motion.step(obs.ts, obs.motion, at)
         entered = self._step_zones(obs)
         if flipped and self._motion.on:
             start = self._motion.run_start
+            self._started_at = self._motion.run_start_at
             self._event = Event(
                 id=self._new_id(start),
                 camera=self.camera,
@@ -180,7 +204,7 @@ class EventTracker:
                 peak_score=_clamp(obs.score),
                 boxes=list(obs.boxes),
             )
-            self._last_peak_update = obs.ts
+            self._last_peak_update = at
             out.append(Transition("start", self._event, snapshot="start"))
         elif flipped:
             out.append(self._end(self._motion.last_motion, interrupted=False))
@@ -188,13 +212,15 @@ class EventTracker:
             out.extend(self._update(obs, entered))
         return out
 
-    def tick(self, ts: float) -> list[Transition]:
-        """Time passed without a frame; ends the event once ``off_delay`` has elapsed."""
+    def tick(self, ts: float, mono: float | None = None) -> list[Transition]:
+        """Time passed without a frame (now is ``ts``, ``mono`` on the monotonic clock);
+        ends the event once ``off_delay`` has elapsed."""
+        at = ts if mono is None else mono
         self.zones_changed = False
         for d in self._zones.values():
-            if d.tick(ts):
+            if d.tick(at):
                 self.zones_changed = True
-        if self._motion.tick(ts) and self._event is not None:
+        if self._motion.tick(at) and self._event is not None:
             return [self._end(self._motion.last_motion, interrupted=False)]
         return []
 
@@ -210,7 +236,7 @@ class EventTracker:
     def _step_zones(self, obs: Observation) -> list[str]:
         entered = []
         for name, d in self._zones.items():
-            if d.step(obs.ts, bool(obs.zones.get(name, False))):
+            if d.step(obs.ts, bool(obs.zones.get(name, False)), obs.at):
                 self.zones_changed = True
                 if d.on:
                     entered.append(name)
@@ -230,9 +256,9 @@ class EventTracker:
             changes["boxes"] = list(obs.boxes)
             # The peak is always recorded; it is announced (with a new best snapshot of this
             # very frame) at most once per interval so a rising score cannot flood clients.
-            if obs.ts - self._last_peak_update >= self._update_interval:
+            if obs.at - self._last_peak_update >= self._update_interval:
                 snapshot = "peak"
-                self._last_peak_update = obs.ts
+                self._last_peak_update = obs.at
         if not changes:
             return []
         self._event = ev.model_copy(update=changes)

@@ -44,6 +44,9 @@ MOTION_INTERVAL = 0.2
 IDLE_INTERVAL = 1.0
 """Least seconds between two motion messages while all is still."""
 SNAPSHOT_QUEUE = 4
+ENDED_KEPT = SNAPSHOT_QUEUE + 1
+"""Ended events remembered for a snapshot still on its way: as many as can be queued, plus
+the one being written."""
 HEARTBEAT = 5.0
 """Seconds between saves of an open event's last-seen time, so that after a crash the next
 start closes it near the time the server died rather than at its last update."""
@@ -103,6 +106,9 @@ class CameraPipeline:
             SNAPSHOT_QUEUE
         )
         self._snapshotted: set[str] = set()
+        """Open events with a stored snapshot (their end says so)."""
+        self._ended_bare: dict[str, Event] = {}
+        """The last events that ended without a snapshot, whose snapshot may still come."""
         self.processed = 0
         self.events = 0
         self.motion = False
@@ -146,10 +152,7 @@ class CameraPipeline:
                 async with asyncio.timeout(timeout):
                     frame: FrameLike = await self.reader.next_frame(seq)
             except TimeoutError:
-                for t in self.tracker.tick(time.time()):
-                    self._apply(t)
-                if not self.tracker.active:
-                    self._set_idle()
+                self._tick()
                 continue
             seq = frame.seq
             try:
@@ -161,10 +164,21 @@ class CameraPipeline:
             # the decoder would need one more buffer (3 MB at 1080p) for the frame after.
             del frame
 
+    def _tick(self) -> None:
+        """Let time pass for an open event with no analysed frame: it ends after off_delay."""
+        for t in self.tracker.tick(time.time(), time.monotonic()):
+            self._apply(t)
+        if not self.tracker.active:
+            self._set_idle()
+
     def _analyse(self, frame: FrameLike) -> None:
         # The reader's rate limit already applied detect.fps; the detector ran on its thread.
         detection = frame.analysis
         if not isinstance(detection, Detection) or not self.camera.detect.enabled:
+            # No analysis (the detector failed on this frame, and logged why): for the
+            # events it is time passing without motion, as with no frames at all.
+            if self.tracker.active:
+                self._tick()
             return
         result, w, h = detection.result, detection.width, detection.height
         self.processed += 1
@@ -175,7 +189,9 @@ class CameraPipeline:
         self.motion, self.score, self.boxes = result.motion, float(result.score), boxes
         self.zones = dict(result.zones)
         transitions = self.tracker.observe(
-            Observation(frame.wall_time, result.motion, self.score, boxes, self.zones)
+            Observation(
+                frame.wall_time, result.motion, self.score, boxes, self.zones, frame.mono_time
+            )
         )
         for t in transitions:
             self._apply(t)
@@ -214,9 +230,14 @@ class CameraPipeline:
         if t is None:
             return
         ev = t.event
-        if t.kind == "end" and ev.id in self._snapshotted:
-            ev = ev.model_copy(update={"has_snapshot": True})
-            self._snapshotted.discard(ev.id)
+        if t.kind == "end":
+            if ev.id in self._snapshotted:
+                ev = ev.model_copy(update={"has_snapshot": True})
+                self._snapshotted.discard(ev.id)
+            elif not ev.has_snapshot:
+                self._ended_bare[ev.id] = ev
+                while len(self._ended_bare) > ENDED_KEPT:
+                    del self._ended_bare[next(iter(self._ended_bare))]
         last_seen = ev.end.timestamp() if ev.end else time.time()
         self._storage.save_event(ev, last_seen)
         self._last_saved = last_seen
@@ -252,13 +273,22 @@ class CameraPipeline:
             del frame
             if not written:
                 continue
-            self._snapshotted.add(ev.id)
             current = self.tracker.current
             if current is not None and current.id == ev.id:
+                # Remembered until the event ends, so its end says it has a snapshot.
+                self._snapshotted.add(ev.id)
                 updated = self.tracker.mark_snapshot()
                 if updated is not None:
                     self._storage.save_event(updated, time.time())
                     self._hub.publish(EventUpdateMessage(event=updated))
+            else:
+                ended = self._ended_bare.pop(ev.id, None)
+                if ended is not None:
+                    # The event ended before its snapshot was written (a main stream opened
+                    # on demand can take seconds): the stored event has one now, and those
+                    # told at its end that it had none are told it has.
+                    ended = ended.model_copy(update={"has_snapshot": True})
+                    self._hub.publish(EventUpdateMessage(event=ended))
 
 
 class LiveView:

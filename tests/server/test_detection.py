@@ -93,3 +93,22 @@ def test_a_failing_frame_is_logged_and_detection_goes_on(caplog: pytest.LogCaptu
     assert result is None
     assert "detection failed" in caplog.text
     assert all(isinstance(r, Detection) for r in on_thread("camera-cam", stage, frames(3), 2.0))
+
+
+def test_a_detection_failing_on_every_frame_is_logged_once_until_it_works_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stage = DetectorStage("cam", DetectorConfig())
+    on_thread("camera-cam", stage, frames(3), 0.0)
+    bad = np.zeros((H, W, 2), np.uint8)  # not a luma plane: every such frame fails
+    with caplog.at_level("INFO", logger="server.detection"):
+        assert on_thread("camera-cam", stage, [bad] * 30, 1.0) == [None] * 30
+        failed = [r for r in caplog.records if "detection failed" in r.getMessage()]
+        assert len(failed) == 1
+        assert failed[0].exc_info is not None  # the first one with its traceback
+        assert all(isinstance(r, Detection) for r in on_thread("camera-cam", stage, frames(2), 5.0))
+        assert "detection works again" in caplog.text
+        # A new failure after the recovery is logged at once.
+        on_thread("camera-cam", stage, [bad], 6.0)
+        failed = [r for r in caplog.records if "detection failed" in r.getMessage()]
+        assert len(failed) == 2

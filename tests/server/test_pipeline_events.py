@@ -1,0 +1,97 @@
+"""A camera's events against the real server: an event ends while detection fails, and a
+snapshot written after its event ended is announced (to WebSocket and MQTT alike)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy.typing as npt
+import pytest
+from broker_harness import Mosquitto, Recorder
+from server_harness import serve, settings_for
+
+from detector import MotionDetector
+from detector.result import MotionResult
+from server.config import Settings
+from server.messages import EventEndMessage, EventStartMessage, EventUpdateMessage
+from server.mqtt.topics import Topics
+
+
+async def test_an_event_ends_after_off_delay_while_every_detection_fails(
+    tmp_path: Path, sim_cameras: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cams = [
+        {
+            "id": "busy",
+            "url": sim_cameras.mjpeg_url_for("busy"),
+            "events": {"min_frames": 2, "off_delay": 1.0},
+        }
+    ]
+    async with serve(settings_for(tmp_path, cams)) as srv:
+        start = await srv.wait_for(EventStartMessage, within=30)
+
+        # A detector failing on every frame cannot be caused from outside (every frame a
+        # reader hands over is valid input for it), so this one failure is patched in.
+        def broken(self: MotionDetector, luma: npt.NDArray[Any], ts: Any = None) -> MotionResult:
+            raise RuntimeError("detector bug")
+
+        monkeypatch.setattr(MotionDetector, "detect", broken)
+        processed = await srv.analysed("busy")
+        end = await srv.wait_for(EventEndMessage, lambda m: m.event.id == start.event.id, within=10)
+        assert not end.event.interrupted
+        # Frames kept coming all along (the camera is online); none was analysed since.
+        assert (await srv.camera("busy"))["status"] == "online"
+        assert await srv.analysed("busy") <= processed + 1
+
+
+async def test_a_snapshot_written_after_its_event_ended_is_announced(
+    tmp_path: Path, sim_cameras: Any, mosquitto: Mosquitto, mqtt_prefix: str
+) -> None:
+    cams = [
+        {
+            "id": "busy",
+            "url": sim_cameras.mjpeg_url_for("busy"),
+            "detect": {"enabled": False},
+            "events": {"min_frames": 2},
+        }
+    ]
+    base = settings_for(tmp_path, cams).model_dump(mode="json")
+    mqtt = {"url": mosquitto.url, "topic_prefix": mqtt_prefix, "discovery": {"enabled": False}}
+    settings = Settings.model_validate({**base, "mqtt": mqtt})
+    motion_topic = Topics(mqtt_prefix).motion("busy")
+    async with Recorder(mosquitto.url, motion_topic) as rec, serve(settings) as srv:
+        await srv.wait_online("busy")
+        # Hold the thread that writes snapshots, so the event's first snapshot is written
+        # only after the event has ended (as when a main stream opened on demand is slow).
+        gate = threading.Event()
+        held = asyncio.get_running_loop().run_in_executor(srv.core.storage._file_thread, gate.wait)
+        try:
+            patch = await srv.client.patch("/api/cameras/busy", json={"detect": {"enabled": True}})
+            assert patch.status_code == 200, patch.text
+            start = await srv.wait_for(EventStartMessage, within=20)
+            await rec.wait_value(motion_topic, b"ON")
+            patch = await srv.client.patch("/api/cameras/busy", json={"detect": {"enabled": False}})
+            assert patch.status_code == 200, patch.text
+            end = await srv.wait_for(EventEndMessage, lambda m: m.event.id == start.event.id)
+            assert not end.event.has_snapshot
+        finally:
+            gate.set()
+        await held
+        update = await srv.wait_for(
+            EventUpdateMessage,
+            lambda m: m.event.id == start.event.id and m.event.has_snapshot,
+            within=10,
+        )
+        assert update.event.end == end.event.end
+        stored = (await srv.client.get(f"/api/events/{start.event.id}")).json()
+        assert stored["has_snapshot"]
+        pipeline = srv.core.pipeline("busy")
+        assert pipeline is not None
+        assert not pipeline._snapshotted
+        assert not pipeline._ended_bare
+        # The ended event stays ended for MQTT: motion is not switched back on by the update.
+        await rec.quiet(0.5)
+        assert rec.last(motion_topic) == b"OFF"
