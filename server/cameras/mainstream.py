@@ -91,6 +91,9 @@ class MainStream:
             idle=self._idle,
         )
         self._pump = pump
+        # Reap the pumps that have ended (one per idle close), or a camera opened on demand
+        # for every event keeps one per event for good.
+        self._pumps = [p for p in self._pumps if p.thread.is_alive()]
         self._pumps.append(pump)
         pump.start()
 

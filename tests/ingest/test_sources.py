@@ -301,6 +301,9 @@ async def test_detect_url_opens_main_stream_on_demand(tmp_path: Path, clip: Path
             again = await reader.color_frame()
             assert again is not None
             assert again.shape == (SPEC.height, SPEC.width, 3)
+            # The pump that closed is let go: one kept per reopening would add up.
+            assert reader._main is not None
+            assert len(reader._main._pumps) == 1
         assert reader_threads() == []
 
 
