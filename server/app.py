@@ -41,6 +41,7 @@ from server.core import Core
 from server.dashboard import mount_dashboard
 from server.http_protocol import http_protocol
 from server.logs import setup_logging
+from server.messages import EventEndMessage
 from server.redact import redact_text, secrets
 from server.version import VERSION
 from server.ws import WebSocketApi, uvicorn_options
@@ -125,12 +126,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with asyncio.TaskGroup() as tg:
         interrupted = await core.storage.open()
         if interrupted:
-            log.warning("closed %d event(s) left open by an unclean stop", interrupted)
+            log.warning("closed %d event(s) left open by an unclean stop", len(interrupted))
         storage_task = tg.create_task(_supervised("storage", core.storage.run), name="storage")
         front_tasks = [
             tg.create_task(_supervised(name, factory), name=name) for name, factory in frontends
         ]
         await asyncio.sleep(0)  # let the front ends subscribe to the hub before cameras publish
+        for event in interrupted:
+            # Their start was announced before the stop; so is their end now (MQTT keeps it
+            # in its outbox until the broker has it).
+            core.hub.publish(EventEndMessage(event=event))
         stats_task = tg.create_task(_supervised("stats", core.stats_loop), name="stats")
         await core.start(tg)
         log.info("motionhub %s ready", VERSION)

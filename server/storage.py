@@ -190,17 +190,18 @@ class Storage:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    async def open(self) -> int:
+    async def open(self) -> list[Event]:
         """Create the directory and schema, and close events a killed process left open.
 
-        Returns how many such events were closed (marked ``interrupted``).
+        Returns the events so closed (marked ``interrupted``, ending at their last-seen time),
+        oldest first, for the server to announce their end.
         """
         try:
             return await self._db(self._open_sync)
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"cannot open storage at {self.root}: {exc}") from exc
 
-    def _open_sync(self) -> int:
+    def _open_sync(self) -> list[Event]:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         conn = sqlite3.connect(self.db_path, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
@@ -210,15 +211,21 @@ class Storage:
         conn.execute("PRAGMA busy_timeout=5000")
         conn.executescript(_SCHEMA)
         self._conn = conn
-        cur = conn.execute(
+        left_open = [r[0] for r in conn.execute('SELECT id FROM events WHERE "end" IS NULL')]
+        conn.execute(
             'UPDATE events SET "end" = MAX(last_seen, start), interrupted = 1 WHERE "end" IS NULL'
         )
+        closed = [
+            self._row_event(row)
+            for event_id in left_open
+            for row in conn.execute(_SELECT + " WHERE id = ?", (event_id,))
+        ]
         # A process killed while writing a snapshot leaves its temporary file behind (the
         # rename never happened, so no stored snapshot is affected).
         for leftover in self.snapshot_dir.glob("*/*.tmp"):
             with contextlib.suppress(OSError):
                 leftover.unlink()
-        return cur.rowcount
+        return sorted(closed, key=lambda e: e.id)
 
     async def close(self) -> None:
         """Wait for every submitted write, then close the database and the threads."""

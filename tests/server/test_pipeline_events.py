@@ -1,10 +1,12 @@
-"""A camera's events against the real server: an event ends while detection fails, and a
-snapshot written after its event ended is announced (to WebSocket and MQTT alike)."""
+"""A camera's events against the real server: an event ends while detection fails, a
+snapshot written after its event ended is announced (to WebSocket and MQTT alike), and the
+events a killed server left open are announced ended at the next start."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +17,13 @@ from server_harness import serve, settings_for
 
 from detector import MotionDetector
 from detector.result import MotionResult
-from server.config import Settings
-from server.messages import EventEndMessage, EventStartMessage, EventUpdateMessage
+from server.config import Settings, StorageSettings
+from server.events import utc
+from server.ids import UlidGenerator
+from server.messages import Event, EventEndMessage, EventStartMessage, EventUpdateMessage
+from server.mqtt import MqttEventMessage
 from server.mqtt.topics import Topics
+from server.storage import Storage
 
 
 async def test_an_event_ends_after_off_delay_while_every_detection_fails(
@@ -95,3 +101,35 @@ async def test_a_snapshot_written_after_its_event_ended_is_announced(
         # The ended event stays ended for MQTT: motion is not switched back on by the update.
         await rec.quiet(0.5)
         assert rec.last(motion_topic) == b"OFF"
+
+
+async def test_events_left_open_by_a_killed_server_are_announced_ended_at_the_next_start(
+    tmp_path: Path, mosquitto: Mosquitto, mqtt_prefix: str
+) -> None:
+    # What a killed server leaves behind: an event that started (and was announced) but
+    # never ended. The storage is dropped without closing, as a SIGKILL would.
+    data = tmp_path / "data"
+    left = Storage(StorageSettings(path=data))
+    await left.open()
+    start = time.time() - 60
+    open_event = Event(
+        id=UlidGenerator().new(start), camera="gone", start=utc(start), peak_score=0.3
+    )
+    left.save_event(open_event, start + 7)
+    await left.flush()
+    left._db_thread.shutdown(wait=True)
+
+    mqtt = {"url": mosquitto.url, "topic_prefix": mqtt_prefix, "discovery": {"enabled": False}}
+    settings = Settings.model_validate(
+        {"storage": {"path": str(data)}, "cameras": [], "mqtt": mqtt}
+    )
+    events_topic = Topics(mqtt_prefix).events
+    async with Recorder(mosquitto.url, events_topic) as rec, serve(settings):
+        await rec.wait_for(bool, within=10, what="an event message")
+        messages = [MqttEventMessage.model_validate_json(m.payload) for m in rec.on(events_topic)]
+    (ended,) = messages
+    assert ended.type == "end"
+    assert ended.event.id == open_event.id
+    assert ended.event.interrupted
+    assert ended.event.end is not None
+    assert ended.event.end.timestamp() == pytest.approx(start + 7)
