@@ -9,7 +9,7 @@ code to get right.
 from __future__ import annotations
 
 import re
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 __all__ = ["SecretRegistry", "redact_text", "redact_url", "secrets"]
 
@@ -32,6 +32,13 @@ def redact_url(url: str) -> str:
     >>> redact_url("rtsp://admin:hunter2@10.0.0.5:554/s1")
     'rtsp://***:***@10.0.0.5:554/s1'
     """
+    loose = _loose_userinfo(url)
+    if loose is not None:
+        # Credentials urlsplit cannot see (an unencoded '/', '?' or '#' in the password
+        # moves the '@' out of the host part): everything up to the last '@' goes.
+        scheme, _, rest = url.partition("://")
+        tail = _SECRET_QUERY.sub(lambda m: f"{m.group(1)}={REDACTED}", rest.rpartition("@")[2])
+        return f"{scheme}://{REDACTED}@{tail}"
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -43,6 +50,21 @@ def redact_url(url: str) -> str:
         netloc = f"{masked}@{hostport}"
     query = _SECRET_QUERY.sub(lambda m: f"{m.group(1)}={REDACTED}", parts.query)
     return urlunsplit(SplitResult(parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _loose_userinfo(url: str) -> str | None:
+    """The text between ``://`` and the last ``@`` of ``url`` when urlsplit would not take it
+    for the user information (its host part has no ``@``), else None."""
+    _, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return None
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        netloc = ""
+    if "@" in netloc:
+        return None
+    return rest.rpartition("@")[0]
 
 
 class SecretRegistry:
@@ -66,15 +88,20 @@ class SecretRegistry:
         """Register the user name and password carried by ``url``, if any."""
         if not url:
             return
-        try:
-            parts = urlsplit(url)
-        except ValueError:
-            return
-        self.add(parts.password)
-        if parts.password:
-            from urllib.parse import unquote
-
-            self.add(unquote(parts.password))
+        loose = _loose_userinfo(url)
+        if loose is not None:
+            password: str | None = loose.partition(":")[2] or None
+        else:
+            try:
+                password = urlsplit(url).password
+            except ValueError:
+                return
+        if password:
+            self.add(password)
+            self.add(unquote(password))
+            # What a parser that stops at '/', '?' or '#' would take for it (and show in
+            # its error message, as urlsplit's "Port could not be cast" does).
+            self.add(re.split(r"[/?#]", password, maxsplit=1)[0])
 
     def scrub(self, text: str) -> str:
         """Replace every registered secret in ``text``."""
