@@ -99,7 +99,7 @@ _SELECT = (
 
 
 class StorageError(RuntimeError):
-    """Storage could not be opened (the data directory or database is unusable)."""
+    """Storage could not be opened or read (the data directory or database is unusable)."""
 
 
 @dataclass(frozen=True)
@@ -160,6 +160,11 @@ class Storage:
         """Set from a failed write until a write succeeds with every held event written: while
         it is set, the database is in an outage."""
         self._db_check_error: str | None = None
+        self._db_identity: tuple[int, int] | None = None
+        """(device, inode) of the database file when it was opened."""
+        self._db_gone_error: str | None = None
+        """Set while the database file on disk is not the one open (deleted, or its disk
+        unmounted): writes still succeed, into a file no restart will find."""
         self.unsaved_events = 0
         """Events waiting to be written again after a database write failed."""
         self.lost_events = 0
@@ -175,7 +180,7 @@ class Storage:
     def db_error(self) -> str | None:
         """The last database write failure (until a write succeeds with no events held
         back), else what the last :meth:`check_writable` found in the database."""
-        return self._db_write_error or self._db_check_error
+        return self._db_write_error or self._db_gone_error or self._db_check_error
 
     @property
     def snapshot_error(self) -> str | None:
@@ -203,7 +208,21 @@ class Storage:
 
     def _open_sync(self) -> list[Event]:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.snapshot_dir.mkdir(exist_ok=True, mode=0o700)
+        mode = self.root.stat().st_mode & 0o777
+        if mode & 0o077:
+            log.warning(
+                "storage directory %s is open to other users (mode %o): it holds snapshots "
+                "and the cameras changed through the API, passwords included; "
+                "chmod 700 it",
+                self.root,
+                mode,
+            )
         conn = sqlite3.connect(self.db_path, isolation_level=None)
+        # The write-ahead log and shared-memory files SQLite creates take this mode too.
+        os.chmod(self.db_path, 0o600)
+        st = os.stat(self.db_path)
+        self._db_identity = (st.st_dev, st.st_ino)
         conn.execute("PRAGMA journal_mode=WAL")
         # WAL with synchronous=NORMAL is durable against process crashes (the case that
         # matters here); only a power cut can lose the last transactions.
@@ -273,6 +292,7 @@ class Storage:
                     log.warning("retention failed: %s", exc)
             if self.unsaved_events:
                 self._submit(self._write_unsaved)
+            await self.watch()
             await asyncio.sleep(RETRY_SECONDS)
 
     async def check_writable(self) -> bool:
@@ -283,8 +303,11 @@ class Storage:
         earlier check found, but not a failed write's error: that one clears only when such a
         write succeeds (a one-byte probe file fits where a snapshot may not, and the database
         probe writes a temporary table, not the database file). So while the database refuses
-        writes, the check fails whatever its probe says.
+        writes, the check fails whatever its probe says. So does it while the database
+        file is gone (:meth:`watch`).
         """
+        if not await self.watch():
+            return False
         try:
             await self._db(self._check_db_sync)
         except (OSError, sqlite3.Error) as exc:
@@ -303,13 +326,46 @@ class Storage:
         self._snapshot_check_error = None
         return True
 
+    async def watch(self) -> bool:
+        """Whether the database file on disk is still the one open; the storage task asks
+        every few seconds. When it was deleted or replaced (the storage directory removed,
+        its disk unmounted), :attr:`db_error` says so until it is back."""
+        gone = await self._files(self._db_gone_sync)
+        if gone != self._db_gone_error:
+            if gone is not None:
+                log.error("%s", gone)
+                self.on_error("db")
+            else:
+                log.info("the database file %s is back", self.db_path)
+            self._db_gone_error = gone
+        return gone is None
+
+    def _db_gone_sync(self) -> str | None:
+        if self._db_identity is None:
+            return None
+        try:
+            st = os.stat(self.db_path)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+        else:
+            if (st.st_dev, st.st_ino) == self._db_identity:
+                return None
+            reason = "replaced by another file"
+        return (
+            f"database file {self.db_path} is gone ({reason}) since it was opened: is the "
+            "storage directory removed or its disk unmounted? Events are not kept; restore "
+            "it and restart"
+        )
+
     def _check_db_sync(self) -> None:
         self._c().execute("CREATE TEMP TABLE IF NOT EXISTS probe (x)")
         self._c().execute("INSERT INTO probe VALUES (1)")
         self._c().execute("DELETE FROM probe")
 
     def _check_snapshots_sync(self) -> None:
-        self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+        # Not the storage directory itself: if it is gone (removed, its disk unmounted),
+        # making a new one would hide that and write to whatever disk lies beneath.
+        self.snapshot_dir.mkdir(exist_ok=True, mode=0o700)
         probe = self.snapshot_dir / ".probe"
         try:
             # One byte, not an empty file: a full disk still has inodes for empty files.
@@ -565,7 +621,7 @@ class Storage:
         self, path: Path, frame: npt.NDArray[np.uint8], boxes: Sequence[Box]
     ) -> None:
         data = encode_jpeg(annotate(frame, boxes), self.settings.snapshot_quality)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(exist_ok=True)  # the camera's folder; never the directories above
         tmp = path.with_suffix(".tmp")
         try:
             with open(tmp, "wb") as fh:
@@ -582,15 +638,26 @@ class Storage:
         self._c().execute(f"UPDATE events SET {column} = 1 WHERE id = ?", (event_id,))  # noqa: S608
 
     async def read_snapshot(self, event_id: str, kind: SnapshotKind | None = None) -> bytes | None:
-        """The JPEG of an event: the peak (best) one, else the start one, or ``kind``."""
+        """The JPEG of an event: the peak (best) one, else the start one, or ``kind``.
+
+        Raises :class:`StorageError` when the snapshot directory cannot be read (gone,
+        unmounted, failing), as opposed to an event without that snapshot (None).
+        """
         event = await self.get_event(event_id)
         if event is None:
             return None
         kinds: list[SnapshotKind] = [kind] if kind else ["peak", "start"]
         for k in kinds:
             path = self.snapshot_path(event.camera, event_id, k)
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 return await self._files(path.read_bytes)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                # The snapshot directory is gone, unmounted or failing: not "no snapshot".
+                reason = exc.strerror or str(exc)
+                log.warning("cannot read snapshot %s: %s", path, reason)
+                raise StorageError(f"cannot read snapshots: {reason}") from exc
         return None
 
     # -- cameras -----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from server.auth import require_admin, require_viewer
 from server.core import Core
 from server.ids import ULID_PATTERN
 from server.messages import Event
-from server.storage import EventQuery
+from server.storage import EventQuery, StorageError
 
 __all__ = ["router"]
 
@@ -102,6 +102,7 @@ async def delete_event(event_id: EventIdPath, core: CoreDep) -> Response:
         200: {"content": {"image/jpeg": {}}, "description": "A JPEG image."},
         **VIEWER_ERRORS,
         404: {"model": ErrorBody, "description": "No such event, or it has no snapshot."},
+        503: {"model": ErrorBody, "description": "The snapshot directory cannot be read."},
     },
 )
 async def event_snapshot(
@@ -113,7 +114,10 @@ async def event_snapshot(
     ] = "best",
 ) -> Response:
     """An event's snapshot with its motion boxes drawn."""
-    data = await core.storage.read_snapshot(event_id, None if kind == "best" else kind)
+    try:
+        data = await core.storage.read_snapshot(event_id, None if kind == "best" else kind)
+    except StorageError as exc:
+        raise HTTPException(503, str(exc)) from exc
     if data is None:
         raise not_found(f"no snapshot for event {event_id!r}")
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})

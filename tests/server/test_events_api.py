@@ -153,3 +153,26 @@ async def test_unwritable_snapshots_are_reported_while_detection_goes_on(
         before = pipeline.processed
         await asyncio.sleep(1.0)
         assert pipeline.processed >= before + 5
+
+
+async def test_a_snapshot_directory_that_cannot_be_read_is_a_503_not_a_500(
+    tmp_path: Path, sim_cameras: Any
+) -> None:
+    cams = [{"id": "busy", "url": sim_cameras.mjpeg_url_for("busy"), "events": {"min_frames": 2}}]
+    async with serve(settings_for(tmp_path, cams)) as srv:
+        update = await srv.wait_for(EventUpdateMessage, lambda m: m.event.has_snapshot, within=30)
+        url = f"/api/events/{update.event.id}/snapshot.jpg"
+        assert (await srv.client.get(url)).status_code == 200
+        # The directory replaced by a file (as a share that went away leaves a stale
+        # mount): reading fails with ENOTDIR, a real error other than "not found".
+        snapshots = tmp_path / "snapshots"
+        snapshots.rename(tmp_path / "snapshots.away")
+        snapshots.write_bytes(b"not a directory")
+        r = await srv.client.get(url)
+        assert r.status_code == 503, r.text
+        assert "cannot read snapshots" in r.json()["detail"]
+        snapshots.unlink()
+        (tmp_path / "snapshots.away").rename(snapshots)
+        again = await srv.client.get(url)
+        assert again.status_code == 200
+        assert again.content.startswith(b"\xff\xd8")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import shutil
 import sqlite3
 import threading
 from pathlib import Path
@@ -214,6 +216,7 @@ async def test_readiness_check_clears_its_own_findings_but_not_a_failed_write(
     s.save_event(ev)
     snapshots = tmp_path / "snapshots"
     # A file where the snapshot directory should be: the check fails for real, as root too.
+    snapshots.rmdir()  # made, empty, when storage opened
     snapshots.write_bytes(b"in the way")
     assert not await s.check_writable()
     assert s.snapshot_error is not None
@@ -309,4 +312,64 @@ async def test_a_snapshot_that_cannot_be_deleted_does_not_stop_retention(
     in_the_way.mkdir()
     assert await s.delete_event(events[3].id)
     assert await s.get_event(events[3].id) is None
+    await s.close()
+
+
+async def test_a_database_file_removed_under_the_server_is_reported_until_it_is_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = await open_storage(tmp_path / "data")
+    assert await s.check_writable()
+    db = tmp_path / "data" / "motionhub.db"
+    aside = tmp_path / "aside.db"
+    # Removed under the running server (a hard link keeps the file to put back).
+    os.link(db, aside)
+    db.unlink()
+    with caplog.at_level("ERROR", logger="server.storage"):
+        assert not await s.check_writable()
+    assert s.db_error is not None
+    assert "is gone" in s.db_error
+    assert not s.writable
+    assert "is gone" in caplog.text
+    # Writes still succeed (into the unlinked file); they do not hide it.
+    s.save_event(make_event(UlidGenerator(), "cam1", T0, []))
+    await s.flush()
+    assert s.db_error is not None
+    os.link(aside, db)  # the same file is back
+    assert await s.watch()
+    assert await s.check_writable()
+    assert s.db_error is None
+    await s.close()
+
+
+async def test_a_removed_storage_directory_is_not_made_again_beneath(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    s = await open_storage(data)
+    gen = UlidGenerator()
+    ev = make_event(gen, "cam1", T0, [])
+    s.save_event(ev)
+    shutil.rmtree(data)  # as when its disk is unmounted: the mount point is left empty
+    assert not await s.write_snapshot(ev, "start", np.zeros((8, 8, 3), np.uint8), [])
+    assert not await s.check_writable()
+    assert not data.exists()  # neither the snapshot writer nor the check made it again
+    assert s.snapshot_error is not None
+    assert s.db_error is not None
+    await s.close()
+
+
+async def test_the_database_is_private_and_an_open_directory_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fresh = await open_storage(tmp_path / "fresh")
+    assert (tmp_path / "fresh").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "fresh" / "motionhub.db").stat().st_mode & 0o777 == 0o600
+    await fresh.close()
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    with caplog.at_level("WARNING", logger="server.storage"):
+        s = await open_storage(shared)
+    assert "open to other users (mode 755)" in caplog.text
+    assert (shared / "motionhub.db").stat().st_mode & 0o777 == 0o600
+    assert (shared / "snapshots").stat().st_mode & 0o777 == 0o700
     await s.close()
