@@ -20,7 +20,7 @@ router = APIRouter(tags=["system"])
 CoreDep = Annotated[Core, Depends(core_of)]
 
 
-@router.get("/healthz")
+@router.api_route("/healthz", methods=["GET", "HEAD"])
 async def healthz() -> Health:
     """The process is alive and serving requests."""
     return Health()

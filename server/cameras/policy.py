@@ -141,7 +141,8 @@ def _plan_file(path_text: str, kind: CameraKind, security: SecuritySettings) -> 
         )
     where = str(real.relative_to(media))
     if not real.is_file():
-        raise SourceError(f"no such video file: {where} (in security.media_dir)", retry=False)
+        # Retried: the file may yet appear (a share mounted after the server started).
+        raise SourceError(f"no such video file: {where} (in security.media_dir)")
     return SourcePlan(kind="file", target=str(real), where=where)
 
 

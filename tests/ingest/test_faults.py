@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -140,3 +141,14 @@ async def test_corrupt_h264_is_skipped_and_counted(media_dir: Path) -> None:
         assert status.reconnects == 0
         assert status.last_error in ("corrupt video data skipped", "corrupt video frame skipped")
         await take_frames(reader, 5)
+
+
+async def test_a_video_file_that_appears_later_is_picked_up(media_dir: Path) -> None:
+    later = media_dir / "later.mp4"
+    async with running(camera(str(later)), security(media_dir)) as reader:
+        await wait_until(reader, lambda s: s.state == "offline", 5, "offline")
+        assert reader.status.last_error == "no such video file: later.mp4 (in security.media_dir)"
+        # The file arrives (a share mounted after the server started): tried again, found.
+        shutil.copy(media_dir / "clip.mp4", later)
+        await wait_until(reader, lambda s: s.state == "online", 10, "online")
+        assert (await take_frames(reader, 2))[-1].luma.ndim == 2

@@ -125,6 +125,10 @@ async def test_mjpeg_stream_is_capped_and_ends_on_disconnect(
         processed = srv.core.pipeline("busy").processed  # type: ignore[union-attr]
         assert processed - processed_before >= 8
         assert (await srv.client.get("/healthz")).status_code == 200
+        # Uptime monitors that probe with HEAD get the same answer, without a body.
+        head = await srv.client.head("/healthz")
+        assert head.status_code == 200
+        assert head.content == b""
 
 
 async def test_bad_payloads_get_field_errors_without_secrets(
