@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
+from paho.mqtt.reasoncodes import ReasonCode
 
 from server.config import MqttSettings
 from server.mqtt.payloads import OFFLINE, ONLINE
@@ -74,6 +75,20 @@ class LinkHandler(Protocol):
 
 class _Stopped(Exception):
     """Raised inside a session to end it after a clean stop."""
+
+
+_LOGIN_REFUSED = frozenset({4, 5, 134, 135})
+"""CONNACK codes for a refused login: MQTT 3.1.1's bad user name or password (4) and not
+authorized (5), MQTT 5's 134 and 135."""
+
+
+def _login_refused(exc: BaseException) -> bool:
+    """Whether ``exc`` is the broker refusing the client's credentials."""
+    if not isinstance(exc, aiomqtt.MqttCodeError):
+        return False
+    rc = exc.rc
+    code = rc.value if isinstance(rc, ReasonCode) else rc
+    return code in _LOGIN_REFUSED
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -272,6 +287,15 @@ class MqttLink:
         reason = str(first)
         if not mqtt_errors:
             log.error("MQTT session failed; reconnecting", exc_info=first)
+        elif _login_refused(first):
+            if attempt & (attempt - 1) == 0:  # attempts 0, 1, 2, 4, 8... as below
+                log.warning(
+                    "MQTT broker %s refused the login (attempt %d): %s; check mqtt.username "
+                    "and mqtt.password, and the broker's access rules",
+                    self.where,
+                    attempt + 1,
+                    reason,
+                )
         elif self.state is LinkState.CONNECTED:
             log.warning("MQTT connection to %s lost: %s", self.where, reason)
         elif attempt & (attempt - 1) == 0:

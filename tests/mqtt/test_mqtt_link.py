@@ -6,13 +6,16 @@ import asyncio
 import random
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiomqtt
 import paho.mqtt.client as paho
+import pytest
 from broker_harness import Mosquitto, Recorder, retained
 from mqtt_harness import FakeServices, camera, data_dir, make_event, mqtt_settings, running
 from paho.mqtt.enums import CallbackAPIVersion
+from rel_harness import eventually
 
 from server.messages import EventStartMessage
 from server.mqtt import MqttService
@@ -147,3 +150,31 @@ async def test_an_event_leaves_for_the_broker_before_the_loop_turns_again(
     finally:
         sub.loop_stop()
         sub.disconnect()
+
+
+async def test_a_refused_login_is_named_as_such(
+    start_mosquitto: Callable[..., Mosquitto],
+    mqtt_prefix: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broker = start_mosquitto(users={"svc": "the-right-password"})
+    settings = mqtt_settings(broker.url, mqtt_prefix, username="svc", password="a-wrong-one")
+    service = MqttService(FakeServices([camera("cam1")]), settings, data_dir(tmp_path))
+    with caplog.at_level("WARNING", logger="server.mqtt.link"):
+        serving = asyncio.create_task(service.serve())
+
+        async def refused_twice() -> bool:
+            return service.link.failures >= 2
+
+        try:
+            await eventually(refused_twice, 10, "two refused logins")
+        finally:
+            serving.cancel()
+            await asyncio.wait([serving], timeout=10)
+        assert serving.cancelled()
+    refused = [r.getMessage() for r in caplog.records if "refused the login" in r.getMessage()]
+    assert refused, caplog.text
+    assert "check mqtt.username and mqtt.password" in refused[0]
+    assert "unreachable" not in caplog.text
+    assert "a-wrong-one" not in caplog.text
