@@ -256,6 +256,7 @@ class MqttSettings(_Model):
     @classmethod
     def _mqtt_url(cls, v: str) -> str:
         parts = urlsplit(v)
+        check_url_authority(v)
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ValueError("must look like mqtt://host:1883 or mqtts://host:8883")
         return v
@@ -334,6 +335,33 @@ class CameraSettings(_Model):
         return DetectorConfig(**tuning, zones=tuple(self.zones), masks=tuple(self.masks))
 
 
+_UNPARSEABLE_CREDENTIALS = (
+    "the credentials cannot be parsed: percent-encode '@', ':', '/', '?' and '#' in the user"
+    " name and password (e.g. '#' as %23)"
+)
+
+
+def check_url_authority(url: str) -> None:
+    """Raise ``ValueError`` (never echoing the URL) if the user name, password or port of
+    ``url`` cannot be parsed: an unencoded ``#``, ``?`` or ``/`` in a password ends the host
+    part early, leaving the rest of the password in the path, query or fragment, where
+    masking cannot find it."""
+    parts = urlsplit(url)
+    _, sep, after = url.partition("://")
+    if sep and "@" in after and "@" not in parts.netloc:
+        raise ValueError(_UNPARSEABLE_CREDENTIALS)
+    try:
+        parts.port  # noqa: B018 - parsing is the check
+    except ValueError:
+        # urlsplit's own message shows the text after ':', which may be a password.
+        if "@" in parts.netloc:
+            raise ValueError(
+                "the port is not a number (or the password holds an unencoded '@', ':', '/',"
+                " '?' or '#'; percent-encode it, e.g. '#' as %23)"
+            ) from None
+        raise ValueError("the port is not a number between 0 and 65535") from None
+
+
 def check_camera_url(url: str) -> None:
     """Raise ``ValueError`` (without echoing credentials) if ``url`` is not a usable source."""
     if not url or len(url) > 2048:
@@ -347,8 +375,10 @@ def check_camera_url(url: str) -> None:
             f"unsupported scheme {shown!r}; use one of {', '.join(CAMERA_SCHEMES)}, "
             "an absolute file path or /dev/videoN"
         )
-    if parts.scheme != "file" and not parts.hostname:
-        raise ValueError(f"a {parts.scheme}:// URL needs a host")
+    if parts.scheme != "file":
+        check_url_authority(url)
+        if not parts.hostname:
+            raise ValueError(f"a {parts.scheme}:// URL needs a host")
 
 
 class SecuritySettings(_Model):

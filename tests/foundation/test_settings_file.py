@@ -196,3 +196,41 @@ def test_aliases_are_expanded_once_and_keep_sharing() -> None:
     assert [c.url for c in s.cameras] == ["rtsp://u:pw1@10.0.0.1/s", "rtsp://u:pw1@10.0.0.2/s"]
     # An alias of itself (a cycle) is refused by validation as before, not expanded forever.
     assert errors_of("cameras: &c [*c]\n", environ={})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "rtsp://user:S3cretPw#x@127.0.0.1/x",
+        "http://user:S3cretPw?x@127.0.0.1:18081/cam1/mjpeg",
+        "rtsp://user:S3cret/Pw@127.0.0.1/x",
+    ],
+    ids=["hash", "question-mark", "slash"],
+)
+def test_unencoded_password_characters_are_rejected_without_echoing(url: str) -> None:
+    (line,) = errors_of(MINIMAL.replace("rtsp://user:pass@192.168.1.20:554/stream1", url))
+    assert line.startswith("cfg.yml:5: cameras[0].url: the credentials cannot be parsed")
+    assert "%23" in line
+    assert "S3cret" not in line
+
+
+def test_camera_port_that_is_not_a_number_is_rejected_without_echoing() -> None:
+    (line,) = errors_of(MINIMAL.replace(":554/", ":S3cret/"))
+    assert "cameras[0].url:" in line
+    assert "port" in line
+    assert "S3cret" not in line
+
+
+def test_encoded_password_characters_are_accepted() -> None:
+    url = "rtsp://user:S3cret%23%2F%3F%40@192.168.1.20:554/stream1?channel=1"
+    s = parse_settings(MINIMAL.replace("rtsp://user:pass@192.168.1.20:554/stream1", url))
+    assert s.cameras[0].url == url
+
+
+@pytest.mark.parametrize(
+    "url", ["mqtt://bob:MqS3cret#Pw@127.0.0.1:1883", "mqtt://h:MqS3cret", "mqtt://b:MqS3cret/x@h"]
+)
+def test_mqtt_url_with_unparseable_credentials_or_port_is_rejected(url: str) -> None:
+    (line,) = errors_of(MINIMAL + f"mqtt: {{url: '{url}'}}\n")
+    assert line.startswith("cfg.yml:6: mqtt.url: ")
+    assert "MqS3cret" not in line
