@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -36,7 +37,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from detector import DetectorConfig, DetectorTuning, Polygon, Zone
 
@@ -381,13 +386,32 @@ def check_camera_url(url: str) -> None:
             raise ValueError(f"a {parts.scheme}:// URL needs a host")
 
 
+def _network(value: Any) -> Any:
+    """An IP network from its text (``192.168.1.0/24``, ``10.0.0.1`` for one address), with
+    a plain message instead of pydantic's union internals."""
+    if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
+        return value
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        try:
+            return ipaddress.ip_network(value)
+        except ValueError as exc:
+            if "host bits set" in str(exc):
+                raise ValueError(
+                    "has host bits set: write the network address (e.g. 192.168.1.0/24)"
+                ) from None
+    raise ValueError("not an IP network (e.g. 192.168.1.0/24)")
+
+
+Network = Annotated[ipaddress.IPv4Network | ipaddress.IPv6Network, BeforeValidator(_network)]
+
+
 class SecuritySettings(_Model):
     """Which camera sources are allowed."""
 
     media_dir: Path | None = Field(
         default=None, description="Video files may only be read from under this directory."
     )
-    allowed_networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = Field(
+    allowed_networks: list[Network] = Field(
         default_factory=list,
         description="If set, camera hosts must resolve into one of these networks.",
     )

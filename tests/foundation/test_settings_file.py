@@ -234,3 +234,21 @@ def test_mqtt_url_with_unparseable_credentials_or_port_is_rejected(url: str) -> 
     (line,) = errors_of(MINIMAL + f"mqtt: {{url: '{url}'}}\n")
     assert line.startswith("cfg.yml:6: mqtt.url: ")
     assert "MqS3cret" not in line
+
+
+def test_allowed_networks_error_is_plain() -> None:
+    lines = errors_of(
+        MINIMAL + "security: {allowed_networks: [10.0.0.0/8, not-a-net, 10.0.0.1/8]}\n"
+    )
+    assert lines == [
+        "cfg.yml:6: security.allowed_networks[1]: not an IP network (e.g. 192.168.1.0/24)",
+        "cfg.yml:6: security.allowed_networks[2]: has host bits set: write the network address"
+        " (e.g. 192.168.1.0/24)",
+    ]
+
+
+def test_allowed_networks_valid_entries_keep_their_meaning() -> None:
+    s = parse_settings(
+        MINIMAL + "security: {allowed_networks: [10.0.0.0/8, 10.1.2.3, '::1/128']}\n"
+    )
+    assert [str(n) for n in s.security.allowed_networks] == ["10.0.0.0/8", "10.1.2.3/32", "::1/128"]
