@@ -538,6 +538,41 @@ def _where(source: str, root: yaml.Node | None, loc: Loc) -> str:
     return source if line is None else f"{source}:{line}"
 
 
+def _duplicate_keys(source: str, root: yaml.Node | None) -> list[str]:
+    """One line for each key repeated in a mapping of the composed YAML tree (YAML itself
+    lets the last one win, silently dropping the first)."""
+    lines: list[str] = []
+    seen: set[int] = set()
+
+    def walk(node: yaml.Node, loc: Loc) -> None:
+        if id(node) in seen:  # an alias: already walked (and maybe a cycle)
+            return
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[tuple[str, str], int] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    line = key.start_mark.line + 1
+                    if (key.tag, key.value) in first:
+                        where = "" if not loc else f"{_loc_text(loc)}: "
+                        lines.append(
+                            f"{source}:{line}: {where}duplicate key {key.value!r}"
+                            f" (first at line {first[key.tag, key.value]})"
+                        )
+                    else:
+                        first[key.tag, key.value] = line
+                    walk(value, (*loc, key.value))
+                else:
+                    walk(value, loc)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*loc, i))
+
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
 _REFERENCE = re.compile(r"\$(\$?)\{([^}]*)\}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LITERAL = "write $${ for the literal text ${"
@@ -616,6 +651,9 @@ def parse_settings(
         where = f"{source}:{mark.line + 1}" if mark is not None else source
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError([f"{where}: invalid YAML: {problem}"]) from None
+    duplicates = _duplicate_keys(source, root)
+    if duplicates:
+        raise ConfigError(duplicates)
     if data is None:
         data = {}
     if not isinstance(data, dict):

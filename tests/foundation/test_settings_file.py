@@ -252,3 +252,24 @@ def test_allowed_networks_valid_entries_keep_their_meaning() -> None:
         MINIMAL + "security: {allowed_networks: [10.0.0.0/8, 10.1.2.3, '::1/128']}\n"
     )
     assert [str(n) for n in s.security.allowed_networks] == ["10.0.0.0/8", "10.1.2.3/32", "::1/128"]
+
+
+def test_a_repeated_top_level_key_is_an_error_naming_both_lines() -> None:
+    text = MINIMAL + "cameras:\n  - id: cam2\n    url: rtsp://10.0.0.2/s\n"
+    assert errors_of(text) == ["cfg.yml:6: duplicate key 'cameras' (first at line 3)"]
+
+
+def test_a_repeated_key_inside_a_camera_is_an_error_naming_its_path() -> None:
+    text = MINIMAL + "    detect: {fps: 4}\n    enabled: true\n    detect: {fps: 2}\n"
+    assert errors_of(text) == ["cfg.yml:8: cameras[0]: duplicate key 'detect' (first at line 6)"]
+
+
+def test_merge_keys_and_aliases_are_not_duplicates() -> None:
+    text = (
+        "base: &d {fps: 4}\n"
+        "cameras:\n"
+        "  - {id: a, url: 'rtsp://10.0.0.1/s', detect: {<<: *d, enabled: true}}\n"
+        "  - {id: b, url: 'rtsp://10.0.0.2/s', detect: *d}\n"
+    )
+    # Only the unknown top-level key is reported, not a duplicate.
+    assert errors_of(text) == ["cfg.yml:1: base: unknown key"]
