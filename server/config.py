@@ -39,8 +39,10 @@ from pydantic import (
 )
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from detector import DetectorConfig, DetectorTuning, Polygon, Zone
@@ -515,6 +517,8 @@ def _error_lines(
     exc: ValidationError, source: str, root: yaml.Node | None, data: dict[str, Any]
 ) -> list[str]:
     lines = []
+    variables = _env_variables()
+    env_data = EnvSettingsSource(Settings)() if variables else {}
     errors = exc.errors(include_url=False, include_input=False)
     locs = [e["loc"] for e in errors]
     for err in errors:
@@ -528,9 +532,64 @@ def _error_lines(
         msg = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
+        variable = _env_origin(loc, env_data, variables)
+        if variable is not None:
+            lines.append(f"{source}: {_loc_text(loc)} (from {variable}): {msg}")
+            continue
         where = _where(source, root, loc) if loc and loc[0] in data else source
         lines.append(f"{where}: {_loc_text(loc)}: {msg}")
     return lines
+
+
+def _env_variables() -> dict[str, str]:
+    """The set ``MOTIONHUB_*`` variables: lower-cased name (as the settings source sees it)
+    to the name as written."""
+    prefix = Settings.model_config.get("env_prefix", "").lower()
+    return {k.lower(): k for k in os.environ if k.lower().startswith(prefix)}
+
+
+def _env_origin(loc: Loc, env_data: Mapping[str, Any], variables: Mapping[str, str]) -> str | None:
+    """The ``MOTIONHUB_*`` variable the value at ``loc`` came from, if it came from one."""
+    keys: list[str] = []
+    for part in loc:
+        if not isinstance(part, str):
+            break
+        keys.append(part)
+    prefix = Settings.model_config.get("env_prefix", "").lower()
+    delimiter = Settings.model_config.get("env_nested_delimiter") or "__"
+    # How far ``loc`` reaches into what the environment gave (the file's values are merged
+    # in under it, so a section named by a variable may still hold keys from the file).
+    depth = 0
+    node: Any = env_data
+    for part in loc:
+        inside = (
+            part in node
+            if isinstance(node, Mapping)
+            else isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        )
+        if not inside:
+            break
+        node = node[part]
+        depth += 1
+    for n in range(len(keys), 0, -1):
+        name = prefix + delimiter.join(keys[:n]).lower()
+        if name in variables and (depth == len(loc) or depth > n):
+            return variables[name]
+    return None
+
+
+def _env_json_errors() -> list[str]:
+    """One line for each ``MOTIONHUB_*`` variable whose value should be JSON (a list or a
+    section) and is not; its value is never shown (it may be a secret)."""
+    lines = []
+    for lower, name in sorted(_env_variables().items()):
+        only = EnvSettingsSource(Settings)
+        only.env_vars = {lower: os.environ[name]}
+        try:
+            only()
+        except SettingsError:
+            lines.append(f"{name}: not valid JSON (lists and sections are written in JSON)")
+    return lines or ["a MOTIONHUB_* variable could not be parsed as JSON"]
 
 
 def _where(source: str, root: yaml.Node | None, loc: Loc) -> str:
@@ -671,6 +730,8 @@ def parse_settings(
         )
     try:
         return Settings(**data)
+    except SettingsError:
+        raise ConfigError(_env_json_errors()) from None
     except ValidationError as exc:
         raise ConfigError(_error_lines(exc, source, root, data)) from None
 

@@ -87,3 +87,16 @@ def test_every_command_has_help() -> None:
         result = run_cli(name, "--help")
         assert result.returncode == 0, (name, result.stderr)
         assert "Usage:" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["check", "serve"])
+def test_override_that_is_not_json_is_one_line_and_exit_2(tmp_path: Path, command: str) -> None:
+    cfg = tmp_path / "ok.yml"
+    cfg.write_text("cameras:\n  - id: cam1\n    url: rtsp://u:p@10.0.0.1/s\n")
+    env = {**os.environ, "MOTIONHUB_SERVER__AUTH__TOKENS": "[bad json s3cretvalue"}
+    result = run_cli(command, "--config", str(cfg), env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "motionhub: config error: MOTIONHUB_SERVER__AUTH__TOKENS: not valid JSON"
+        " (lists and sections are written in JSON)"
+    ]

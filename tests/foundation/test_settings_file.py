@@ -273,3 +273,34 @@ def test_merge_keys_and_aliases_are_not_duplicates() -> None:
     )
     # Only the unknown top-level key is reported, not a duplicate.
     assert errors_of(text) == ["cfg.yml:1: base: unknown key"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("MOTIONHUB_SERVER__AUTH__TOKENS", "[bad json s3cretvalue"), ("MOTIONHUB_CAMERAS", "notjson")],
+)
+def test_an_override_that_is_not_json_is_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    assert errors_of(MINIMAL) == [
+        f"{name}: not valid JSON (lists and sections are written in JSON)"
+    ]
+
+
+def test_an_error_in_an_override_names_the_variable_not_a_file_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MOTIONHUB_SERVER__PORT", "abc")
+    monkeypatch.setenv("MOTIONHUB_CAMERAS", '[{"id": "cam2", "url": "rtsp://h/x", "foo": 1}]')
+    assert errors_of(MINIMAL) == [
+        "cfg.yml: server.port (from MOTIONHUB_SERVER__PORT): Input should be a valid integer,"
+        " unable to parse string as an integer",
+        "cfg.yml: cameras[0].foo (from MOTIONHUB_CAMERAS): unknown key",
+    ]
+
+
+def test_a_file_key_next_to_an_override_keeps_its_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOTIONHUB_SERVER", '{"port": 9000}')
+    lines = errors_of(MINIMAL.replace("host: 127.0.0.1", "host: [1]"))
+    assert lines == ["cfg.yml:1: server.host: Input should be a valid string"]
