@@ -50,6 +50,26 @@ def settings_from(config: Path | None, host: str | None, port: int | None) -> Se
     return settings
 
 
+def check_storage(config: Path, settings: Settings, *, create: bool) -> None:
+    """Exit cleanly, as for a config error, if ``storage.path`` cannot be a directory (and,
+    with ``create``, if it cannot be created), rather than failing inside the server."""
+    path = settings.storage.path
+    where = f"{config}: storage.path"
+    if path.exists() and not path.is_dir():
+        fail_config(ConfigError([f"{where}: {path} exists and is not a directory"]))
+    parent = path.absolute()
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        fail_config(ConfigError([f"{where}: {parent} is not a directory"]))
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            fail_config(ConfigError([f"{where}: cannot create {path}: {reason}"]))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="motionhub")
 def main() -> None:
@@ -72,6 +92,7 @@ def main() -> None:
 def check(config: Path) -> None:
     """Validate a config file and exit (status 2 on any problem)."""
     settings = settings_from(config, None, None)
+    check_storage(config, settings, create=False)
     click.echo(f"{config}: OK, {len(settings.cameras)} camera(s)")
 
 
@@ -88,6 +109,7 @@ def check(config: Path) -> None:
 def serve(config: Path, host: str | None, port: int | None) -> None:
     """Run the server with the cameras in a config file."""
     settings = settings_from(config, host, port)
+    check_storage(config, settings, create=True)
     from server.app import run
     from server.heap import keep_large_blocks_mapped
 

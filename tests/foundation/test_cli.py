@@ -100,3 +100,32 @@ def test_override_that_is_not_json_is_one_line_and_exit_2(tmp_path: Path, comman
         "motionhub: config error: MOTIONHUB_SERVER__AUTH__TOKENS: not valid JSON"
         " (lists and sections are written in JSON)"
     ]
+
+
+@pytest.mark.parametrize("command", ["check", "serve"])
+@pytest.mark.parametrize("where", ["file", "under-a-file"])
+def test_storage_path_that_cannot_be_a_directory_is_one_line(
+    tmp_path: Path, command: str, where: str
+) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    path = afile if where == "file" else afile / "data"
+    cfg = tmp_path / "ok.yml"
+    cfg.write_text(f"storage: {{path: '{path}'}}\ncameras: []\n")
+    result = run_cli(command, "--config", str(cfg))
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"motionhub: config error: {cfg}: storage.path: ")
+    assert "not a directory" in line
+
+
+def test_serve_reports_a_storage_path_it_cannot_create_in_one_line(tmp_path: Path) -> None:
+    path = Path("/proc/motionhub-data")  # /proc takes no new directories, even from root
+    if not Path("/proc/self").is_dir():
+        pytest.skip("needs Linux /proc")
+    cfg = tmp_path / "ok.yml"
+    cfg.write_text(f"storage: {{path: '{path}'}}\ncameras: []\n")
+    result = run_cli("serve", "--config", str(cfg))
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"motionhub: config error: {cfg}: storage.path: cannot create {path}: ")
