@@ -1,0 +1,77 @@
+"""docs/configuration.md shows each key's real default, so the tables cannot drift from the
+model (they once showed the detector's old defaults)."""
+
+from __future__ import annotations
+
+import json
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from server.config import CameraSettings, Settings
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+ROW = re.compile(r"^\| `([^`]+)` \| [^|]* \| ([^|]*) \|", re.MULTILINE)
+
+
+def sections(model: type[BaseModel], prefix: str) -> list[tuple[str, type[BaseModel]]]:
+    out = [(prefix, model)]
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        args = typing.get_args(ann) if isinstance(ann, types.UnionType) else (ann,)
+        for cls in args:
+            if isinstance(cls, type) and issubclass(cls, BaseModel):
+                out += sections(cls, f"{prefix}.{name}" if prefix else name)
+    return out
+
+
+def shown(value: Any) -> str:
+    """A default as the tables write it."""
+    if isinstance(value, BaseModel):
+        return "(section)"
+    if value is None or isinstance(value, bool):
+        text = json.dumps(value)
+    elif isinstance(value, (Path, list, dict)):
+        text = json.dumps(str(value) if isinstance(value, Path) else value)
+    elif isinstance(value, str):
+        text = value or '""'
+    else:
+        text = repr(value)
+    return f"`{text}`"
+
+
+def documented_defaults() -> dict[str, str]:
+    text = DOC.read_text()
+    out = {}
+    for block in text.split("\n### `")[1:]:
+        path = block.split("`", 1)[0]
+        for key, default in ROW.findall(block):
+            out[f"{path}.{key}"] = default.strip()
+    return out
+
+
+def model_defaults() -> dict[str, str]:
+    out = {}
+    for path, model in sections(Settings, "") + sections(CameraSettings, "cameras[]"):
+        if not path:
+            continue
+        for key, field in model.model_fields.items():
+            if field.is_required():
+                value = "**required**"
+            elif field.default is PydanticUndefined and field.default_factory is not None:
+                value = shown(field.default_factory())  # type: ignore[call-arg]
+            else:
+                value = shown(field.default)
+            out[f"{path}.{key}"] = value
+    return out
+
+
+@pytest.mark.parametrize("key", sorted(model_defaults()))
+def test_every_documented_default_is_the_models(key: str) -> None:
+    assert documented_defaults().get(key) == model_defaults()[key]
