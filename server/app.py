@@ -43,10 +43,11 @@ from server.http_protocol import http_protocol
 from server.logs import setup_logging
 from server.messages import EventEndMessage
 from server.redact import redact_text, secrets
+from server.storage import StorageError
 from server.version import VERSION
 from server.ws import WebSocketApi, uvicorn_options
 
-__all__ = ["FrontEnd", "create_app", "run"]
+__all__ = ["FrontEnd", "StartupError", "create_app", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +124,20 @@ def create_app(settings: Settings) -> FastAPI:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     core: Core = app.state.core
     frontends: list[FrontEnd] = app.state.frontends
-    async with asyncio.TaskGroup() as tg:
+    abort: Callable[[], None] | None = getattr(app.state, "abort", None)
+    try:
         interrupted = await core.storage.open()
+    except StorageError as exc:
+        if abort is None:
+            raise
+        # One line naming the cause (a database file that is not one, a disk that refuses
+        # it), then a clean exit: nothing else has started.
+        log.error("%s", exc)
+        app.state.startup_error = exc
+        abort()
+        yield
+        return
+    async with asyncio.TaskGroup() as tg:
         if interrupted:
             log.warning("closed %d event(s) left open by an unclean stop", len(interrupted))
         storage_task = tg.create_task(_supervised("storage", core.storage.run), name="storage")
@@ -348,6 +361,10 @@ def uvicorn_kwargs(settings: Settings) -> dict[str, Any]:
     }
 
 
+class StartupError(RuntimeError):
+    """The server could not start (already logged, in one line)."""
+
+
 class _Server(uvicorn.Server):
     """uvicorn's server; lets the app see that shutdown began, so live streams end at once."""
 
@@ -362,4 +379,12 @@ def run(settings: Settings) -> None:
     server = _Server(config)
     core: Core = app.state.core
     core.should_exit = lambda: server.should_exit
+
+    def abort() -> None:
+        server.should_exit = True
+
+    app.state.abort = abort
     server.run()
+    error: StorageError | None = getattr(app.state, "startup_error", None)
+    if error is not None:
+        raise StartupError(str(error))

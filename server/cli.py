@@ -16,6 +16,8 @@ from server.config import ConfigError, Settings, load_settings
 __all__ = ["main"]
 
 CONFIG_ERROR_EXIT = 2
+STARTUP_FAILED = 3
+"""``serve`` could not start (the cause is in the log, in one line)."""
 
 
 def fail_config(exc: ConfigError) -> NoReturn:
@@ -110,11 +112,14 @@ def serve(config: Path, host: str | None, port: int | None) -> None:
     """Run the server with the cameras in a config file."""
     settings = settings_from(config, host, port)
     check_storage(config, settings, create=True)
-    from server.app import run
+    from server.app import StartupError, run
     from server.heap import keep_large_blocks_mapped
 
     keep_large_blocks_mapped()
-    run(settings)
+    try:
+        run(settings)
+    except StartupError:
+        sys.exit(STARTUP_FAILED)  # the cause is logged already
 
 
 main.add_command(sim_command, name="sim")

@@ -22,7 +22,7 @@ ADMIN_ERRORS: Responses = {
     403: {"model": ErrorBody, "description": "The token is not an admin token."},
 }
 BODY_ERRORS: Responses = {
-    400: {"model": ErrorBody, "description": "The body is not valid JSON."},
+    400: {"model": ErrorBody, "description": "The JSON body is nested too deeply."},
     413: {"model": ErrorBody, "description": "The body is larger than server.max_body_bytes."},
 }
 """Extra answers of a route that takes a JSON body."""

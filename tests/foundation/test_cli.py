@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from clients.sim import free_port
 from server.cli import main
 
 
@@ -129,3 +130,20 @@ def test_serve_reports_a_storage_path_it_cannot_create_in_one_line(tmp_path: Pat
     assert result.returncode == 2, result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"motionhub: config error: {cfg}: storage.path: cannot create {path}: ")
+
+
+def test_serve_reports_a_database_it_cannot_open_in_one_line_and_exits(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    (data / "motionhub.db").write_bytes(b"not a database, just text " * 8)
+    cfg = tmp_path / "ok.yml"
+    port = free_port()
+    cfg.write_text(f"server: {{port: {port}}}\nstorage: {{path: '{data}'}}\ncameras: []\n")
+    result = run_cli("serve", "--config", str(cfg))
+    assert result.returncode == 3, result.stderr
+    errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1, result.stderr
+    assert f"cannot open storage at {data}: file is not a database" in errors[0]
+    assert "Traceback" not in result.stderr
+    # Nothing was written over it.
+    assert (data / "motionhub.db").read_bytes() == b"not a database, just text " * 8
