@@ -21,7 +21,7 @@ import ipaddress
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -369,6 +369,37 @@ def check_url_authority(url: str) -> None:
         raise ValueError("the port is not a number between 0 and 65535") from None
 
 
+CAMERA_ENTITIES = ("motion", "snapshot", "fps", "detect")
+"""The Home Assistant entities (MQTT discovery) of every camera, by object id suffix."""
+
+
+def camera_entity_id(camera_id: str, entity: str) -> str:
+    """The object id of one of a camera's :data:`CAMERA_ENTITIES`."""
+    return f"{camera_id}_{entity}"
+
+
+def zone_entity_id(camera_id: str, zone: str) -> str:
+    """The object id of a zone's motion entity."""
+    return f"{camera_id}_zone_{zone}"
+
+
+def entity_clash(cameras: Sequence[CameraSettings]) -> str | None:
+    """Why two cameras' Home Assistant entities would share an object id (``a`` with a zone
+    ``b_motion`` and a camera ``a_zone_b`` both make ``a_zone_b_motion``), or None."""
+    seen: dict[str, str] = {}
+    for camera in cameras:
+        ids = [camera_entity_id(camera.id, e) for e in CAMERA_ENTITIES]
+        ids += [zone_entity_id(camera.id, z.name) for z in camera.zones]
+        for object_id in ids:
+            other = seen.setdefault(object_id, camera.id)
+            if other != camera.id:
+                return (
+                    f"cameras {other!r} and {camera.id!r} would share the Home Assistant "
+                    f"entity {object_id!r}: rename a camera or a zone"
+                )
+    return None
+
+
 def check_camera_url(url: str) -> None:
     """Raise ``ValueError`` (without echoing credentials) if ``url`` is not a usable source."""
     if not url or len(url) > 2048:
@@ -454,6 +485,9 @@ class Settings(BaseSettings):
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"camera ids must be unique, repeated: {', '.join(dupes)}")
+        clash = entity_clash(self.cameras)
+        if clash is not None:
+            raise ValueError(clash)
         if len(self.cameras) > self.server.max_cameras:
             raise ValueError(
                 f"{len(self.cameras)} cameras configured, server.max_cameras is "

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from server.auth import Role, TokenAuth
 from server.bus import Hub
-from server.config import CameraSettings, SecuritySettings, Settings
+from server.config import CameraSettings, SecuritySettings, Settings, entity_clash
 from server.ids import UlidGenerator
 from server.messages import (
     CameraInfo,
@@ -335,6 +335,9 @@ class Core:
             if len(self._runtimes) >= limit:
                 raise TooManyCameras(limit)
             check_source_policy(camera, self._settings.security)
+            clash = entity_clash([*self._settings.cameras, camera])
+            if clash is not None:
+                raise CameraRefused("id", clash)
             self._settings.cameras = [*self._settings.cameras, camera]
             self.storage.save_camera(camera, len(self._settings.cameras) - 1)
             self._start_camera(camera)
@@ -366,9 +369,11 @@ class Core:
                 return old
             if (new.url, new.detect_url, new.kind) != (old.url, old.detect_url, old.kind):
                 check_source_policy(new, self._settings.security)
-            self._settings.cameras = [
-                new if c.id == camera_id else c for c in self._settings.cameras
-            ]
+            cameras = [new if c.id == camera_id else c for c in self._settings.cameras]
+            clash = entity_clash(cameras)
+            if clash is not None:
+                raise CameraRefused("zones", clash)
+            self._settings.cameras = cameras
             position = list(self._runtimes).index(camera_id)
             self.storage.save_camera(new, position)
             restart = any(getattr(new, f) != getattr(old, f) for f in _SOURCE_FIELDS) or (

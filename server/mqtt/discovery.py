@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from server.config import camera_entity_id, zone_entity_id
 from server.mqtt.payloads import OFF, OFFLINE, ON, ONLINE
 from server.mqtt.topics import Topics
 
@@ -77,16 +78,16 @@ def discovery_configs(
 
     binary = {"payload_on": ON.decode(), "payload_off": OFF.decode(), "device_class": "motion"}
     configs: dict[str, dict[str, Any]] = {
-        topics.discovery("binary_sensor", f"{cam}_motion"): entity(
-            f"{cam}_motion", "Motion", {"state_topic": topics.motion(cam), **binary}
+        topics.discovery("binary_sensor", camera_entity_id(cam, "motion")): entity(
+            camera_entity_id(cam, "motion"), "Motion", {"state_topic": topics.motion(cam), **binary}
         ),
-        topics.discovery("image", f"{cam}_snapshot"): entity(
-            f"{cam}_snapshot",
+        topics.discovery("image", camera_entity_id(cam, "snapshot")): entity(
+            camera_entity_id(cam, "snapshot"),
             "Snapshot",
             {"image_topic": topics.snapshot(cam), "content_type": "image/jpeg"},
         ),
-        topics.discovery("sensor", f"{cam}_fps"): entity(
-            f"{cam}_fps",
+        topics.discovery("sensor", camera_entity_id(cam, "fps")): entity(
+            camera_entity_id(cam, "fps"),
             "Frame rate",
             {
                 "state_topic": topics.fps(cam),
@@ -99,7 +100,7 @@ def discovery_configs(
     }
     # Detection can be switched while the camera is offline, so it follows the server only.
     switch = entity(
-        f"{cam}_detect",
+        camera_entity_id(cam, "detect"),
         "Motion detection",
         {
             "command_topic": topics.command(cam, "detect"),
@@ -115,9 +116,9 @@ def discovery_configs(
     )
     switch["availability"] = switch["availability"][:1]
     del switch["availability_mode"]
-    configs[topics.discovery("switch", f"{cam}_detect")] = switch
+    configs[topics.discovery("switch", camera_entity_id(cam, "detect"))] = switch
     for zone in camera.zones:
-        oid = f"{cam}_zone_{zone}"
+        oid = zone_entity_id(cam, zone)
         configs[topics.discovery("binary_sensor", oid)] = entity(
             oid, f"{zone} motion", {"state_topic": topics.zone_motion(cam, zone), **binary}
         )

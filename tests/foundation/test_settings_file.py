@@ -304,3 +304,17 @@ def test_a_file_key_next_to_an_override_keeps_its_line(monkeypatch: pytest.Monke
     monkeypatch.setenv("MOTIONHUB_SERVER", '{"port": 9000}')
     lines = errors_of(MINIMAL.replace("host: 127.0.0.1", "host: [1]"))
     assert lines == ["cfg.yml:1: server.host: Input should be a valid string"]
+
+
+def test_cameras_whose_home_assistant_entities_would_clash_are_refused() -> None:
+    text = """
+cameras:
+  - id: a
+    url: rtsp://h/1
+    zones: [{name: b_motion, points: [[0, 0], [1, 0], [1, 1]]}]
+  - id: a_zone_b
+    url: rtsp://h/2
+"""
+    (line,) = errors_of(text)
+    assert "cameras 'a' and 'a_zone_b' would share the Home Assistant entity" in line
+    assert "'a_zone_b_motion'" in line

@@ -170,3 +170,33 @@ async def test_bad_payloads_get_field_errors_without_secrets(
         )
         assert r.status_code == 413
         assert srv.core.camera("cam1").detect.threshold == 0
+
+
+async def test_a_camera_or_zone_whose_home_assistant_entity_would_clash_is_refused(
+    tmp_path: Path, sim_cameras: Any
+) -> None:
+    url = sim_cameras.mjpeg_url_for("busy")
+    triangle = [[0, 0], [1, 0], [1, 1]]
+    cams = [{"id": "a", "url": url, "detect": {"enabled": False}}]
+    async with serve(settings_for(tmp_path, cams)) as srv:
+        c = srv.client
+        ok = await c.post("/api/cameras", json={"id": "a_zone_b", "url": url})
+        assert ok.status_code == 201, ok.text
+        # Camera a's zone "b_motion" would be entity a_zone_b_motion, which is a_zone_b's
+        # motion entity already.
+        zones = [{"name": "b_motion", "points": triangle}]
+        r = await c.patch("/api/cameras/a", json={"zones": zones})
+        assert r.status_code == 422, r.text
+        assert "would share the Home Assistant entity 'a_zone_b_motion'" in r.text
+        assert (await srv.camera("a"))["zones"] == []
+        # And the other way round: a new camera whose entity a zone already has.
+        zones = [{"name": "x_fps", "points": triangle}]
+        fine = await c.patch("/api/cameras/a", json={"zones": zones})
+        assert fine.status_code == 200, fine.text
+        r = await c.post("/api/cameras", json={"id": "a_zone_x", "url": url})
+        assert r.status_code == 422, r.text
+        assert "'a_zone_x_fps'" in r.text
+        assert [cam["id"] for cam in (await c.get("/api/cameras")).json()["cameras"]] == [
+            "a",
+            "a_zone_b",
+        ]
