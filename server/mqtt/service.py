@@ -251,9 +251,13 @@ class MqttService:
             open_events[event.id] = tuple(event.zones)
         now_on = self._zones_on(cam)
         self.states.set(self.topics.motion(cam), switch_payload(bool(open_events)))
-        for zone in now_on - was_on:
+        # Only the camera's zones now: one deleted while the event was open has had its
+        # retained state cleared, and setting it would bring it back.
+        known = self._known.get(cam)
+        live = set(known.zones) if known is not None else now_on | was_on
+        for zone in (now_on - was_on) & live:
             self.states.set(self.topics.zone_motion(cam, zone), ON)
-        for zone in was_on - now_on:
+        for zone in (was_on - now_on) & live:
             self.states.set(self.topics.zone_motion(cam, zone), OFF)
         if not open_events:
             self._open.pop(cam, None)

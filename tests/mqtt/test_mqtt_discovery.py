@@ -14,9 +14,9 @@ from typing import Any
 
 import aiomqtt
 from broker_harness import Recorder, retained
-from mqtt_harness import FakeServices, camera, data_dir, mqtt_settings, running
+from mqtt_harness import FakeServices, camera, data_dir, make_event, mqtt_settings, running
 
-from server.messages import CameraStatusMessage
+from server.messages import CameraStatusMessage, EventEndMessage, EventStartMessage
 from server.mqtt import MqttService
 from server.mqtt.topics import Topics
 
@@ -266,3 +266,29 @@ async def test_discovery_can_be_switched_off(mosquitto, mqtt_prefix: str, tmp_pa
     assert Topics(mqtt_prefix).motion("cam1") in states
     t = Topics(mqtt_prefix)
     assert service.subscriptions() == t.command_filters + t.presence_filters
+
+
+async def test_a_zone_deleted_during_an_event_stays_gone_when_the_event_ends(
+    mosquitto: Any, mqtt_prefix: str, tmp_path: Path
+) -> None:
+    services = FakeServices([camera("cam1", ["a", "b"])])
+    service = MqttService(services, mqtt_settings(mosquitto.url, mqtt_prefix), data_dir(tmp_path))
+    t = Topics(mqtt_prefix)
+    async with running(service):
+        assert await service.wait_idle()
+        ev = make_event("cam1", ["a", "b"])
+        services.hub.publish(EventStartMessage(event=ev))
+        assert await service.wait_idle()
+        states = await retained(mosquitto.url, f"{mqtt_prefix}/#")
+        assert states[t.zone_motion("cam1", "b")].payload == b"ON"
+        # Zone b is deleted while the event is open: its retained state goes...
+        services.settings.cameras = [camera("cam1", ["a"])]
+        services.hub.publish(CameraStatusMessage(camera="cam1", status="online"))
+        assert await service.wait_idle()
+        assert t.zone_motion("cam1", "b") not in await retained(mosquitto.url, f"{mqtt_prefix}/#")
+        # ...and the end of the event (which still names it) does not bring it back.
+        services.hub.publish(EventEndMessage(event=ev.model_copy(update={"end": ev.start})))
+        assert await service.wait_idle()
+        states = await retained(mosquitto.url, f"{mqtt_prefix}/#")
+    assert t.zone_motion("cam1", "b") not in states
+    assert states[t.zone_motion("cam1", "a")].payload == b"OFF"
