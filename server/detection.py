@@ -70,10 +70,10 @@ class DetectorStage:
         self._lock = threading.Lock()
         self._pending: tuple[DetectorConfig, bool] | None = None
         self._reset = False
-        self._failing = False
         self._failed = 0
         """Frames whose detection failed since that was last logged."""
         self._next_failure_log = 0.0
+        """When a failure may be logged again; 0 while detection works."""
         self.thread: str | None = None
         """Name of the thread that runs the detector, recorded when it is built (for
         diagnostics and tests)."""
@@ -116,9 +116,8 @@ class DetectorStage:
             self._detector = None
             self._failure()
             return None
-        if self._failing:
+        if self._next_failure_log:
             log.info("detection works again", extra={"camera": self.camera})
-            self._failing = False
             self._failed = 0
             self._next_failure_log = 0.0
         if self._observe is not None:
@@ -129,7 +128,6 @@ class DetectorStage:
         """Log a failed detection (in an ``except`` block): the first at once, with its
         traceback; while every frame fails, once per :data:`FAILURE_LOG_INTERVAL` with the
         count of frames that failed meanwhile."""
-        self._failing = True
         self._failed += 1
         now = time.monotonic()
         if now < self._next_failure_log:

@@ -16,7 +16,7 @@ Rules (the same for the whole camera and for each zone):
 
 The event's times (``start``, ``end``) are the frames' capture times (Unix seconds). Durations
 (``off_delay``, ``max_length``, the update interval) are measured on the frames' monotonic
-clock when given (``Observation.mono``; :meth:`EventTracker.tick`'s ``mono``), so a wall clock
+clock when given (``Observation.mono``, and :meth:`EventTracker.tick`'s time), so a wall clock
 stepped back (NTP, a manual change) neither holds an event open nor splits one. Without it
 both are the one number, so tests drive the tracker with plain numbers.
 """
@@ -212,10 +212,10 @@ class EventTracker:
             out.extend(self._update(obs, entered))
         return out
 
-    def tick(self, ts: float, mono: float | None = None) -> list[Transition]:
-        """Time passed without a frame (now is ``ts``, ``mono`` on the monotonic clock);
-        ends the event once ``off_delay`` has elapsed."""
-        at = ts if mono is None else mono
+    def tick(self, at: float) -> list[Transition]:
+        """Time passed without a frame (now is ``at``, on the clock durations are measured
+        with: the monotonic one in the server); ends the event once ``off_delay`` has
+        elapsed."""
         self.zones_changed = False
         for d in self._zones.values():
             if d.tick(at):

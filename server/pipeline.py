@@ -105,8 +105,6 @@ class CameraPipeline:
         self._snapshots: asyncio.Queue[tuple[Event, SnapshotKind, list[Box]]] = asyncio.Queue(
             SNAPSHOT_QUEUE
         )
-        self._snapshotted: set[str] = set()
-        """Open events with a stored snapshot (their end says so)."""
         self._ended_bare: dict[str, Event] = {}
         """The last events that ended without a snapshot, whose snapshot may still come."""
         self.processed = 0
@@ -166,7 +164,7 @@ class CameraPipeline:
 
     def _tick(self) -> None:
         """Let time pass for an open event with no analysed frame: it ends after off_delay."""
-        for t in self.tracker.tick(time.time(), time.monotonic()):
+        for t in self.tracker.tick(time.monotonic()):
             self._apply(t)
         if not self.tracker.active:
             self._set_idle()
@@ -230,14 +228,11 @@ class CameraPipeline:
         if t is None:
             return
         ev = t.event
-        if t.kind == "end":
-            if ev.id in self._snapshotted:
-                ev = ev.model_copy(update={"has_snapshot": True})
-                self._snapshotted.discard(ev.id)
-            elif not ev.has_snapshot:
-                self._ended_bare[ev.id] = ev
-                while len(self._ended_bare) > ENDED_KEPT:
-                    del self._ended_bare[next(iter(self._ended_bare))]
+        if t.kind == "end" and not ev.has_snapshot:
+            # The tracker's event says whether a snapshot was stored while it was open.
+            self._ended_bare[ev.id] = ev
+            while len(self._ended_bare) > ENDED_KEPT:
+                del self._ended_bare[next(iter(self._ended_bare))]
         last_seen = ev.end.timestamp() if ev.end else time.time()
         self._storage.save_event(ev, last_seen)
         self._last_saved = last_seen
@@ -275,8 +270,6 @@ class CameraPipeline:
                 continue
             current = self.tracker.current
             if current is not None and current.id == ev.id:
-                # Remembered until the event ends, so its end says it has a snapshot.
-                self._snapshotted.add(ev.id)
                 updated = self.tracker.mark_snapshot()
                 if updated is not None:
                     self._storage.save_event(updated, time.time())

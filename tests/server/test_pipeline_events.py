@@ -96,7 +96,6 @@ async def test_a_snapshot_written_after_its_event_ended_is_announced(
         assert stored["has_snapshot"]
         pipeline = srv.core.pipeline("busy")
         assert pipeline is not None
-        assert not pipeline._snapshotted
         assert not pipeline._ended_bare
         # The ended event stays ended for MQTT: motion is not switched back on by the update.
         await rec.quiet(0.5)
