@@ -22,7 +22,7 @@ import ipaddress
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
@@ -36,6 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.api import build_router
 from server.auth import AuthFailed
+from server.cameras.pump import Backoff
 from server.config import Settings
 from server.core import Core
 from server.dashboard import mount_dashboard
@@ -164,31 +165,29 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             log.info("stopped")
 
 
-RESTART_DELAYS: Final = (1.0, 2.0, 5.0, 10.0, 30.0)
-"""Seconds before a failed long-lived task starts again, after its 1st, 2nd, ... failure."""
+STABLE_SECONDS: Final = 60.0
+"""A long-lived task that ran this long before it failed starts again after the shortest
+delay, as on its first failure."""
 
 
 async def _supervised(
-    name: str,
-    factory: Callable[[], Awaitable[None]],
-    delays: Sequence[float] = RESTART_DELAYS,
+    name: str, factory: Callable[[], Awaitable[None]], backoff: Backoff | None = None
 ) -> None:
     """Run a long-lived task (a front end, the storage upkeep, the statistics) until
     cancelled. A failure is logged and the task starts again after a delay that grows with
-    each failure in a row: it never cancels the cameras, and it never stays dead. A task that
-    ran for a minute before failing counts as a first failure again."""
-    failures = 0
+    each failure in a row (1 s to 30 s, jittered, as camera reconnects do): it never cancels
+    the cameras, and it never stays dead."""
+    backoff = backoff or Backoff(first=1.0, cap=30.0)
     while True:
         started = time.monotonic()
         try:
             await factory()
             return
         except Exception:
-            if time.monotonic() - started >= 60.0:
-                failures = 0
-            delay = delays[min(failures, len(delays) - 1)]
-            failures += 1
-            log.exception("task %s failed; starting it again in %.0f s", name, delay)
+            if time.monotonic() - started >= STABLE_SECONDS:
+                backoff.reset()
+            delay = backoff.next()
+            log.exception("task %s failed; starting it again in %.1f s", name, delay)
         await asyncio.sleep(delay)
 
 

@@ -8,6 +8,7 @@ import contextlib
 import pytest
 
 from server.app import _supervised
+from server.cameras.pump import Backoff
 
 
 async def test_a_failed_task_is_logged_and_started_again_until_cancelled(
@@ -26,7 +27,7 @@ async def test_a_failed_task_is_logged_and_started_again_until_cancelled(
         await forever.wait()
 
     with caplog.at_level("ERROR", logger="server.app"):
-        task = asyncio.create_task(_supervised("flaky", flaky, delays=(0.0, 0.01)))
+        task = asyncio.create_task(_supervised("flaky", flaky, Backoff(first=0.01, cap=0.02)))
         await asyncio.wait_for(third.wait(), 5)
         await asyncio.sleep(0.05)
         assert not task.done()
@@ -47,5 +48,5 @@ async def test_a_task_that_returns_is_not_started_again() -> None:
         nonlocal runs
         runs += 1
 
-    await asyncio.wait_for(_supervised("once", once, delays=(0.0,)), 5)
+    await asyncio.wait_for(_supervised("once", once, Backoff(first=0.01)), 5)
     assert runs == 1
