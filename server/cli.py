@@ -11,7 +11,8 @@ import click
 from clients.listen import listen_command
 from clients.sim.cli import sim_command
 from clients.watch import watch_command
-from server.config import ConfigError, Settings, load_settings
+from server.config import Settings
+from server.settings_file import ConfigError, load_settings
 
 __all__ = ["main"]
 

@@ -247,8 +247,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     import server.app
-    from server.config import load_settings
     from server.heap import keep_large_blocks_mapped
+    from server.settings_file import load_settings
 
     settings = load_settings(args.config)
     settings.server.port = args.port

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 
 from server.app import create_app
-from server.config import parse_settings
+from server.settings_file import parse_settings
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 

@@ -6,7 +6,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.config import ConfigError, Settings, parse_settings
+from server.config import Settings
+from server.settings_file import ConfigError, parse_settings
 
 scalars = st.one_of(
     st.none(),

@@ -64,7 +64,7 @@ def test_container_command_matches_readme_and_dockerfile() -> None:
 
 
 def test_docker_config_file_is_valid_for_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
-    from server.config import parse_settings
+    from server.settings_file import parse_settings
 
     monkeypatch.setenv(
         "MOTIONHUB_SERVER__AUTH__TOKENS", '[{"token": "' + "t" * 20 + '", "role": "admin"}]'

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from server.config import ConfigError, parse_settings
+from server.settings_file import ConfigError, parse_settings
 
 MINIMAL = """\
 server: {host: 127.0.0.1, port: 8000}

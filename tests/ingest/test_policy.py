@@ -20,7 +20,7 @@ from ingest_harness import (
 from clients.sim import RtspCamera
 from server.cameras import SourceError
 from server.cameras.policy import FILE_FORMATS, PROTOCOL_WHITELIST, plan_source
-from server.config import ConfigError, parse_settings
+from server.settings_file import ConfigError, parse_settings
 
 
 @pytest.mark.parametrize(
