@@ -30,6 +30,7 @@ from pydantic_settings import (
 )
 
 from detector import DetectorConfig, DetectorTuning, Polygon, Zone
+from server.redact import hidden_userinfo
 
 __all__ = [
     "AuthToken",
@@ -334,10 +335,9 @@ def check_url_authority(url: str) -> None:
     ``url`` cannot be parsed: an unencoded ``#``, ``?`` or ``/`` in a password ends the host
     part early, leaving the rest of the password in the path, query or fragment, where
     masking cannot find it."""
-    parts = urlsplit(url)
-    _, sep, after = url.partition("://")
-    if sep and "@" in after and "@" not in parts.netloc:
+    if hidden_userinfo(url) is not None:
         raise ValueError(_UNPARSEABLE_CREDENTIALS)
+    parts = urlsplit(url)
     try:
         parts.port  # noqa: B018 - parsing is the check
     except ValueError:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
-__all__ = ["SecretRegistry", "redact_text", "redact_url", "secrets"]
+__all__ = ["SecretRegistry", "hidden_userinfo", "redact_text", "redact_url", "secrets"]
 
 REDACTED = "***"
 
@@ -32,7 +32,7 @@ def redact_url(url: str) -> str:
     >>> redact_url("rtsp://admin:hunter2@10.0.0.5:554/s1")
     'rtsp://***:***@10.0.0.5:554/s1'
     """
-    loose = _loose_userinfo(url)
+    loose = hidden_userinfo(url)
     if loose is not None:
         # Credentials urlsplit cannot see (an unencoded '/', '?' or '#' in the password
         # moves the '@' out of the host part): everything up to the last '@' goes.
@@ -52,9 +52,10 @@ def redact_url(url: str) -> str:
     return urlunsplit(SplitResult(parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-def _loose_userinfo(url: str) -> str | None:
+def hidden_userinfo(url: str) -> str | None:
     """The text between ``://`` and the last ``@`` of ``url`` when urlsplit would not take it
-    for the user information (its host part has no ``@``), else None."""
+    for the user information (its host part has no ``@``: an unencoded ``/``, ``?`` or ``#``
+    in the password ended it early), else None."""
     _, sep, rest = url.partition("://")
     if not sep or "@" not in rest:
         return None
@@ -88,7 +89,7 @@ class SecretRegistry:
         """Register the user name and password carried by ``url``, if any."""
         if not url:
             return
-        loose = _loose_userinfo(url)
+        loose = hidden_userinfo(url)
         if loose is not None:
             password: str | None = loose.partition(":")[2] or None
         else:
