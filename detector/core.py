@@ -288,6 +288,9 @@ class MotionDetector:
             # Fill each blob's outline: an object whose flat inside was taken for light (or
             # matched the background) is whole again.
             cv2.drawContours(fg, [b.contour for b in blobs], -1, 255, -1)
+            if self._valid is not None:
+                # The fill closes over a mask an object surrounds: that area stays ignored.
+                cv2.bitwise_and(fg, self._valid, dst=fg)
         # Still-blob checks run on the frames the background does not learn on.
         if blobs and self._frames % STATIC_EVERY == 2:
             blobs = self._drop_still(g, bg, fg, blobs)

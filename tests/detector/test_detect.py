@@ -331,3 +331,26 @@ def test_switching_stabilize_off_while_following_leaves_a_still_object_in_motion
     inside = r.mask[box[1] * mh // H : box[3] * mh // H, box[0] * mw // W : box[2] * mw // W]
     assert r.motion
     assert cv2.countNonZero(inside) > 0.8 * inside.size
+
+
+def test_object_around_a_mask_reports_nothing_inside_the_mask() -> None:
+    rng = np.random.default_rng(30)
+    scene = background(H, W)
+    hole = ((0.4, 0.4), (0.6, 0.4), (0.6, 0.6), (0.4, 0.6))
+    inside = ((0.45, 0.45), (0.55, 0.45), (0.55, 0.55), (0.45, 0.55))
+    cfg = DetectorConfig(masks=(hole,), zones=(Zone(name="inside", points=inside),))
+    det = MotionDetector((H, W), cfg)
+    warmed(det, scene, rng)
+    wh, ww = det.working_shape
+    under_mask = (
+        slice(round(0.42 * wh), round(0.58 * wh)),
+        slice(round(0.42 * ww), round(0.58 * ww)),
+    )
+    for step in range(6):
+        # An object bigger than the mask and covering it: its outline surrounds the mask.
+        x = 180 + 4 * step
+        r = det.detect(camera(with_box(scene, (x, 100, x + 280, 260), 230.0), rng))
+        assert r.motion
+        assert not r.mask[under_mask].any(), "motion reported under the mask"
+        assert r.zones == {"inside": False}, r.zone_results
+        assert r.zone_results["inside"].score == 0.0
