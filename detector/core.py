@@ -20,7 +20,7 @@ from detector.background import Background
 from detector.blobs import Blob, Contour, drop_faint, find_blobs
 from detector.camera import CameraFollower, widespread
 from detector.config import DetectorConfig
-from detector.geometry import Scaler, fill_polygons, working_scaler
+from detector.geometry import MIN_SIDE, Scaler, fill_polygons, working_scaler
 from detector.lighting import fit_tone_curve
 from detector.outcome import make_result
 from detector.overlay import FixedOverlay
@@ -58,8 +58,10 @@ class MotionDetector:
 
     def __init__(self, frame_shape: tuple[int, int], config: DetectorConfig | None = None) -> None:
         self._frame_shape = (int(frame_shape[0]), int(frame_shape[1]))
-        if self._frame_shape[0] < 8 or self._frame_shape[1] < 8:
-            raise ValueError(f"frame shape {frame_shape} is too small (at least 8 x 8)")
+        if min(self._frame_shape) < MIN_SIDE:
+            raise ValueError(
+                f"frame shape {frame_shape} is too small (at least {MIN_SIDE} x {MIN_SIDE})"
+            )
         self._config = config if config is not None else DetectorConfig()
         self._bg: Background | None = None
         self._camera = CameraFollower()

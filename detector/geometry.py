@@ -11,7 +11,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Scaler", "fill_polygons", "working_scaler"]
+__all__ = ["MIN_SIDE", "Scaler", "fill_polygons", "working_scaler"]
+
+MIN_SIDE = 8
+"""Fewest rows and columns of a frame, and of the working grid it is shrunk to."""
 
 Mask = npt.NDArray[np.uint8]
 
@@ -90,6 +93,13 @@ def working_scaler(in_shape: tuple[int, int], max_width: int, max_height: int) -
     if step == 1:
         return Scaler(in_shape, (h, w), 1)
     exact = abs(ratio - round(ratio)) < 1e-6
+    if min(h, w) < MIN_SIDE * step:
+        # So thin a frame that slicing would leave too few rows (or columns) for the detector's
+        # 8 x 6 grid and its 3x3 filters: resize, keeping MIN_SIDE on the short side (the
+        # working grid is then stretched along it; boxes scale back per axis).
+        return Scaler(
+            in_shape, (max(MIN_SIDE, round(h / ratio)), max(MIN_SIDE, round(w / ratio))), 0
+        )
     if exact or step >= 3:
         # A step of 3+ loses little against the exact ratio, and slicing is much cheaper.
         return Scaler(in_shape, (h // step, w // step), step)

@@ -354,3 +354,26 @@ def test_object_around_a_mask_reports_nothing_inside_the_mask() -> None:
         assert not r.mask[under_mask].any(), "motion reported under the mask"
         assert r.zones == {"inside": False}, r.zone_results
         assert r.zone_results["inside"].score == 0.0
+
+
+@pytest.mark.parametrize("shape", [(8, 2000), (2000, 8), (16, 4000), (8, 480)])
+def test_thin_strip_frames_are_analysed(shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(31)
+    h, w = shape
+    scene = np.ascontiguousarray(background(max(h, 400), max(w, 400))[:h, :w])
+    det = MotionDetector(shape)
+    warmed(det, scene, rng, n=20)
+    assert min(det.working_shape) >= 8
+    # An object a tenth of the strip long, across its whole width.
+    box = (w // 2, 0, w // 2 + w // 10, h) if h < w else (0, h // 2, w, h // 2 + h // 10)
+    r = det.detect(camera(with_box(scene, box, 20.0), rng))
+    assert r.motion
+    assert r.boxes
+    for x1, y1, x2, y2 in r.boxes:
+        assert 0 <= x1 < x2 <= w
+        assert 0 <= y1 < y2 <= h
+        # Each box lies on the object (with a working pixel or two of slack).
+        assert box[0] - w // 50 <= x1, (r.boxes, box)
+        assert x2 <= box[2] + w // 50, (r.boxes, box)
+        assert box[1] - h // 50 <= y1, (r.boxes, box)
+        assert y2 <= box[3] + h // 50, (r.boxes, box)
