@@ -189,10 +189,7 @@ class MotionDetector:
         strided view. ``timestamp`` is monotonic seconds; without it frames are assumed to come
         at ``config.nominal_fps``.
         """
-        if luma.ndim != 2 or luma.shape != self._frame_shape:
-            raise ValueError(f"expected a 2-D frame of shape {self._frame_shape}, got {luma.shape}")
-        if luma.dtype != np.uint8:
-            raise ValueError(f"expected uint8 luma, got {luma.dtype}")
+        self._check_frame(luma)
         self._clock(timestamp)
         g = cast(U8, cv2.GaussianBlur(self._scaler.shrink(luma), (3, 3), 0))
         bg = self._bg
@@ -248,6 +245,15 @@ class MotionDetector:
         # changed (an empty mask and no mask match no blob alike), so a still scene pays nothing.
         self._reported = fg.copy() if count else None
         return self._result(fg, blobs, lighting)
+
+    def _check_frame(self, luma: object) -> None:
+        """Refuse what :meth:`detect` cannot take, saying what it expected."""
+        if not isinstance(luma, np.ndarray):
+            raise TypeError(f"expected a NumPy uint8 array, got {type(luma).__name__}")
+        if luma.ndim != 2 or luma.shape != self._frame_shape:
+            raise ValueError(f"expected a 2-D frame of shape {self._frame_shape}, got {luma.shape}")
+        if luma.dtype != np.uint8:
+            raise ValueError(f"expected uint8 luma, got {luma.dtype}")
 
     def _objects(self, g: U8, bg: Background, fg: U8) -> tuple[list[Blob], list[Contour]]:
         """From the changed pixels to object blobs (``fg`` is updated in place): drop

@@ -237,6 +237,16 @@ def test_rejects_wrong_shape_and_type() -> None:
         MotionDetector((4, 4))
 
 
+def test_rejects_a_frame_that_is_not_an_array() -> None:
+    det = MotionDetector((H, W))
+    frame = np.zeros((H, W), np.uint8)
+    with pytest.raises(TypeError, match="NumPy uint8 array, got list"):
+        det.detect(frame.tolist())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="got memoryview"):
+        det.detect(memoryview(frame))  # type: ignore[arg-type]
+    assert det.detect(frame).warming_up, "a refused frame must not count"
+
+
 def test_fixed_threshold_and_sensitivity_change_what_counts() -> None:
     rng = np.random.default_rng(14)
     flat = np.full((H, W), 100.0, np.float32)
