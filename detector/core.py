@@ -130,6 +130,9 @@ class MotionDetector:
         self._valid: U8 | None = cast(U8, cv2.bitwise_not(masked)) if config.masks else None
         self._valid_count = max(1, shape[0] * shape[1] - cv2.countNonZero(masked))
         zone_masks = [(z.name, fill_polygons(shape, [z.points])) for z in config.zones]
+        if self._valid is not None:
+            # A zone's score is over its unmasked part.
+            zone_masks = [(n, cast(U8, cv2.bitwise_and(zm, self._valid))) for n, zm in zone_masks]
         self._zones = [(name, zm, max(1, cv2.countNonZero(zm))) for name, zm in zone_masks]
         self._min_area_px = max(2.0, config.min_area * shape[0] * shape[1])
         s = config.sensitivity / 100.0

@@ -387,3 +387,18 @@ def test_thin_strip_frames_are_analysed(shape: tuple[int, int]) -> None:
         assert x2 <= box[2] + w // 50, (r.boxes, box)
         assert box[1] - h // 50 <= y1, (r.boxes, box)
         assert y2 <= box[3] + h // 50, (r.boxes, box)
+
+
+def test_zone_score_is_over_its_unmasked_part() -> None:
+    rng = np.random.default_rng(32)
+    scene = background(H, W)
+    zone = ((0.2, 0.3), (0.4, 0.3), (0.4, 0.7), (0.2, 0.7))
+    left_of_zone = ((0.0, 0.0), (0.3, 0.0), (0.3, 1.0), (0.0, 1.0))
+    cfg = DetectorConfig(zones=(Zone(name="door", points=zone),), masks=(left_of_zone,))
+    det = MotionDetector((H, W), cfg)
+    warmed(det, scene, rng)
+    # An object over the whole zone, half of which is masked.
+    r = det.detect(camera(with_box(scene, (0, 90, 270, 270), 20.0), rng))
+    assert r.zones == {"door": True}
+    assert r.zone_results["door"].score > 0.8, r.zone_results
+    assert r.zone_results["door"].score <= 1.0
