@@ -143,6 +143,9 @@ class MotionDetector:
         if not keep_background or self._bg is None:
             self.reset()
         else:
+            if self._last_ts is None:
+                # No timestamps so far: the clock is the nominal rate, which may have changed.
+                self._fps = config.nominal_fps
             self._set_threshold(self._bg)
             if not config.stabilize:
                 # No more following: nor the steps that run while the camera is followed.

@@ -402,3 +402,16 @@ def test_zone_score_is_over_its_unmasked_part() -> None:
     assert r.zones == {"door": True}
     assert r.zone_results["door"].score > 0.8, r.zone_results
     assert r.zone_results["door"].score <= 1.0
+
+
+def test_nominal_fps_change_applies_live_without_timestamps() -> None:
+    rng = np.random.default_rng(33)
+    scene = background(H, W)
+    det = MotionDetector((H, W), DetectorConfig(absorb_seconds=10.0, nominal_fps=10.0))
+    warmed(det, scene, rng)
+    # At 10 fps a parked object would stay motion for 100 frames; at 2 fps for 20.
+    det.update_config(DetectorConfig(absorb_seconds=10.0, nominal_fps=2.0))
+    parked = with_box(scene, (200, 150, 320, 230), 30.0)
+    states = [det.detect(frame).motion for frame in still_frames(parked, 45, rng)]
+    assert all(states[:10]), "a parked car is motion at first"
+    assert not any(states[-10:]), "the parked car is not absorbed at the new frame rate"
