@@ -86,9 +86,10 @@ class MotionDetector:
     def update_config(self, config: DetectorConfig) -> None:
         """Switch to ``config`` live, keeping the learned background unless the working size
         changes."""
-        old = self._config
         self._config = config
-        keep = (old.max_width, old.max_height) == (config.max_width, config.max_height)
+        keep = working_scaler(self._frame_shape, config.max_width, config.max_height) == (
+            self._scaler
+        )
         self._apply_config(config, keep_background=keep)
 
     def reset(self) -> None:

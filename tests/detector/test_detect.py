@@ -415,3 +415,16 @@ def test_nominal_fps_change_applies_live_without_timestamps() -> None:
     states = [det.detect(frame).motion for frame in still_frames(parked, 45, rng)]
     assert all(states[:10]), "a parked car is motion at first"
     assert not any(states[-10:]), "the parked car is not absorbed at the new frame rate"
+
+
+def test_max_size_change_that_keeps_the_working_size_keeps_the_background() -> None:
+    rng = np.random.default_rng(34)
+    scene = background(180, 240)
+    det = MotionDetector((180, 240))
+    warmed(det, scene, rng)
+    # The frame already fits both limits: the working grid stays the input's size.
+    det.update_config(DetectorConfig(max_width=320, max_height=240))
+    assert det.working_shape == (180, 240)
+    r = det.detect(camera(with_box(scene, (60, 50, 120, 120), 230.0), rng))
+    assert not r.warming_up, "the background was dropped"
+    assert r.motion
