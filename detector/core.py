@@ -50,6 +50,27 @@ TRUST_SECONDS = 3.0
 that may hold objects (which leave ghosts when they move)."""
 
 
+def _frame_shape(shape: object) -> tuple[int, int]:
+    """``shape`` as ``(h, w)``, refusing anything but two whole numbers."""
+    values: tuple[object, ...] = (
+        tuple(shape) if isinstance(shape, (tuple, list, np.ndarray)) else ()
+    )
+    if len(values) != 2:
+        raise ValueError(f"frame_shape must be (height, width), got {shape!r}")
+    h, w = values
+    if not (isinstance(h, (int, np.integer)) and isinstance(w, (int, np.integer))) or (
+        isinstance(h, bool) or isinstance(w, bool)
+    ):
+        raise ValueError(f"frame_shape must be two integers (height, width), got {shape!r}")
+    return int(h), int(w)
+
+
+def _config(config: object) -> DetectorConfig:
+    if not isinstance(config, DetectorConfig):
+        raise TypeError(f"expected a DetectorConfig, got {type(config).__name__}")
+    return config
+
+
 class MotionDetector:
     """Finds moving objects in a stream of luma frames of one fixed shape.
 
@@ -57,12 +78,12 @@ class MotionDetector:
     """
 
     def __init__(self, frame_shape: tuple[int, int], config: DetectorConfig | None = None) -> None:
-        self._frame_shape = (int(frame_shape[0]), int(frame_shape[1]))
+        self._frame_shape = _frame_shape(frame_shape)
         if min(self._frame_shape) < MIN_SIDE:
             raise ValueError(
                 f"frame shape {frame_shape} is too small (at least {MIN_SIDE} x {MIN_SIDE})"
             )
-        self._config = config if config is not None else DetectorConfig()
+        self._config = _config(config if config is not None else DetectorConfig())
         self._bg: Background | None = None
         self._camera = CameraFollower()
         self._overlay = FixedOverlay()
@@ -86,7 +107,7 @@ class MotionDetector:
     def update_config(self, config: DetectorConfig) -> None:
         """Switch to ``config`` live, keeping the learned background unless the working size
         changes."""
-        self._config = config
+        self._config = _config(config)
         keep = working_scaler(self._frame_shape, config.max_width, config.max_height) == (
             self._scaler
         )

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from detector_harness import background, camera, still_frames, tone, with_box
 
-from detector import DetectorConfig, MotionDetector, MotionResult, Zone
+from detector import DetectorConfig, DetectorTuning, MotionDetector, MotionResult, Zone
 
 H, W = 360, 640
 LEFT_HALF = ((0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0))
@@ -428,3 +428,18 @@ def test_max_size_change_that_keeps_the_working_size_keeps_the_background() -> N
     r = det.detect(camera(with_box(scene, (60, 50, 120, 120), 230.0), rng))
     assert not r.warming_up, "the background was dropped"
     assert r.motion
+
+
+@pytest.mark.parametrize("shape", [(H, W, 3), (H,), (120.5, 160), (True, W), "HW"])
+def test_rejects_a_frame_shape_that_is_not_two_integers(shape: object) -> None:
+    with pytest.raises(ValueError, match=r"frame_shape must be .*\(height, width\)"):
+        MotionDetector(shape)  # type: ignore[arg-type]
+
+
+def test_rejects_a_config_that_is_not_a_detector_config() -> None:
+    with pytest.raises(TypeError, match="expected a DetectorConfig, got dict"):
+        MotionDetector((H, W), {"sensitivity": 80})  # type: ignore[arg-type]
+    det = MotionDetector((H, W), DetectorConfig(sensitivity=80))
+    with pytest.raises(TypeError, match="expected a DetectorConfig, got DetectorTuning"):
+        det.update_config(DetectorTuning())  # type: ignore[arg-type]
+    assert det.config == DetectorConfig(sensitivity=80), "a refused config must not be kept"
