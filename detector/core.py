@@ -66,9 +66,11 @@ def _frame_shape(shape: object) -> tuple[int, int]:
 
 
 def _config(config: object) -> DetectorConfig:
+    """``config`` checked again: ``model_copy(update=...)`` and ``model_construct`` skip the
+    bounds, and a value outside them fails deep in OpenCV or NumPy, or silently misbehaves."""
     if not isinstance(config, DetectorConfig):
         raise TypeError(f"expected a DetectorConfig, got {type(config).__name__}")
-    return config
+    return type(config).model_validate(config.model_dump())
 
 
 class MotionDetector:

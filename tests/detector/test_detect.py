@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 from detector_harness import background, camera, still_frames, tone, with_box
+from pydantic import ValidationError
 
 from detector import DetectorConfig, DetectorTuning, MotionDetector, MotionResult, Zone
 
@@ -443,3 +444,19 @@ def test_rejects_a_config_that_is_not_a_detector_config() -> None:
     with pytest.raises(TypeError, match="expected a DetectorConfig, got DetectorTuning"):
         det.update_config(DetectorTuning())  # type: ignore[arg-type]
     assert det.config == DetectorConfig(sensitivity=80), "a refused config must not be kept"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("max_width", 0), ("threshold", 300), ("sensitivity", 500)]
+)
+def test_rejects_a_config_copied_past_its_bounds(field: str, value: int) -> None:
+    good = DetectorConfig()
+    # model_copy(update=...) does not validate: the detector must check the values itself.
+    bad = good.model_copy(update={field: value})
+    with pytest.raises(ValidationError, match=field):
+        MotionDetector((H, W), bad)
+    det = MotionDetector((H, W), good)
+    with pytest.raises(ValidationError, match=field):
+        det.update_config(bad)
+    assert det.config == good
+    assert det.detect(np.zeros((H, W), np.uint8)).warming_up
