@@ -460,3 +460,30 @@ def test_rejects_a_config_copied_past_its_bounds(field: str, value: int) -> None
         det.update_config(bad)
     assert det.config == good
     assert det.detect(np.zeros((H, W), np.uint8)).warming_up
+
+
+@pytest.mark.parametrize("shape", [(H, W), (1080, 1920), (200, 300)])
+def test_every_array_layout_gives_the_same_result(shape: tuple[int, int]) -> None:
+    h, w = shape
+    scene = background(h, w)
+    frames = [camera(scene, np.random.default_rng(i)) for i in range(8)]
+    frames += [
+        camera(with_box(scene, (w // 4, h // 4, w // 2, h // 2), 230.0), np.random.default_rng(9))
+    ]
+
+    def layouts(f: np.ndarray) -> list[np.ndarray]:
+        ro = f.copy()
+        ro.flags.writeable = False
+        flipped = np.ascontiguousarray(f[::-1, ::-1])[::-1, ::-1]
+        wide = np.zeros((h, 2 * w), np.uint8)
+        wide[:, 1::2] = f
+        return [f, np.asfortranarray(f), ro, flipped, wide[:, 1::2]]
+
+    runs = []
+    for k in range(5):
+        det = MotionDetector(shape)
+        results = [det.detect(layouts(f)[k]) for f in frames]
+        runs.append([(r.motion, r.score, r.boxes, r.mask.tobytes()) for r in results])
+    assert runs[0][-1][0], "the object is not found"
+    for k in range(1, 5):
+        assert runs[k] == runs[0], f"layout {k} differs"
