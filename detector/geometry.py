@@ -11,6 +11,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from detector._cv import cvs
+
 __all__ = ["MIN_SIDE", "Scaler", "fill_polygons", "working_scaler"]
 
 MIN_SIDE = 8
@@ -107,17 +109,39 @@ def working_scaler(in_shape: tuple[int, int], max_width: int, max_height: int) -
     return Scaler(in_shape, (max(1, round(h * scale)), max(1, round(w * scale))), 0)
 
 
+SUBPIXELS = (8, 4, 2)
+"""Polygons are drawn on a grid this many times finer (the finest whose size stays within
+FINE_PIXELS), then each pixel takes the majority. Even, so an edge never gives the pixel it
+crosses to both sides."""
+FINE_PIXELS = 1 << 22
+
+
 def fill_polygons(
     shape: tuple[int, int], polygons: Sequence[Sequence[tuple[float, float]]], value: int = 255
 ) -> Mask:
-    """Rasterise relative-coordinate polygons onto a ``shape`` (h, w) mask (``value`` inside)."""
+    """Rasterise relative-coordinate polygons onto a ``shape`` (h, w) mask (``value`` inside).
+
+    A pixel is inside when more than half of it is covered, so polygons sharing an edge (a
+    frame split into zones) share no pixel. Polygons too small or thin to cover half a pixel
+    anywhere keep every pixel they touch.
+    """
     h, w = shape
     out = np.zeros((h, w), np.uint8)
     if not polygons:
         return out
+    n = next((k for k in SUBPIXELS if h * w * k * k <= FINE_PIXELS), SUBPIXELS[-1])
+    fine = np.zeros((h * n, w * n), np.uint8)
     pts = [
-        np.round(np.asarray(p, np.float64) * (w, h) - 0.5).astype(np.int32).reshape(-1, 1, 2)
+        np.round(np.asarray(p, np.float64) * (w * n, h * n) - 0.5)
+        .astype(np.int32)
+        .reshape(-1, 1, 2)
         for p in polygons
     ]
-    cv2.fillPoly(out, pts, value)
+    cv2.fillPoly(fine, pts, 255)
+    cover = cv2.resize(fine, (w, h), interpolation=cv2.INTER_AREA)
+    # 129 is just above a half-covered pixel's 127.5 (rounded to 128).
+    inside = cvs.compare(cover, 129, cv2.CMP_GT)
+    if not cv2.countNonZero(inside):
+        inside = cvs.compare(cover, 0, cv2.CMP_GT)
+    out[inside != 0] = value
     return out
