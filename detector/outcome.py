@@ -27,8 +27,15 @@ def make_result(
     warming: bool,
     lighting: bool,
 ) -> MotionResult:
-    """Boxes in input pixels (touching boxes merged), the score and per-zone motion."""
-    motion = bool(blobs) and not warming
+    """Boxes in input pixels (touching boxes merged), the score and per-zone motion.
+
+    While ``warming`` the result reports nothing at all (no boxes, an empty mask, score 0), so
+    the mask and scores always agree with ``motion``.
+    """
+    if warming:
+        blobs = ()
+        fg = np.zeros_like(fg)
+    motion = bool(blobs)
     boxes: list[Box] = []
     if motion:
         rects = merge_rects([b.rect for b in blobs], 2)

@@ -175,6 +175,28 @@ def test_reset_starts_over() -> None:
     assert not det.detect(camera(scene, rng)).warming_up
 
 
+def test_warm_up_reports_nothing_not_even_mask_or_score() -> None:
+    rng = np.random.default_rng(19)
+    scene = background(H, W)
+    cfg = DetectorConfig(warmup_frames=6, zones=(Zone(name="left", points=LEFT_HALF),))
+    det = MotionDetector((H, W), cfg)
+    for _ in range(3):
+        det.detect(camera(scene, rng))
+    seen = []
+    for step in range(3):
+        x = 60 + 12 * step
+        r = det.detect(camera(with_box(scene, (x, 150, x + 80, 250), 220.0), rng))
+        assert r.warming_up
+        assert (r.motion, r.boxes, r.score) == (False, [], 0.0)
+        assert r.zone_results["left"].score == 0.0
+        seen.append(int(np.count_nonzero(r.mask)))
+    assert seen == [0, 0, 0], "the mask must agree with motion while warming up"
+    r = det.detect(camera(with_box(scene, (120, 150, 200, 250), 220.0), rng))
+    assert not r.warming_up
+    assert r.motion, "the same object is found once warmed up"
+    assert r.score > 0.0
+
+
 def test_parked_object_becomes_background_after_absorb_time() -> None:
     rng = np.random.default_rng(10)
     scene = background(H, W)
