@@ -393,11 +393,13 @@ class MqttService:
     # -- the connection (called by MqttLink) ------------------------------------------------
 
     def subscriptions(self) -> list[str]:
-        """Commands, the retained camera and zone states (to find deleted ones), and with
-        discovery on, HA's birth topic and this server's configs."""
+        """Commands, the retained camera and zone states (to find deleted ones), this
+        server's discovery configs (to remove stale ones, all of them with discovery off),
+        and with discovery on, HA's birth topic."""
         subs = list(self.topics.command_filters) + self.topics.presence_filters
+        subs.append(self.topics.discovery_filter)
         if self.settings.discovery.enabled:
-            subs += [self.topics.ha_status, self.topics.discovery_filter]
+            subs.append(self.topics.ha_status)
         return subs
 
     async def session(self, client: aiomqtt.Client) -> None:
@@ -477,8 +479,9 @@ class MqttService:
                     self.states.mark(sorted(self._configs))
                 return
             if self.topics.is_own_discovery(topic):
-                # A config left on the broker by an earlier run for something deleted since;
-                # the next camera sync removes it if it is still not wanted.
+                # A config left on the broker by an earlier run for something deleted since,
+                # or from before discovery was switched off; the next camera sync removes it
+                # if it is still not wanted.
                 if payload and topic not in self._configs:
                     self._stale.add(topic)
                     self._request_sync()

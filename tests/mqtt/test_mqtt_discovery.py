@@ -18,6 +18,7 @@ from mqtt_harness import FakeServices, camera, data_dir, make_event, mqtt_settin
 
 from server.messages import CameraStatusMessage, EventEndMessage, EventStartMessage
 from server.mqtt import MqttService
+from server.mqtt.discovery import CameraView, discovery_configs, encode_config
 from server.mqtt.topics import Topics
 
 COMMON = {
@@ -255,17 +256,28 @@ async def test_retained_state_of_cameras_and_zones_deleted_while_down_is_cleared
 
 async def test_discovery_can_be_switched_off(mosquitto, mqtt_prefix: str, tmp_path: Path) -> None:
     settings = mqtt_settings(mosquitto.url, mqtt_prefix, discovery={"enabled": False})
-    service = MqttService(FakeServices([camera("cam1")]), settings, data_dir(tmp_path))
+    disc = settings.discovery.prefix
+    t = Topics(mqtt_prefix, disc)
+    # Left by an earlier run with discovery on: Home Assistant would keep these entities.
+    services = FakeServices([camera("cam1", ["door"])])
+    left = discovery_configs(t, CameraView("cam1", "cam1", ("door",)), "0")
+    for topic, config in left.items():
+        await _publish(mosquitto.url, topic, encode_config(config), retain=True)
+    other_server = Topics(f"{mqtt_prefix}x", disc).discovery("binary_sensor", "cam1_motion")
+    await _publish(mosquitto.url, other_server, b'{"name": "not ours"}', retain=True)
+    service = MqttService(services, settings, data_dir(tmp_path))
     async with running(service):
-        assert await service.wait_idle()
-        configs = await retained(
-            mosquitto.url, "homeassistant/+/" + Topics(mqtt_prefix).node + "/#"
-        )
+        for _ in range(20):
+            assert await service.wait_idle()
+            configs = await retained(mosquitto.url, f"{disc}/#")
+            if not set(left) & set(configs):
+                break
         states = await retained(mosquitto.url, f"{mqtt_prefix}/#")
-    assert configs == {}
-    assert Topics(mqtt_prefix).motion("cam1") in states
-    t = Topics(mqtt_prefix)
-    assert service.subscriptions() == t.command_filters + t.presence_filters
+    assert sorted(set(left) & set(configs)) == []
+    assert other_server in configs
+    assert t.motion("cam1") in states
+    assert t.ha_status not in service.subscriptions()
+    await _publish(mosquitto.url, other_server, b"", retain=True)
 
 
 async def test_a_zone_deleted_during_an_event_stays_gone_when_the_event_ends(
