@@ -1,9 +1,10 @@
 """The broker connection: one supervisor task owns the aiomqtt client for its lifetime.
 
-:meth:`MqttLink.run` connects, announces ``<prefix>/available = online`` (retained),
-subscribes, and hands the live client to its :class:`LinkHandler` until the
-connection breaks. Then it waits a capped, jittered, exponentially growing delay
-and starts over with a fresh client, resubscribing every time. The broker holds
+:meth:`MqttLink.run` connects, subscribes, lets its :class:`LinkHandler` publish the
+current states, announces ``<prefix>/available = online`` (retained), and hands the live
+client to the handler until the connection breaks. Then it waits a capped, jittered,
+exponentially growing delay and starts over with a fresh client, resubscribing every
+time. The broker holds
 a last will of ``offline`` (retained, QoS 1) that fires if the process dies;
 :meth:`MqttLink.stop` publishes the same ``offline`` itself before a clean
 disconnect. The state is an enum plus an :class:`asyncio.Event` for readiness
@@ -58,6 +59,10 @@ class LinkHandler(Protocol):
 
     def subscriptions(self) -> list[str]:
         """Topic filters to (re)subscribe to after every connect."""
+        ...
+
+    async def announce(self, client: aiomqtt.Client) -> None:
+        """Publish what must be on the broker before ``online`` is (after subscribing)."""
         ...
 
     async def session(self, client: aiomqtt.Client) -> None:
@@ -306,9 +311,12 @@ class MqttLink:
 
     async def _session(self, client: aiomqtt.Client) -> None:
         topics = self.topics
-        await client.publish(topics.available, ONLINE, qos=1, retain=True)
         for topic in self._handler.subscriptions():
             await client.subscribe(topic, qos=1)
+        # The states first: a crash leaves them as they were (a camera "online", its motion
+        # "ON"), and whoever hears "online" before they are right takes them as current.
+        await self._handler.announce(client)
+        await client.publish(topics.available, ONLINE, qos=1, retain=True)
         self.connects += 1
         self._set_state(LinkState.CONNECTED)
         self.connected.set()

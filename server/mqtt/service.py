@@ -208,11 +208,6 @@ class MqttService:
 
     def _link_state(self, state: LinkState) -> None:
         up = state is LinkState.CONNECTED
-        if up:
-            # Before anyone hears "connected": everything is due again on this connection
-            # (the broker may have lost its retained copies), and the camera list is re-read.
-            self._request_sync()
-            self.states.mark_all()
         if up != self._reported_up:
             self._reported_up = up
             if self._on_connected is not None:
@@ -402,6 +397,17 @@ class MqttService:
             subs.append(self.topics.ha_status)
         return subs
 
+    async def announce(self, client: aiomqtt.Client) -> None:
+        """Re-read the camera list and publish every retained state, before ``online``.
+
+        Everything is due again on a new connection (the broker may have lost its retained
+        copies). After a crash the broker still holds a camera's ``online`` and its
+        ``motion`` ``ON``; were ``online`` first, Home Assistant would show that motion as
+        current, and automations triggered by it would run."""
+        self._request_sync()
+        self.states.mark_all()
+        await self._publish_round(client)
+
     async def session(self, client: aiomqtt.Client) -> None:
         """Publish events and states for as long as the connection lives."""
         async with asyncio.TaskGroup() as tg:
@@ -428,22 +434,27 @@ class MqttService:
 
     async def _publish_states(self, client: aiomqtt.Client) -> None:
         while True:
-            if self._sync_needed:
-                try:
-                    self._sync_cameras()
-                except Exception:
-                    log.exception("cannot read the camera list for MQTT")
-            batch = self.states.take()
-            if batch:
-                async with asyncio.TaskGroup() as tg:
-                    for topic, value in batch:
-                        tg.create_task(self._publish_state(client, topic, value))
+            if await self._publish_round(client):
                 continue
             try:
                 async with asyncio.timeout(_SYNC_INTERVAL):
                     await self.states.changed.wait()
             except TimeoutError:
                 self._request_sync()
+
+    async def _publish_round(self, client: aiomqtt.Client) -> bool:
+        """Apply camera changes and publish the states due; whether there were any."""
+        if self._sync_needed:
+            try:
+                self._sync_cameras()
+            except Exception:
+                log.exception("cannot read the camera list for MQTT")
+        batch = self.states.take()
+        if batch:
+            async with asyncio.TaskGroup() as tg:
+                for topic, value in batch:
+                    tg.create_task(self._publish_state(client, topic, value))
+        return bool(batch)
 
     async def _publish_state(self, client: aiomqtt.Client, topic: str, value: StateValue) -> None:
         sent = False

@@ -143,6 +143,11 @@ async def test_an_event_leaves_for_the_broker_before_the_loop_turns_again(
         )
         async with running(service):
             assert await service.wait_idle()
+            # A first event delivered: the sender is running (steady state).
+            services.hub.publish(EventStartMessage(event=make_event("cam1"), ts=time.time()))
+            assert await service.outbox.wait_empty(5.0)
+            assert received.wait(5.0)
+            received.clear()
             services.hub.publish(EventStartMessage(event=make_event("cam1"), ts=time.time()))
             await asyncio.sleep(0)  # the sender's task takes its first step, then this one
             assert received.wait(2.0), "the event stayed queued until the loop turned"
@@ -178,3 +183,32 @@ async def test_a_refused_login_is_named_as_such(
     assert "check mqtt.username and mqtt.password" in refused[0]
     assert "unreachable" not in caplog.text
     assert "a-wrong-one" not in caplog.text
+
+
+async def test_states_a_crash_left_are_put_right_before_online(
+    mosquitto: Mosquitto, mqtt_prefix: str, tmp_path: Path
+) -> None:
+    t = Topics(mqtt_prefix)
+    # What a server killed during an event leaves retained (its last will set "offline").
+    crashed = {
+        t.available: b"offline",
+        t.status("cam1"): b"online",
+        t.motion("cam1"): b"ON",
+        t.zone_motion("cam1", "z"): b"ON",
+    }
+    for topic, payload in crashed.items():
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
+            await client.publish(topic, payload, qos=1, retain=True)
+    services = FakeServices([camera("cam1", ["z"])])
+    service = MqttService(services, mqtt_settings(mosquitto.url, mqtt_prefix), data_dir(tmp_path))
+    async with Recorder(mosquitto.url, f"{mqtt_prefix}/#") as rec:
+        await rec.wait_for(lambda ms: len(ms) >= len(crashed), what="the retained states")
+        async with running(service):
+            await rec.wait_value(t.available, b"online")
+        live = [m for m in rec.messages if not m.retain]
+    order = [(m.topic, m.payload) for m in live]
+    online = order.index((t.available, b"online"))
+    # Home Assistant takes whatever it holds as current once "online" arrives: the motion
+    # must be OFF by then, or automations see motion that ended with the crash.
+    assert order.index((t.motion("cam1"), b"OFF")) < online
+    assert order.index((t.zone_motion("cam1", "z"), b"OFF")) < online
