@@ -185,6 +185,12 @@ class MqttService:
         # Subscribe before the first await so no message published meanwhile is missed;
         # the outbox keeps what arrives before it is open.
         self._unsubscribe = self.services.hub.subscribe("mqtt", self._on_hub)
+        # A stop before this one (the app restarts a front end that failed) left every
+        # camera "offline" here; they are as the core says.
+        for info in self.services.cameras():
+            self.states.set(
+                self.topics.status(info.id), ONLINE if info.status == "online" else OFFLINE
+            )
         self._sync_cameras()
         await self.outbox.open()
 
@@ -415,7 +421,13 @@ class MqttService:
             tg.create_task(self._publish_states(client), name="mqtt-states")
 
     async def drain(self, grace: float) -> None:
-        """Give queued events and states up to ``grace`` seconds to go out."""
+        """Give queued events and states up to ``grace`` seconds to go out.
+
+        Every camera goes ``offline`` first: once the server is gone nothing delivers its
+        frames, and a retained ``online`` would say otherwise to anyone who reads a
+        camera's status without ``<prefix>/available``."""
+        for camera in self._known:
+            self.states.set(self.topics.status(camera), OFFLINE)
         deadline = asyncio.get_running_loop().time() + grace
         await self.outbox.wait_empty(grace)
         await self.states.wait_idle(max(0.0, deadline - asyncio.get_running_loop().time()))

@@ -212,3 +212,27 @@ async def test_states_a_crash_left_are_put_right_before_online(
     # must be OFF by then, or automations see motion that ended with the crash.
     assert order.index((t.motion("cam1"), b"OFF")) < online
     assert order.index((t.zone_motion("cam1", "z"), b"OFF")) < online
+
+
+async def test_a_clean_stop_leaves_every_camera_offline(
+    mosquitto: Mosquitto, mqtt_prefix: str, tmp_path: Path
+) -> None:
+    t = Topics(mqtt_prefix)
+    services = FakeServices([camera("cam1"), camera("cam2")])
+    service = MqttService(services, mqtt_settings(mosquitto.url, mqtt_prefix), data_dir(tmp_path))
+    async with running(service):
+        assert await service.wait_idle()
+        before = await retained(mosquitto.url, f"{mqtt_prefix}/#")
+    after = await retained(mosquitto.url, f"{mqtt_prefix}/#")
+    assert before[t.status("cam1")].payload == b"online"
+    assert after[t.available].payload == b"offline"
+    assert after[t.status("cam1")].payload == b"offline"
+    assert after[t.status("cam2")].payload == b"offline"
+    # Started again in the same process (as serve() does), the cameras are what the core
+    # says once more.
+    service.link.rearm()
+    async with running(service):
+        assert await service.wait_idle()
+        again = await retained(mosquitto.url, f"{mqtt_prefix}/#")
+    assert again[t.status("cam1")].payload == b"online"
+    assert again[t.available].payload == b"online"
