@@ -51,6 +51,13 @@ def _availability(topics: Topics, camera: str) -> dict[str, Any]:
     }
 
 
+def _server_only(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` available whenever the server is, whatever its camera's status."""
+    config["availability"] = config["availability"][:1]
+    del config["availability_mode"]
+    return config
+
+
 def discovery_configs(
     topics: Topics, camera: CameraView, version: str
 ) -> dict[str, dict[str, Any]]:
@@ -81,10 +88,14 @@ def discovery_configs(
         topics.discovery("binary_sensor", camera_entity_id(cam, "motion")): entity(
             camera_entity_id(cam, "motion"), "Motion", {"state_topic": topics.motion(cam), **binary}
         ),
-        topics.discovery("image", camera_entity_id(cam, "snapshot")): entity(
-            camera_entity_id(cam, "snapshot"),
-            "Snapshot",
-            {"image_topic": topics.snapshot(cam), "content_type": "image/jpeg"},
+        # The latest event's image is stored by the server: it stays viewable while the
+        # camera is offline (when it matters most: a camera that was cut off).
+        topics.discovery("image", camera_entity_id(cam, "snapshot")): _server_only(
+            entity(
+                camera_entity_id(cam, "snapshot"),
+                "Snapshot",
+                {"image_topic": topics.snapshot(cam), "content_type": "image/jpeg"},
+            )
         ),
         topics.discovery("sensor", camera_entity_id(cam, "fps")): entity(
             camera_entity_id(cam, "fps"),
@@ -99,23 +110,23 @@ def discovery_configs(
         ),
     }
     # Detection can be switched while the camera is offline, so it follows the server only.
-    switch = entity(
-        camera_entity_id(cam, "detect"),
-        "Motion detection",
-        {
-            "command_topic": topics.command(cam, "detect"),
-            "state_topic": topics.state(cam, "detect"),
-            "payload_on": ON.decode(),
-            "payload_off": OFF.decode(),
-            "state_on": ON.decode(),
-            "state_off": OFF.decode(),
-            "qos": 1,
-            "entity_category": "config",
-            "icon": "mdi:motion-sensor",
-        },
+    switch = _server_only(
+        entity(
+            camera_entity_id(cam, "detect"),
+            "Motion detection",
+            {
+                "command_topic": topics.command(cam, "detect"),
+                "state_topic": topics.state(cam, "detect"),
+                "payload_on": ON.decode(),
+                "payload_off": OFF.decode(),
+                "state_on": ON.decode(),
+                "state_off": OFF.decode(),
+                "qos": 1,
+                "entity_category": "config",
+                "icon": "mdi:motion-sensor",
+            },
+        )
     )
-    switch["availability"] = switch["availability"][:1]
-    del switch["availability_mode"]
     configs[topics.discovery("switch", camera_entity_id(cam, "detect"))] = switch
     for zone in camera.zones:
         oid = zone_entity_id(cam, zone)

@@ -132,10 +132,15 @@ async def test_discovery_configs_follow_the_documented_schema(
     assert motion["device_class"] == "motion"
     assert motion["state_topic"] == t.motion("front")
     assert (motion["payload_on"], motion["payload_off"]) == ("ON", "OFF")
+    assert [a["topic"] for a in motion["availability"]] == [t.available, t.status("front")]
+    assert motion["availability_mode"] == "all"
     image = front[f"{t.node}_front_snapshot"]
     assert image["image_topic"] == t.snapshot("front")
     assert image["content_type"] == "image/jpeg"
+    # The stored snapshot stays viewable while the camera is offline, like the switch.
+    assert [a["topic"] for a in image["availability"]] == [t.available]
     switch = front[f"{t.node}_front_detect"]
+    assert [a["topic"] for a in switch["availability"]] == [t.available]
     assert switch["command_topic"] == t.command("front", "detect")
     assert switch["state_topic"] == t.state("front", "detect")
     zone = front[f"{t.node}_front_zone_Yard_2"]
