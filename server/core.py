@@ -139,6 +139,12 @@ def _default_reader(camera: CameraSettings, security: SecuritySettings) -> Reade
     return reader
 
 
+def fps_moved(announced: float, now: float) -> bool:
+    """Whether a frame rate moved enough from the one last announced to announce it again:
+    by 0.5 fps or a tenth, so the jitter of a steady camera stays quiet."""
+    return abs(now - announced) >= max(0.5, 0.1 * announced)
+
+
 @dataclass(frozen=True)
 class CameraStatusView:
     """A camera's live status, as the API shows it."""
@@ -177,6 +183,7 @@ class Core:
         self.ids = UlidGenerator()
         self.started = time.monotonic()
         self.events_total = 0
+        self._announced_fps: dict[str, float] = {}
         self.running = False
         self.should_exit: Callable[[], bool] = lambda: False
         """True once shutdown began (set by :func:`server.app.run` from uvicorn's flag)."""
@@ -263,10 +270,15 @@ class Core:
         await asyncio.gather(*(self._stop_runtime(rt, grace) for rt in runtimes))
 
     async def stats_loop(self, interval: float = STATS_INTERVAL) -> None:
-        """Publish a :class:`StatsMessage` every ``interval`` seconds."""
+        """Publish a :class:`StatsMessage` every ``interval`` seconds, and a
+        :class:`CameraStatusMessage` for each camera whose frame rate moved since the last one
+        announced (a status change announces itself at once)."""
         while True:
             await asyncio.sleep(interval)
             self._hub.publish(self.stats())
+            for camera_id in list(self._runtimes):
+                if fps_moved(self._announced_fps.get(camera_id, 0.0), self.status(camera_id).fps):
+                    self._publish_status(camera_id)
 
     def stats(self) -> StatsMessage:
         """Current statistics."""
@@ -401,6 +413,7 @@ class Core:
                 raise CameraNotFound(camera_id)
             await self._stop_runtime(rt, STOP_TIMEOUT)
             del self._runtimes[camera_id]
+            self._announced_fps.pop(camera_id, None)
             self._settings.cameras = [c for c in self._settings.cameras if c.id != camera_id]
             self.storage.delete_camera(camera_id)
             self._hub.publish(
@@ -477,6 +490,7 @@ class Core:
 
     def _publish_status(self, camera_id: str) -> None:
         view = self.status(camera_id)
+        self._announced_fps[camera_id] = view.fps
         self._hub.publish(
             CameraStatusMessage(
                 camera=camera_id, status=view.state, fps=view.fps, last_error=view.last_error
