@@ -114,10 +114,16 @@ async def event_snapshot(
     ] = "best",
 ) -> Response:
     """An event's snapshot with its motion boxes drawn."""
+    event = await core.storage.get_event(event_id)
+    if event is None:
+        raise not_found(f"no event with id {event_id!r}")
     try:
         data = await core.storage.read_snapshot(event_id, None if kind == "best" else kind)
     except StorageError as exc:
         raise HTTPException(503, str(exc)) from exc
     if data is None:
         raise not_found(f"no snapshot for event {event_id!r}")
-    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})
+    # While the event is open a better peak frame may replace the snapshot: no reuse
+    # without asking again. Once it has ended the snapshot no longer changes.
+    cache = "no-cache" if event.end is None else "max-age=86400"
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": cache})
