@@ -221,6 +221,45 @@ async def test_dashboard_on_a_laptop(server: Server, browser: Browser) -> None:
     await context.close()
 
 
+async def test_an_open_event_deleted_while_disconnected_leaves_the_timeline(
+    server: Server, browser: Browser
+) -> None:
+    context = await browser.new_context(**LAPTOP)
+    page = await context.new_page()
+    problems = watch_problems(page)
+    await sign_in(page, server.url)
+    # A garden event has just started: the page shows it ongoing.
+    ongoing = page.locator('#events li.ongoing[data-camera="cycle"]').first
+    await expect(ongoing).to_be_visible(timeout=30_000)
+    event_id = await ongoing.get_attribute("data-event-id")
+    assert event_id
+    connections = int(await page.locator("body").get_attribute("data-connections") or 0)
+
+    # The page loses the server; meanwhile the event ends and is deleted.
+    await context.set_offline(True)
+    for client in server.app.state.ws_api.fanout.clients:
+        client.finish(CloseRequest(1012, "restarting"))
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "reconnecting")
+    for _ in range(300):
+        stored = (await server.client.get(f"/api/events/{event_id}")).json()
+        if stored["end"] is not None:
+            break
+        await page.wait_for_timeout(100)
+    assert stored["end"] is not None, "the garden event did not end"
+    assert (await server.client.delete(f"/api/events/{event_id}")).status_code == 204
+
+    # Back online: the page reconnects, finds the event gone, and stops showing it as
+    # ongoing (it had kept it ongoing for ever).
+    await context.set_offline(False)
+    await page.wait_for_function(
+        f"() => Number(document.body.dataset.connections) > {connections}", timeout=30_000
+    )
+    await expect(page.locator(f'#events li[data-event-id="{event_id}"]')).to_have_count(0)
+    # Chromium logs each connection attempt it refused while offline; nothing else.
+    assert [p for p in problems if "ERR_INTERNET_DISCONNECTED" not in p] == []
+    await context.close()
+
+
 async def test_dashboard_on_a_phone(server: Server, browser: Browser) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     context = await browser.new_context(**PHONE)

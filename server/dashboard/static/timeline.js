@@ -110,8 +110,13 @@ export class Timeline {
     for (const item of open) {
       try {
         this.upsert(await api(`api/events/${encodeURIComponent(item.event.id)}`), true);
-      } catch {
-        // deleted or unreachable: keep what we have
+      } catch (err) {
+        // Deleted meanwhile (by hand, by retention, or a new data directory): it would
+        // otherwise stay "ongoing" for ever. Unreachable: keep what we have.
+        if (err.status === 404 && this.items.get(item.event.id) === item) {
+          this.drop(item);
+          this.items.delete(item.event.id);
+        }
       }
     }
   }
