@@ -260,6 +260,40 @@ async def test_an_open_event_deleted_while_disconnected_leaves_the_timeline(
     await context.close()
 
 
+async def test_a_page_left_open_keeps_only_the_newest_events(
+    server: Server, browser: Browser
+) -> None:
+    context = await browser.new_context(**LAPTOP)
+    page = await context.new_page()
+    problems = watch_problems(page)
+    await sign_in(page, server.url)
+    events = page.locator("#events .event")
+    await expect(events.nth(1)).to_be_visible(timeout=30_000)
+    ids = await page.eval_on_selector_all(
+        "#events .event", "nodes => nodes.map(n => n.dataset.eventId)"
+    )
+    # Keep as many as the page has now (the real limit is the same code with 300).
+    await page.evaluate("n => { document.querySelector('#events').dataset.keep = n }", len(ids))
+
+    # New events arrive live; the oldest leave the page instead of piling up.
+    await page.wait_for_function(
+        "newest => document.querySelector('#events .event').dataset.eventId > newest",
+        arg=max(ids),
+        timeout=30_000,
+    )
+    await expect(events).to_have_count(len(ids))
+    oldest = page.locator(f'#events li[data-event-id="{min(ids)}"]')
+    await expect(oldest).to_have_count(0)
+
+    # "Older events" brings them back.
+    more = page.locator("#more-events")
+    await expect(more).to_be_visible()
+    await more.click()
+    await expect(oldest).to_have_count(1)
+    assert problems == []
+    await context.close()
+
+
 async def test_dashboard_on_a_phone(server: Server, browser: Browser) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     context = await browser.new_context(**PHONE)

@@ -5,6 +5,10 @@ import { api, fetchImage } from "./api.js";
 import { el, formatDuration, formatWhen } from "./util.js";
 
 const PAGE = 30;
+// Live events are added at the top for as long as the page is open; beyond this many the
+// oldest leave the page (memory) and come back with "Older events". `data-keep` on the
+// list overrides it.
+const KEEP = 300;
 
 export class Timeline {
   constructor({ list, more, cameraSelect, zoneSelect, onOpen, onNewest }) {
@@ -140,12 +144,28 @@ export class Timeline {
       this.items.set(event.id, item);
       this.insert(item);
       this.thumbs.observe(item.node);
-      if (live) item.node.classList.add("fresh");
+      if (live) {
+        item.node.classList.add("fresh");
+        this.trim();
+      }
     }
     item.event = event;
     this.render(item);
     // The snapshot is written after event_start, and a better one may follow.
     if (item.visible) this.loadThumb(item);
+  }
+
+  /** Drop the oldest events beyond the limit; "Older events" pages back to them. */
+  trim() {
+    const keep = Math.max(1, Number(this.list.dataset.keep) || KEEP);
+    if (this.items.size <= keep) return;
+    while (this.items.size > keep) {
+      const id = this.list.lastElementChild.dataset.eventId;
+      this.drop(this.items.get(id));
+      this.items.delete(id);
+    }
+    this.cursor = this.list.lastElementChild.dataset.eventId;
+    this.more.hidden = false;
   }
 
   insert(item) {
