@@ -294,6 +294,39 @@ async def test_a_page_left_open_keeps_only_the_newest_events(
     await context.close()
 
 
+async def test_without_the_server_cameras_are_not_shown_online(
+    server: Server, browser: Browser
+) -> None:
+    context = await browser.new_context(**LAPTOP)
+    page = await context.new_page()
+    problems = watch_problems(page)
+    await sign_in(page, server.url)
+    busy = page.locator('.tile[data-camera="busy"]')
+    await expect(busy).to_have_attribute("data-status", "online", timeout=20_000)
+    await expect(page.locator("#stats")).to_contain_text("online", timeout=20_000)
+    connections = int(await page.locator("body").get_attribute("data-connections") or 0)
+
+    # The page loses the server: it cannot know the cameras' state any more.
+    await context.set_offline(True)
+    for client in server.app.state.ws_api.fanout.clients:
+        client.finish(CloseRequest(1012, "restarting"))
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "reconnecting")
+    await expect(busy).to_have_attribute("data-status", "unknown")
+    await expect(busy.locator(".status")).to_have_text("unknown")
+    await expect(page.locator("#stats")).to_have_text("")
+
+    # Back online: the state is loaded again.
+    await context.set_offline(False)
+    await page.wait_for_function(
+        f"() => Number(document.body.dataset.connections) > {connections}", timeout=30_000
+    )
+    await expect(busy).to_have_attribute("data-status", "online")
+    await expect(page.locator("#stats")).to_contain_text("online", timeout=20_000)
+    # Chromium logs each connection attempt it refused while offline; nothing else.
+    assert [p for p in problems if "ERR_INTERNET_DISCONNECTED" not in p] == []
+    await context.close()
+
+
 async def test_dashboard_on_a_phone(server: Server, browser: Browser) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     context = await browser.new_context(**PHONE)

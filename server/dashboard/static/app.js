@@ -155,6 +155,13 @@ function renderConnection() {
   conn.title = detail || "";
 }
 live.addEventListener("state", renderConnection);
+live.addEventListener("state", () => {
+  // Camera status and counts come over the connection: without it they are unknown, not
+  // "online". The next hello loads them again.
+  if (live.state !== "reconnecting" || !live.everConnected) return;
+  grid.markUnknown("no connection to the server");
+  $("#stats").textContent = "";
+});
 
 live.addEventListener("message", (e) => {
   const msg = e.detail;

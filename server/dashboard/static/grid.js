@@ -56,6 +56,11 @@ export class CameraGrid {
     return this.tiles.has(id);
   }
 
+  /** The connection to the server is lost: what the tiles knew may no longer hold. */
+  markUnknown(reason) {
+    for (const tile of this.tiles.values()) tile.setUnknown(reason);
+  }
+
   onMessage(msg) {
     const tile = this.tiles.get(msg.camera);
     if (!tile) return;
@@ -167,6 +172,14 @@ class Tile {
     this.statusLabel.title = lastError || "";
     if (!this.frames) this.placeholder.textContent = this.offlineText();
     if (was && was !== "online" && status === "online") this.schedule(0);
+  }
+
+  setUnknown(reason) {
+    this.setStatus("unknown", reason, 0);
+    this.motion = null;
+    this.node.dataset.motion = "false";
+    for (const item of this.zones.children) item.classList.remove("active");
+    this.draw();
   }
 
   offlineText() {
