@@ -103,6 +103,8 @@ class Tile {
       "aria-label": "Sensitivity",
     });
     this.sensitivityValue = el("output");
+    this.zonesButton = el("button", { type: "button", class: "btn small ghost", text: "Zones", onclick: () => actions.zones(this.camera) });
+    this.editButton = el("button", { type: "button", class: "btn small ghost", text: "Edit", onclick: () => actions.edit(this.camera) });
     const send = debounce((v) => actions.sensitivity(this.camera, v), 250);
     this.sensitivity.addEventListener("input", () => {
       this.sensitivityValue.textContent = this.sensitivity.value;
@@ -127,8 +129,8 @@ class Tile {
         el(
           "div",
           { class: "tile-actions admin-only" },
-          el("button", { type: "button", class: "btn small ghost", text: "Zones", onclick: () => actions.zones(this.camera) }),
-          el("button", { type: "button", class: "btn small ghost", text: "Edit", onclick: () => actions.edit(this.camera) }),
+          this.zonesButton,
+          this.editButton,
         ),
       ),
     );
@@ -147,7 +149,15 @@ class Tile {
 
   update(camera) {
     this.camera = camera;
-    this.title.textContent = camera.name || camera.id;
+    const name = camera.name || camera.id;
+    this.title.textContent = name;
+    // A long name is cut short on the tile; the tooltip has all of it. The controls name
+    // their camera, as every tile has the same ones.
+    this.title.title = name;
+    this.frame.setAttribute("aria-label", `Open the live view of ${name}`);
+    this.sensitivity.setAttribute("aria-label", `Sensitivity of ${name}`);
+    this.zonesButton.setAttribute("aria-label", `Zones of ${name}`);
+    this.editButton.setAttribute("aria-label", `Edit ${name}`);
     this.setStatus(camera.status, camera.last_error, camera.fps);
     if (document.activeElement !== this.sensitivity) {
       this.sensitivity.value = camera.detect?.sensitivity ?? 50;
