@@ -35,6 +35,7 @@ const grid = new CameraGrid($("#grid"), {
 const timeline = new Timeline({
   list: $("#events"),
   more: $("#more-events"),
+  empty: $("#no-events"),
   cameraSelect: $("#filter-camera"),
   zoneSelect: $("#filter-zone"),
   onOpen: openEvent,

@@ -11,9 +11,10 @@ const PAGE = 30;
 const KEEP = 300;
 
 export class Timeline {
-  constructor({ list, more, cameraSelect, zoneSelect, onOpen, onNewest }) {
+  constructor({ list, more, empty, cameraSelect, zoneSelect, onOpen, onNewest }) {
     this.list = list;
     this.more = more;
+    this.empty = empty;
     this.cameraSelect = cameraSelect;
     this.zoneSelect = zoneSelect;
     this.onOpen = onOpen;
@@ -97,6 +98,7 @@ export class Timeline {
       if (!this.cursor && page.events.length) this.onNewest?.(page.events[0].id);
       this.cursor = page.next_cursor;
       this.more.hidden = !this.cursor;
+      this.empty.hidden = this.items.size > 0;
     } finally {
       this.more.disabled = false;
       this.list.dataset.loaded = "true";
@@ -120,6 +122,7 @@ export class Timeline {
         if (err.status === 404 && this.items.get(item.event.id) === item) {
           this.drop(item);
           this.items.delete(item.event.id);
+          this.empty.hidden = this.items.size > 0 || Boolean(this.cursor);
         }
       }
     }
@@ -143,6 +146,7 @@ export class Timeline {
       );
       this.items.set(event.id, item);
       this.insert(item);
+      this.empty.hidden = true;
       this.thumbs.observe(item.node);
       if (live) {
         item.node.classList.add("fresh");
