@@ -327,6 +327,40 @@ async def test_without_the_server_cameras_are_not_shown_online(
     await context.close()
 
 
+async def test_an_event_opened_before_its_thumbnail_loaded_shows_its_snapshot(
+    server: Server, browser: Browser
+) -> None:
+    # A short phone screen: the timeline is far below the cameras, so no thumbnail loads.
+    context = await browser.new_context(**{**PHONE, "viewport": {"width": 390, "height": 400}})
+    page = await context.new_page()
+    problems = watch_problems(page)
+    await sign_in(page, server.url)
+    event_id = None
+    for _ in range(300):
+        page_of_events = (await server.client.get("/api/events")).json()["events"]
+        with_snapshot = [e["id"] for e in page_of_events if e["has_snapshot"]]
+        if with_snapshot:
+            event_id = with_snapshot[0]
+            break
+        await page.wait_for_timeout(100)
+    assert event_id, "no event with a snapshot"
+    item = page.locator(f'#events li[data-event-id="{event_id}"]')
+    await expect(item).to_have_count(1, timeout=15_000)
+    assert await item.locator("img").get_attribute("src") is None
+
+    # Activated without scrolling to it (as a keyboard or screen reader can).
+    await item.locator("button.event-open").dispatch_event("click")
+    dialog = page.locator("#view-dialog")
+    await expect(dialog).to_be_visible()
+    await page.wait_for_function(
+        "() => document.querySelector('#view-dialog img').naturalWidth > 0", timeout=15_000
+    )
+    await dialog.locator("[data-action=close]").click()
+    await expect(dialog).to_be_hidden()
+    assert problems == []
+    await context.close()
+
+
 async def test_dashboard_on_a_phone(server: Server, browser: Browser) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     context = await browser.new_context(**PHONE)

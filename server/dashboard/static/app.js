@@ -128,14 +128,38 @@ async function streamCamera(id, signal) {
 
 function openEvent(event, url) {
   viewAbort?.abort();
+  viewAbort = null;
+  delete viewDialog.dataset.source;
   const name = cameras.find((c) => c.id === event.camera)?.name ?? event.camera;
   $("h2", viewDialog).textContent = `${name}: event at ${formatWhen(event.start)}`;
-  $(".view-caption", viewDialog).textContent = (event.zones || []).length
-    ? `Zones: ${event.zones.join(", ")}`
-    : "";
+  const caption = $(".view-caption", viewDialog);
+  caption.textContent = (event.zones || []).length ? `Zones: ${event.zones.join(", ")}` : "";
   if (url) viewImage.src = url;
-  else viewImage.removeAttribute("src");
+  else {
+    // Its thumbnail was never loaded (the event was not scrolled into view): fetch it here.
+    viewImage.removeAttribute("src");
+    if (event.has_snapshot) showEventSnapshot(event, caption);
+    else caption.textContent = "This event has no snapshot.";
+  }
   viewDialog.showModal();
+}
+
+async function showEventSnapshot(event, caption) {
+  const abort = new AbortController();
+  viewAbort = abort;
+  try {
+    const url = await fetchImage(`api/events/${encodeURIComponent(event.id)}/snapshot.jpg`, {
+      signal: abort.signal,
+      cache: "no-cache",
+    });
+    if (abort.signal.aborted) URL.revokeObjectURL(url);
+    else {
+      viewImage.src = url;
+      abort.signal.addEventListener("abort", () => URL.revokeObjectURL(url));
+    }
+  } catch {
+    if (!abort.signal.aborted) caption.textContent = "The snapshot could not be loaded.";
+  }
 }
 
 // ---- connection state ----------------------------------------------------------------------
