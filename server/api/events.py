@@ -45,8 +45,9 @@ async def list_events(
     """Events, newest first, one page at a time."""
     events = await core.storage.list_events(
         EventQuery(
-            camera=camera,
-            zone=zone,
+            # Empty, as a form's "all" choice sends it, is no filter (no id is empty).
+            camera=camera or None,
+            zone=zone or None,
             since=_unix(since),
             until=_unix(until),
             before=cursor,
