@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from browser_harness import (
@@ -357,6 +359,28 @@ async def test_an_event_opened_before_its_thumbnail_loaded_shows_its_snapshot(
     )
     await dialog.locator("[data-action=close]").click()
     await expect(dialog).to_be_hidden()
+    assert problems == []
+    await context.close()
+
+
+async def test_event_times_are_local_with_the_full_moment_and_zone_on_hover(
+    server: Server, browser: Browser
+) -> None:
+    context = await browser.new_context(**LAPTOP, timezone_id="Asia/Kathmandu", locale="en-GB")
+    page = await context.new_page()
+    problems = watch_problems(page)
+    await sign_in(page, server.url)
+    when = page.locator("#events .event time").first
+    await expect(when).to_be_visible(timeout=30_000)
+    iso = await when.get_attribute("datetime")
+    assert iso
+    local = datetime.fromisoformat(iso).astimezone(ZoneInfo("Asia/Kathmandu"))
+    await expect(when).to_contain_text(local.strftime("%H:%M"))
+    title = await when.get_attribute("title")
+    assert title is not None
+    assert local.strftime("%H:%M:%S") in title
+    assert str(local.year) in title
+    assert "GMT+5:45" in title
     assert problems == []
     await context.close()
 

@@ -2,7 +2,7 @@
 // messages (upserts by event id), filtered by camera and zone, with snapshots.
 
 import { api, fetchImage } from "./api.js";
-import { el, formatDuration, formatWhen } from "./util.js";
+import { el, formatDuration, formatFull, formatWhen } from "./util.js";
 
 const PAGE = 30;
 // Live events are added at the top for as long as the page is open; beyond this many the
@@ -192,7 +192,7 @@ export class Timeline {
     item.node.classList.toggle("interrupted", Boolean(e.interrupted));
     item.node.dataset.camera = e.camera;
     item.text.replaceChildren(
-      el("div", { class: "event-title" }, el("strong", { text: name }), el("time", { datetime: e.start, text: formatWhen(e.start) })),
+      el("div", { class: "event-title" }, el("strong", { text: name }), el("time", { datetime: e.start, title: formatFull(e.start), text: formatWhen(e.start) })),
       el(
         "div",
         { class: "event-meta" },

@@ -61,6 +61,21 @@ export function formatWhen(iso) {
     : dateTimeFormat.format(date);
 }
 
+const fullFormat = new Intl.DateTimeFormat(undefined, {
+  year: "numeric",
+  month: "short",
+  day: "numeric",
+  hour: "2-digit",
+  minute: "2-digit",
+  second: "2-digit",
+  timeZoneName: "short",
+});
+
+/** "Mar 3, 2026, 14:03:07 GMT+1": the whole moment, with the browser's time zone. */
+export function formatFull(iso) {
+  return fullFormat.format(new Date(iso));
+}
+
 /** "42 s", "3 min 5 s", "1 h 2 min". */
 export function formatDuration(seconds) {
   const s = Math.max(0, Math.round(seconds));
