@@ -553,14 +553,16 @@ class Storage:
         )
 
     async def apply_retention(self, now: float | None = None) -> int:
-        """Delete events older than ``retention_days`` and beyond ``max_events``."""
+        """Delete ended events older than ``retention_days`` and beyond ``max_events``. An
+        open event stays (the pipeline is still writing it); it goes at a later pass once it
+        has ended."""
         cutoff = (time.time() if now is None else now) - self.settings.retention_days * 86400
 
         def q() -> list[tuple[str, str]]:
             c = self._c()
             doomed = c.execute(
-                "SELECT id, camera FROM events WHERE start < ? OR id NOT IN"
-                " (SELECT id FROM events ORDER BY id DESC LIMIT ?)",
+                'SELECT id, camera FROM events WHERE "end" IS NOT NULL AND (start < ? OR id NOT IN'
+                " (SELECT id FROM events ORDER BY id DESC LIMIT ?))",
                 (cutoff, self.settings.max_events),
             ).fetchall()
             c.executemany("DELETE FROM events WHERE id = ?", [(d[0],) for d in doomed])

@@ -111,6 +111,31 @@ async def test_retention_by_age_and_count_removes_snapshots(tmp_path: Path) -> N
     await s.close()
 
 
+async def test_retention_keeps_an_open_event_until_it_has_ended(tmp_path: Path) -> None:
+    s = await open_storage(tmp_path, retention_days=1, max_events=10)
+    gen = UlidGenerator()
+    now = T0 + 30 * 86400
+    # A long event (a parked car) still open on one camera, past the age and the count...
+    ongoing = make_event(gen, "cam1", now - 2 * 86400, [], end=False)
+    # ...while another camera makes newer, ended ones.
+    newer = [make_event(gen, "cam2", now - 100 + i, []) for i in range(12)]
+    frame = np.zeros((48, 64, 3), np.uint8)
+    for ev in [ongoing, *newer]:
+        s.save_event(ev)
+        assert await s.write_snapshot(ev, "start", frame, ev.boxes)
+    assert await s.apply_retention(now) == 2
+    left = {e.id for e in await s.list_events(EventQuery(limit=100))}
+    assert left == {ongoing.id} | {e.id for e in newer[2:]}
+    assert s.snapshot_path("cam1", ongoing.id, "start").exists()
+    # Once it has ended, the next pass takes it.
+    s.save_event(ongoing.model_copy(update={"end": utc(now - 50)}))
+    assert await s.apply_retention(now) == 1
+    left = {e.id for e in await s.list_events(EventQuery(limit=100))}
+    assert left == {e.id for e in newer[2:]}
+    assert not s.snapshot_path("cam1", ongoing.id, "start").exists()
+    await s.close()
+
+
 async def test_snapshot_write_failure_is_reported_and_nothing_breaks(tmp_path: Path) -> None:
     s = await open_storage(tmp_path)
     gen = UlidGenerator()
