@@ -13,15 +13,18 @@ out of the file. A variable that is not set is a configuration error naming it;
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
+import types
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_settings import EnvSettingsSource, SettingsError
 
 from server.config import Settings
@@ -98,7 +101,7 @@ def _error_lines(
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function")))
         msg = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = "unknown key"
+            msg = "unknown key" + _suggestion(loc)
         variable = _env_origin(loc, env_data, variables)
         if variable is not None:
             lines.append(f"{source}: {_loc_text(loc)} (from {variable}): {msg}")
@@ -106,6 +109,46 @@ def _error_lines(
         where = _where(source, root, loc) if loc and loc[0] in data else source
         lines.append(f"{where}: {_loc_text(loc)}: {msg}")
     return lines
+
+
+def _model_at(loc: Loc) -> type[BaseModel] | None:
+    """The model class whose keys are valid at ``loc`` (list indexes and optional sections
+    are stepped through), or ``None`` where ``loc`` leaves the model tree."""
+    model: type[BaseModel] = Settings
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        found = _model_in(field.annotation)
+        if found is None:
+            return None
+        model = found
+    return model
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin in (list, typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _suggestion(loc: Loc) -> str:
+    """``; did you mean 'x'?`` for an unknown key close to a valid one at its place."""
+    if not loc or not isinstance(loc[-1], str):
+        return ""
+    model = _model_at(loc[:-1])
+    if model is None:
+        return ""
+    close = difflib.get_close_matches(loc[-1].lower(), list(model.model_fields), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _env_variables() -> dict[str, str]:

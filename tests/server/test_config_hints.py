@@ -1,0 +1,38 @@
+"""Config mistakes a user makes by hand get a hint at what was meant."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pytest
+
+from server.settings_file import ConfigError, parse_settings
+
+MINIMAL = """\
+server: {host: 127.0.0.1, port: 8000}
+storage: {path: ./motionhub-data}
+cameras:
+  - id: cam1
+    url: rtsp://user:pass@192.168.1.20:554/stream1
+"""
+
+
+def errors_of(text: str, environ: Mapping[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_settings(text, "cfg.yml", environ=environ)
+    return info.value.lines
+
+
+def test_misspelt_keys_suggest_the_key_at_their_place() -> None:
+    text = MINIMAL.replace("path: ./motionhub-data", "path: ./d, retention_day: 7")
+    text += "    snapshot_intervall: 2\n    detect: {fsp: 5}\n"
+    assert errors_of(text) == [
+        "cfg.yml:2: storage.retention_day: unknown key; did you mean 'retention_days'?",
+        "cfg.yml:7: cameras[0].detect.fsp: unknown key; did you mean 'fps'?",
+        "cfg.yml:6: cameras[0].snapshot_intervall: unknown key; did you mean 'snapshot_interval'?",
+    ]
+
+
+def test_a_key_like_none_gets_no_guess() -> None:
+    text = MINIMAL + "    zzzz: 1\n"
+    assert errors_of(text) == ["cfg.yml:6: cameras[0].zzzz: unknown key"]
