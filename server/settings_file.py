@@ -188,6 +188,25 @@ def _env_origin(loc: Loc, env_data: Mapping[str, Any], variables: Mapping[str, s
     return None
 
 
+def _unknown_overrides() -> list[str]:
+    """One line for each ``MOTIONHUB_A__B`` variable whose section ``A`` does not exist: the
+    settings source would skip it without a word, and the override would silently not apply.
+    (Variables without ``__`` are left alone: other ``MOTIONHUB_*`` variables exist.)"""
+    prefix = Settings.model_config.get("env_prefix", "").lower()
+    delimiter = Settings.model_config.get("env_nested_delimiter") or "__"
+    lines = []
+    for lower, name in sorted(_env_variables().items()):
+        section = lower.removeprefix(prefix).partition(delimiter)[0]
+        if delimiter not in lower or section in Settings.model_fields:
+            continue
+        line = f"{name}: no such section {section!r}"
+        close = difflib.get_close_matches(section, list(Settings.model_fields), n=1, cutoff=0.6)
+        if close:
+            line += f"; did you mean {prefix.upper()}{close[0].upper()}{delimiter}...?"
+        lines.append(line)
+    return lines
+
+
 def _env_json_errors() -> list[str]:
     """One line for each ``MOTIONHUB_*`` variable whose value should be JSON (a list or a
     section) and is not; its value is never shown (it may be a secret)."""
@@ -338,6 +357,9 @@ def parse_settings(
                 for loc, problem in missing
             ]
         )
+    unknown = _unknown_overrides()
+    if unknown:
+        raise ConfigError(unknown)
     try:
         return Settings(**data)
     except SettingsError:

@@ -36,3 +36,22 @@ def test_misspelt_keys_suggest_the_key_at_their_place() -> None:
 def test_a_key_like_none_gets_no_guess() -> None:
     text = MINIMAL + "    zzzz: 1\n"
     assert errors_of(text) == ["cfg.yml:6: cameras[0].zzzz: unknown key"]
+
+
+def test_an_override_for_a_section_that_does_not_exist_is_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MOTIONHUB_SERVR__PORT", "9000")
+    monkeypatch.setenv("MOTIONHUB_XYZZY__A", "1")
+    assert errors_of(MINIMAL) == [
+        "MOTIONHUB_SERVR__PORT: no such section 'servr'; did you mean MOTIONHUB_SERVER__...?",
+        "MOTIONHUB_XYZZY__A: no such section 'xyzzy'",
+    ]
+
+
+def test_overrides_of_existing_sections_and_other_variables_still_apply(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MOTIONHUB_SERVER__PORT", "9000")
+    monkeypatch.setenv("MOTIONHUB_DECODE_SLOTS", "auto")
+    assert parse_settings(MINIMAL, "cfg.yml").server.port == 9000
