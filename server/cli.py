@@ -19,6 +19,9 @@ __all__ = ["main"]
 CONFIG_ERROR_EXIT = 2
 STARTUP_FAILED = 3
 """``serve`` could not start (the cause is in the log, in one line)."""
+INTERRUPTED = 130
+"""``serve`` stopped by Ctrl-C (SIGINT) after a graceful shutdown (128 + SIGINT, as a shell
+reports it)."""
 
 
 def fail_config(exc: ConfigError) -> NoReturn:
@@ -121,6 +124,10 @@ def serve(config: Path, host: str | None, port: int | None) -> None:
         run(settings)
     except StartupError:
         sys.exit(STARTUP_FAILED)  # the cause is logged already
+    except KeyboardInterrupt:
+        # uvicorn has shut down gracefully and re-raised the SIGINT it caught; without this,
+        # click reports a normal Ctrl-C stop as "Aborted!" with status 1, like a failure.
+        sys.exit(INTERRUPTED)
 
 
 main.add_command(sim_command, name="sim")
