@@ -326,11 +326,37 @@ def _expand_variables(data: Any, environ: Mapping[str, str]) -> tuple[Any, list[
     return expand(data, ()), problems
 
 
+_PATH_KEYS: tuple[Loc, ...] = (
+    ("storage", "path"),
+    ("security", "media_dir"),
+    ("mqtt", "tls", "ca"),
+    ("mqtt", "tls", "cert"),
+    ("mqtt", "tls", "key"),
+)
+"""The keys that hold file system paths (camera URLs must be absolute already)."""
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+    """Make each relative path written in the file relative to ``base`` (the file's folder),
+    so that the file means the same whatever directory the server is started from."""
+    for loc in _PATH_KEYS:
+        node: Any = data
+        for part in loc[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(loc[-1]), str):
+            value = Path(node[loc[-1]]).expanduser()
+            node[loc[-1]] = str(value) if value.is_absolute() else os.path.normpath(base / value)
+
+
 def parse_settings(
-    text: str, source: str = "<config>", environ: Mapping[str, str] | None = None
+    text: str,
+    source: str = "<config>",
+    environ: Mapping[str, str] | None = None,
+    base: Path | None = None,
 ) -> Settings:
     """Parse YAML ``text`` into :class:`Settings`, with ``${NAME}`` in its values taken from
-    ``environ`` (default: the process's environment), then the ``MOTIONHUB_*`` overrides."""
+    ``environ`` (default: the process's environment), then the ``MOTIONHUB_*`` overrides.
+    With ``base``, relative paths in ``text`` are taken from that folder."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -357,6 +383,8 @@ def parse_settings(
                 for loc, problem in missing
             ]
         )
+    if base is not None:
+        _resolve_paths(data, base)
     unknown = _unknown_overrides()
     if unknown:
         raise ConfigError(unknown)
@@ -378,4 +406,4 @@ def load_settings(path: Path | None) -> Settings:
         raise ConfigError([f"{path}: cannot read config file: {exc.strerror}"]) from None
     except UnicodeDecodeError:
         raise ConfigError([f"{path}: config file is not UTF-8 text"]) from None
-    return parse_settings(text, str(path))
+    return parse_settings(text, str(path), base=Path(os.path.abspath(path)).parent)

@@ -1,0 +1,40 @@
+"""Relative paths in a config file are taken from the file's folder, not the start folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from server.settings_file import load_settings
+
+
+def test_relative_paths_are_taken_from_the_config_files_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    config = folder / "motionhub.yml"
+    config.write_text(
+        "storage: {path: data}\n"
+        "security: {media_dir: ../media}\n"
+        "mqtt: {url: 'mqtts://127.0.0.1:8883', tls: {ca: certs/ca.pem, cert: /abs/c.pem}}\n"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # as under systemd, where the working directory is /
+    settings = load_settings(Path("../etc/motionhub.yml"))
+    assert settings.storage.path == folder / "data"
+    assert settings.security.media_dir == tmp_path / "media"
+    assert settings.mqtt is not None
+    assert settings.mqtt.tls.ca == folder / "certs" / "ca.pem"
+    assert settings.mqtt.tls.cert == Path("/abs/c.pem")
+
+
+def test_an_override_from_the_environment_is_taken_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "motionhub.yml"
+    config.write_text("storage: {path: data}\n")
+    monkeypatch.setenv("MOTIONHUB_STORAGE__PATH", "from-env")
+    assert load_settings(config).storage.path == Path("from-env")
