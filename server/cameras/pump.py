@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from server.cameras.errors import BadFrame, SourceError
-from server.cameras.policy import SourceKind, check_host, plan_source
+from server.cameras.policy import SourceKind, SourcePlan, check_host, plan_source
 from server.cameras.slots import DECODE_SLOTS
 from server.cameras.sources import HttpCameraClient, Sample, Source, make_source, probe_http_kind
 from server.cameras.status import StatusTracker
@@ -244,10 +244,40 @@ class Pump:
         source = make_source(self._kind, plan, self.settings, self.security, self._stop)
         try:
             source.open()
+        except SourceError as exc:
+            source.close()
+            if self._kind == "mjpeg":
+                raise self._why_not_mjpeg(plan, exc) from None
+            raise
         except BaseException:
             source.close()
             raise
         return source
+
+    def _why_not_mjpeg(self, plan: SourcePlan, failed: SourceError) -> SourceError:
+        """A clearer error for an MJPEG open that failed: FFmpeg says "cannot connect" or
+        "invalid data" for a URL that answers fine with a web page or a single JPEG, so ask
+        the URL once what it serves."""
+        client = HttpCameraClient(plan, self.settings, self.security)
+        try:
+            response = client.get(stream=True, timeout=self.settings.open_timeout)
+            response.close()
+        except Exception:
+            return failed  # the probe failed too: FFmpeg's reason stands
+        finally:
+            client.close()
+        served = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        if served == "multipart/x-mixed-replace":
+            return failed
+        if not served.startswith("image/"):
+            return SourceError(
+                f"{plan.where} serves {served or 'no content type'}, "
+                "neither an MJPEG stream nor a JPEG snapshot"
+            )
+        return SourceError(
+            f"{plan.where} serves single JPEG images, not an MJPEG stream: "
+            "use kind: snapshot or auto"
+        )
 
     def _read(self, source: Source) -> None:
         """Read until stopped (returns) or the source fails (raises)."""
