@@ -151,6 +151,17 @@ def _suggestion(loc: Loc) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
+def _in_file_order(lines: list[str], source: str) -> list[str]:
+    """``lines`` sorted by the file line they name (the model reports them in its own field
+    order); lines without a file line (the whole file, a variable) keep their place first."""
+
+    def line_of(text: str) -> int:
+        head, _, rest = text.removeprefix(f"{source}:").partition(":")
+        return int(head) if text.startswith(f"{source}:") and head.isdigit() and rest else 0
+
+    return sorted(lines, key=line_of)
+
+
 def _env_variables() -> dict[str, str]:
     """The set ``MOTIONHUB_*`` variables: lower-cased name (as the settings source sees it)
     to the name as written."""
@@ -393,7 +404,7 @@ def parse_settings(
     except SettingsError:
         raise ConfigError(_env_json_errors()) from None
     except ValidationError as exc:
-        raise ConfigError(_error_lines(exc, source, root, data)) from None
+        raise ConfigError(_in_file_order(_error_lines(exc, source, root, data), source)) from None
 
 
 def load_settings(path: Path | None) -> Settings:

@@ -28,9 +28,18 @@ def test_misspelt_keys_suggest_the_key_at_their_place() -> None:
     text += "    snapshot_intervall: 2\n    detect: {fsp: 5}\n"
     assert errors_of(text) == [
         "cfg.yml:2: storage.retention_day: unknown key; did you mean 'retention_days'?",
-        "cfg.yml:7: cameras[0].detect.fsp: unknown key; did you mean 'fps'?",
         "cfg.yml:6: cameras[0].snapshot_intervall: unknown key; did you mean 'snapshot_interval'?",
+        "cfg.yml:7: cameras[0].detect.fsp: unknown key; did you mean 'fps'?",
     ]
+
+
+def test_errors_come_in_the_order_of_the_file() -> None:
+    text = MINIMAL.replace("port: 8000", "port: -1") + "    open_timeout: 0\n    detect: {fps: 0}\n"
+    text += "logging: {level: LOUD}\n"
+    lines = errors_of(text)
+    assert [line.split(":")[1] for line in lines] == ["1", "6", "7", "8"]
+    assert lines[0].startswith("cfg.yml:1: server.port: ")
+    assert lines[3].startswith("cfg.yml:8: logging.level: ")
 
 
 def test_a_key_like_none_gets_no_guess() -> None:
