@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import ssl
 
 import av.error
 import httpx
@@ -121,13 +122,28 @@ def _http_reason(status: int, where: str) -> str:
     return f"the camera answered HTTP {status or 'error'} at {where}"
 
 
+def _socket_reason(exc: BaseException | None, where: str) -> str | None:
+    """The reason for a socket or TLS error under an httpx error, if it is one we know."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"the TLS certificate of {where} is not trusted ({exc.verify_message}); "
+            "use the camera's http:// URL"
+        )
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake with {where} failed: is it an https port?"
+    if isinstance(exc, OSError) and exc.errno in _ERRNO_TEXT:
+        return f"{_ERRNO_TEXT[exc.errno]} ({where})"
+    return None
+
+
 def _httpx_reason(exc: httpx.HTTPError, where: str, doing: str) -> str:
     # httpx wraps httpcore's error, which wraps the socket's OSError.
     inner: BaseException | None = exc
     for _ in range(5):
         inner = inner.__cause__ or inner.__context__ if inner is not None else None
-        if isinstance(inner, OSError) and inner.errno in _ERRNO_TEXT:
-            return f"{_ERRNO_TEXT[inner.errno]} ({where})"
+        cause = _socket_reason(inner, where)
+        if cause is not None:
+            return cause
     if isinstance(exc, httpx.UnsupportedProtocol):
         return f"{where} redirected to a URL scheme that is not allowed"
     if isinstance(exc, httpx.ConnectError):
