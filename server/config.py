@@ -390,8 +390,10 @@ def check_camera_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in CAMERA_SCHEMES:
         shown = parts.scheme or "(none)"
+        # A relative path (``media/clip.mp4``) has no scheme: say what it lacks.
+        hint = "; a video file needs an absolute path" if not parts.scheme else ""
         raise ValueError(
-            f"unsupported scheme {shown!r}; use one of {', '.join(CAMERA_SCHEMES)}, "
+            f"unsupported scheme {shown!r}{hint}; use one of {', '.join(CAMERA_SCHEMES)}, "
             "an absolute file path or /dev/videoN"
         )
     if parts.scheme != "file":

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from server.settings_file import load_settings
+from server.settings_file import ConfigError, load_settings
 
 
 def test_relative_paths_are_taken_from_the_config_files_folder(
@@ -38,3 +38,15 @@ def test_an_override_from_the_environment_is_taken_as_it_is(
     config.write_text("storage: {path: data}\n")
     monkeypatch.setenv("MOTIONHUB_STORAGE__PATH", "from-env")
     assert load_settings(config).storage.path == Path("from-env")
+
+
+def test_a_relative_file_camera_url_is_refused_saying_it_must_be_absolute(tmp_path: Path) -> None:
+    config = tmp_path / "motionhub.yml"
+    config.write_text("cameras:\n  - {id: clip, url: media/clip.mp4}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    assert info.value.lines == [
+        f"{config}:2: cameras[0].url: unsupported scheme '(none)'; a video file needs an "
+        "absolute path; use one of rtsp, rtsps, http, https, file, an absolute file path or "
+        "/dev/videoN"
+    ]
