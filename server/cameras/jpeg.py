@@ -38,6 +38,8 @@ def jpeg_size(data: bytes) -> tuple[int, int]:
     would "decode" a truncated file by padding it with grey, which a motion
     detector would see as a huge change, so truncation must be caught here.
     """
+    if not data:
+        raise BadFrame("empty image (0 bytes)")
     if not data.startswith(_SOI):
         raise BadFrame("not a JPEG image (garbage data)")
     if not data.rstrip(b"\r\n\x00 ").endswith(_EOI):

@@ -77,7 +77,7 @@ def test_jpeg_size_reads_the_frame_header(progressive: bool) -> None:
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
-        (b"", "not a JPEG image (garbage data)"),
+        (b"", "empty image (0 bytes)"),
         (b"<html>busy</html>", "not a JPEG image (garbage data)"),
         (_jpeg(64, 48)[:-300], "truncated JPEG image"),
         (b"\xff\xd8\xff\xd9", "corrupt JPEG image (no size header)"),
