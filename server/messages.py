@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from server.ids import ULID_PATTERN
+
 __all__ = [
     "AuthMessage",
     "Box",
@@ -200,11 +202,18 @@ class SubscribeMessage(_Wire):
     cameras: list[str] | None = Field(default=None, max_length=1024)
 
 
+RESUME_SINCE_PATTERN = f"^$|{ULID_PATTERN}"
+"""An event id, or nothing (from the oldest stored event)."""
+
+
 class ResumeMessage(_Wire):
     """Client: replay stored events after this event id."""
 
     type: Literal["resume"]
-    since: str = Field(max_length=64)
+    since: str = Field(
+        pattern=RESUME_SINCE_PATTERN,
+        description='The last event id seen (a ULID), or "" for every stored event.',
+    )
 
 
 ClientMessage = Annotated[

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from sec_harness import VIEWER, ThreadedServer, make_settings
 from websockets.sync.client import connect
 
 from server.events import utc
-from server.messages import Event
+from server.messages import RESUME_SINCE_PATTERN, Event
 from server.mqtt.commands import CommandError, parse_threshold
 from server.mqtt.topics import Topics
 
@@ -107,7 +108,10 @@ def test_mqtt_commands_against_the_real_core(
 # ---- WebSocket client messages against the real app ---------------------------------------
 
 client_frames = st.one_of(
-    st.builds(lambda s: {"type": "resume", "since": s}, st.text(max_size=40)),
+    st.builds(
+        lambda s: {"type": "resume", "since": s},
+        st.text(max_size=40) | st.from_regex(RESUME_SINCE_PATTERN, fullmatch=True),
+    ),
     st.builds(
         lambda c: {"type": "subscribe", "cameras": c},
         st.none() | st.lists(st.text(max_size=12), max_size=5),
@@ -166,8 +170,11 @@ def test_websocket_messages_against_the_real_core(tmp_path: Path) -> None:
                     and frame.get("type") == "resume"
                     and set(frame) == {"type", "since"}
                 ):
-                    replayed = [m["event"]["id"] for m in replies if m["type"] == "event_end"]
-                    assert replayed == [e.id for e in events if e.id > frame["since"]]
+                    if re.fullmatch(RESUME_SINCE_PATTERN, frame["since"]):
+                        replayed = [m["event"]["id"] for m in replies if m["type"] == "event_end"]
+                        assert replayed == [e.id for e in events if e.id > frame["since"]]
+                    else:
+                        assert kinds == {"error"}, "a since that is no event id is refused"
 
             check()
             # Still the same, live session.

@@ -22,6 +22,7 @@ from websockets.sync.client import ClientConnection, connect
 from ws_harness import ADMIN_TOKEN, VIEWER_TOKEN, LiveServer, live_server, make_event
 
 from server.messages import (
+    RESUME_SINCE_PATTERN,
     AuthMessage,
     ErrorMessage,
     ResumeMessage,
@@ -47,7 +48,11 @@ valid_messages = st.one_of(
         type=st.just("subscribe"),
         cameras=st.none() | st.lists(camera_ids, max_size=8),
     ),
-    st.builds(ResumeMessage, type=st.just("resume"), since=st.text(max_size=30)),
+    st.builds(
+        ResumeMessage,
+        type=st.just("resume"),
+        since=st.from_regex(RESUME_SINCE_PATTERN, fullmatch=True),
+    ),
 )
 # Objects shaped like client messages, with the right or wrong fields and types.
 near_misses = st.fixed_dictionaries(

@@ -219,7 +219,7 @@ async def test_resume_failure_is_reported_and_the_session_continues() -> None:
     async with live_server() as server, viewer(server) as ws:
         await hello_of(ws)
         server.services.fail_reads = True
-        await ws.send('{"type": "resume", "since": "0"}')
+        await ws.send('{"type": "resume", "since": ""}')
         error = await recv_json(ws)
         assert error["type"] == "error"
         assert error["code"] == "resume_failed"
@@ -236,6 +236,8 @@ async def test_resume_failure_is_reported_and_the_session_continues() -> None:
         ('{"type": "subscribe", "cameras": "cam1"}', "invalid_message"),
         ('{"type": "resume"}', "invalid_message"),
         ('{"type": "resume", "since": "1", "extra": true}', "invalid_message"),
+        ('{"type": "resume", "since": "zz"}', "invalid_message"),
+        ('{"type": "resume", "since": "01jd8x3yq6w1b5m0k2z4r7t9vc"}', "invalid_message"),
         ("[1, 2, 3]", "invalid_message"),
         (b"\x00\x01binary", "unsupported"),
         ("x" * 20_000, "too_large"),
