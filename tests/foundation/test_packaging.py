@@ -77,3 +77,15 @@ def test_docker_config_file_is_valid_for_the_server(monkeypatch: pytest.MonkeyPa
 def test_ci_runs_the_readme_test_command() -> None:
     assert "scripts/test" in (ROOT / ".ci" / "run").read_text()
     assert "\nscripts/test\n" in (ROOT / "README.md").read_text()
+
+
+def test_docker_build_context_leaves_out_what_git_ignores() -> None:
+    """The venv, caches and data directories never go to the Docker daemon or into the image."""
+
+    def patterns(name: str) -> set[str]:
+        lines = (ROOT / name).read_text().splitlines()
+        return {ln.strip().removeprefix("**/") for ln in lines if ln.strip() and ln[0] != "#"}
+
+    ignored_by_docker = patterns(".dockerignore")
+    assert ".git" in ignored_by_docker
+    assert patterns(".gitignore") <= ignored_by_docker
