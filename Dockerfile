@@ -9,8 +9,8 @@ COPY server server
 COPY clients clients
 RUN pip install . \
  && useradd --system --uid 1000 motionhub \
- && mkdir -p /data /media \
- && chown motionhub /data
+ && mkdir -p /media \
+ && install -d -m 700 -o motionhub /data
 USER motionhub
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s \

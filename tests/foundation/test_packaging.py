@@ -89,3 +89,15 @@ def test_docker_build_context_leaves_out_what_git_ignores() -> None:
     ignored_by_docker = patterns(".dockerignore")
     assert ".git" in ignored_by_docker
     assert patterns(".gitignore") <= ignored_by_docker
+
+
+def test_image_data_directory_is_private_to_the_service_user() -> None:
+    """The server warns when its storage directory is open to other users (docs/security.md)."""
+    storage = yaml.safe_load((ROOT / "config" / "docker.yml").read_text())["storage"]["path"]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    user = re.search(r"^USER (\S+)$", dockerfile, re.M)
+    assert user is not None
+    made = re.search(rf"install -d -m (\d+) -o (\S+) {re.escape(storage)}\b", dockerfile)
+    assert made is not None, f"the Dockerfile does not create {storage} with a mode and owner"
+    assert int(made.group(1), 8) & 0o077 == 0
+    assert made.group(2) == user.group(1)
