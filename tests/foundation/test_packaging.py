@@ -1,4 +1,4 @@
-"""docker-compose.yml is valid, and the container runs the command the README documents."""
+"""The wheel, the Docker image and docker-compose.yml, and the command the README documents."""
 
 from __future__ import annotations
 
@@ -101,3 +101,35 @@ def test_image_data_directory_is_private_to_the_service_user() -> None:
     assert made is not None, f"the Dockerfile does not create {storage} with a mode and owner"
     assert int(made.group(1), 8) & 0o077 == 0
     assert made.group(2) == user.group(1)
+
+
+def test_wheel_ships_the_server_with_its_metadata(tmp_path: Path) -> None:
+    """The wheel builds without deprecated metadata, carries the license as an SPDX expression,
+    the dashboard and the command, and none of the tests."""
+    import sys
+    import tomllib
+    import zipfile
+
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert build.returncode == 0, build.stderr
+    assert "deprecated" not in build.stderr, build.stderr
+    (wheel,) = tmp_path.glob("motionhub-*.whl")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        info = next(n for n in names if n.endswith(".dist-info/METADATA")).rpartition("/")[0]
+        metadata = zf.read(f"{info}/METADATA").decode()
+        entry_points = zf.read(f"{info}/entry_points.txt").decode()
+    assert f"\nLicense-Expression: {project['license']}\n" in metadata
+    assert f"motionhub = {project['scripts']['motionhub']}" in entry_points
+    static = ROOT / "server" / "dashboard" / "static"
+    shipped = {p.relative_to(ROOT).as_posix() for p in static.rglob("*") if p.is_file()}
+    assert shipped, "no dashboard files found"
+    assert shipped <= names
+    assert not [n for n in names if n.startswith(("tests/", "bench/", "config/"))]
