@@ -133,3 +133,12 @@ def test_wheel_ships_the_server_with_its_metadata(tmp_path: Path) -> None:
     assert shipped, "no dashboard files found"
     assert shipped <= names
     assert not [n for n in names if n.startswith(("tests/", "bench/", "config/"))]
+
+
+def test_compose_keeps_an_anonymous_broker_on_loopback() -> None:
+    """Whoever may publish to the broker can switch detection off (docs/security.md)."""
+    broker = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["mosquitto"]
+    assert any("no-auth" in part for part in broker["command"])
+    assert broker["ports"]
+    for mapping in broker["ports"]:
+        assert str(mapping).startswith("127.0.0.1:"), mapping
