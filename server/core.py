@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from server.auth import Role, TokenAuth
 from server.bus import Hub
@@ -56,6 +56,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 STATS_INTERVAL = 5.0
 STOP_TIMEOUT = 5.0
@@ -139,6 +141,10 @@ def _default_reader(camera: CameraSettings, security: SecuritySettings) -> Reade
     return reader
 
 
+def _optional(value: object, kind: Callable[[Any], _T]) -> _T | None:
+    return None if value is None else kind(value)
+
+
 def fps_moved(announced: float, now: float) -> bool:
     """Whether a frame rate moved enough from the one last announced to announce it again:
     by 0.5 fps or a tenth, so the jitter of a steady camera stays quiet."""
@@ -155,6 +161,13 @@ class CameraStatusView:
     dropped: int = 0
     reconnects: int = 0
     bad_frames: int = 0
+    since: float | None = None
+    source_kind: str | None = None
+    frames: int = 0
+    last_error_at: float | None = None
+    last_frame_at: float | None = None
+    width: int | None = None
+    height: int | None = None
 
 
 @dataclass
@@ -321,6 +334,13 @@ class Core:
             dropped=int(getattr(st, "dropped", 0)),
             reconnects=int(getattr(st, "reconnects", 0)),
             bad_frames=int(getattr(st, "decode_errors", 0)),
+            since=_optional(getattr(st, "since", None), float),
+            source_kind=getattr(st, "kind", None),
+            frames=int(getattr(st, "frames", 0)),
+            last_error_at=_optional(getattr(st, "last_error_at", None), float),
+            last_frame_at=_optional(getattr(st, "last_frame_at", None), float),
+            width=_optional(getattr(st, "width", None), int),
+            height=_optional(getattr(st, "height", None), int),
         )
 
     def pipelines_running(self) -> bool:

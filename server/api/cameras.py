@@ -45,12 +45,7 @@ def camera_out(core: Core, camera_id: str) -> CameraOut:
     p = core.pipeline(camera_id)
     return CameraOut.build(
         cs,
-        status=st.state,
-        fps=st.fps,
-        last_error=st.last_error,
-        dropped=st.dropped,
-        bad_frames=st.bad_frames,
-        reconnects=st.reconnects,
+        st,
         motion=p.motion if p else False,
         event_active=p.tracker.active if p else False,
     )

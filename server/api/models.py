@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from detector import Polygon, Zone
 from server.config import CameraKind, CameraSettings, DetectSettings, EventSettings
+from server.core import CameraStatusView
 from server.messages import CameraState, Event
 from server.redact import redact_url
 
@@ -96,6 +97,23 @@ class CameraOut(BaseModel):
         description="Corrupt or truncated frames (or runs of garbage) skipped; the camera stays up."
     )
     reconnects: int
+    since: float | None = Field(
+        default=None, description="When status last changed (Unix time); null while disabled."
+    )
+    source_kind: str | None = Field(
+        default=None,
+        description="The source kind in use (rtsp, mjpeg, snapshot, file, v4l2); "
+        "null until the source is opened.",
+    )
+    frames: int = Field(default=0, description="Frames decoded since the camera started.")
+    last_error_at: float | None = Field(
+        default=None, description="When last_error happened (Unix time)."
+    )
+    last_frame_at: float | None = Field(
+        default=None, description="When the newest frame was decoded (Unix time)."
+    )
+    width: int | None = Field(default=None, description="Frame width in pixels, once known.")
+    height: int | None = Field(default=None, description="Frame height in pixels, once known.")
     motion: bool = Field(description="Motion in the last analysed frame.")
     event_active: bool = Field(description="An event of this camera is open.")
     rtsp_transport: Literal["tcp", "udp"]
@@ -113,13 +131,8 @@ class CameraOut(BaseModel):
     def build(
         cls,
         cs: CameraSettings,
+        live: CameraStatusView,
         *,
-        status: CameraState,
-        fps: float,
-        last_error: str | None,
-        dropped: int = 0,
-        reconnects: int = 0,
-        bad_frames: int = 0,
         motion: bool = False,
         event_active: bool = False,
     ) -> CameraOut:
@@ -131,12 +144,19 @@ class CameraOut(BaseModel):
             detect_url=redact_url(cs.detect_url) if cs.detect_url else None,
             kind=cs.kind,
             enabled=cs.enabled,
-            status=status,
-            fps=round(fps, 2),
-            last_error=last_error,
-            dropped=dropped,
-            bad_frames=bad_frames,
-            reconnects=reconnects,
+            status=live.state,
+            fps=round(live.fps, 2),
+            last_error=live.last_error,
+            dropped=live.dropped,
+            bad_frames=live.bad_frames,
+            reconnects=live.reconnects,
+            since=live.since,
+            source_kind=live.source_kind,
+            frames=live.frames,
+            last_error_at=live.last_error_at,
+            last_frame_at=live.last_frame_at,
+            width=live.width,
+            height=live.height,
             motion=motion,
             event_active=event_active,
             rtsp_transport=cs.rtsp_transport,

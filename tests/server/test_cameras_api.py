@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,18 @@ async def test_crud_live_changes_and_clean_delete(tmp_path: Path, sim_cameras: A
         assert created["events"]["off_delay"] == 1.0
         assert (await c.post("/api/cameras", json=body)).status_code == 409
 
+        before = time.time()
         await srv.wait_online("yard")
         listed = (await c.get("/api/cameras")).json()["cameras"]
         assert [cam["id"] for cam in listed] == ["yard"]
         assert listed[0]["last_error"] is None
+        # The live status in full: the kind in use (auto resolved), frame size and times.
+        live = listed[0]
+        assert (live["kind"], live["source_kind"]) == ("auto", "mjpeg")
+        assert (live["width"], live["height"]) == (320, 240)
+        assert live["frames"] >= 1
+        assert live["last_error_at"] is None
+        assert before - 10 <= live["since"] <= live["last_frame_at"] <= time.time()
         assert PASSWORD not in (await c.get("/api/cameras/yard")).text
 
         # A zone over the whole frame: motion messages start reporting it, no restart.
