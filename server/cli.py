@@ -161,7 +161,10 @@ def demo(port: int, cameras: int, data: Path | None) -> None:
     from server.demo import run_demo
 
     check_environment()
-    run_demo(port, cameras, data)
+    try:
+        run_demo(port, cameras, data)
+    except KeyboardInterrupt:
+        sys.exit(INTERRUPTED)  # a normal Ctrl-C stop, as for serve
 
 
 def _register_tools() -> None:

@@ -7,14 +7,31 @@ process, so nothing else needs installing), events go to a temporary data direct
 
 from __future__ import annotations
 
+import os
+import signal
 import tempfile
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
 from server.config import Settings
 
+if TYPE_CHECKING:
+    from clients.sim import SceneSpec
+
 __all__ = ["demo_settings", "run_demo"]
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived: unwind (stopping the simulator, removing the temporary data), then
+    end by the same signal."""
+
+
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
+
 
 _SCENES = [
     ("front", "Front door", dict(seed=11, objects=2, active_seconds=6.0, still_seconds=6.0)),
@@ -45,15 +62,31 @@ def demo_settings(urls: dict[str, str], port: int, data: Path, host: str = "127.
 
 def run_demo(port: int, cameras: int, data: Path | None) -> None:
     """Start the simulated cameras and serve the demo until interrupted."""
-    from clients.sim import HttpCamera, SceneSpec
-    from clients.sim.process import port_open
-    from server.app import run
+    from clients.sim import SceneSpec
 
     specs = {
         cid: SceneSpec(width=640, height=360, fps=10.0, loop_seconds=24.0, **params)  # type: ignore[arg-type]
         for cid, _, params in _SCENES[:cameras]
     }
     click.echo(f"motionhub demo: preparing {cameras} simulated cameras...", err=True)
+    # uvicorn shuts down on SIGTERM and then raises it again with the handler found before
+    # it started; by default that ends the process before the simulator and the temporary
+    # directory are cleaned up.
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        _serve_demo(port, specs, data)
+    except _Terminated:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _serve_demo(port: int, specs: dict[str, SceneSpec], data: Path | None) -> None:
+    from clients.sim import HttpCamera
+    from clients.sim.process import port_open
+    from server.app import run
+
     # A stable simulator port keeps camera URLs valid across runs that share --data.
     sim_port = port + 1 if port < 65535 and not port_open("127.0.0.1", port + 1) else None
     with (

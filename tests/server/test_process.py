@@ -6,6 +6,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,26 @@ def test_demo_serves_the_dashboard_and_cameras_come_online() -> None:
     finally:
         _, err = stop(proc)
     assert "Traceback" not in err, err[-3000:]
+    # SIGTERM is passed on after the clean-up: the temporary data directory is gone.
+    assert proc.returncode == -signal.SIGTERM, (proc.returncode, err[-3000:])
+    data = err.split("data in ", 1)[1].split(";", 1)[0]
+    assert data.startswith(tempfile.gettempdir()), data
+    assert not Path(data).exists(), f"{data} left behind"
+
+
+def test_demo_stopped_with_ctrl_c_cleans_up_and_says_nothing_more() -> None:
+    port = free_port()
+    proc = motionhub("demo", "--port", str(port), "--cameras", "1")
+    try:
+        assert proc.stdout is not None
+        assert f"http://127.0.0.1:{port}/" in proc.stdout.readline()
+        poll(f"http://127.0.0.1:{port}/api/cameras", lambda r: r.status_code == 200, within=60)
+    finally:
+        _, err = stop(proc, signal.SIGINT)
+    assert proc.returncode == 130, (proc.returncode, err[-3000:])
+    assert "Aborted" not in err, err[-3000:]
+    data = err.split("data in ", 1)[1].split(";", 1)[0]
+    assert not Path(data).exists(), f"{data} left behind"
 
 
 def test_no_leftover_children() -> None:
