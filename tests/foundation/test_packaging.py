@@ -106,12 +106,26 @@ def test_image_data_directory_is_private_to_the_service_user() -> None:
 def test_wheel_ships_the_server_with_its_metadata(tmp_path: Path) -> None:
     """The wheel builds without deprecated metadata, carries the license as an SPDX expression,
     the dashboard and the command, and none of the tests."""
+    import shutil
     import sys
     import tomllib
     import zipfile
 
+    # From a copy of the project's files: building in the checkout would reuse whatever an
+    # earlier build left in build/, so a file no longer packaged could still be found.
+    src = tmp_path / "src"
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        if (ROOT / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, src / name)
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(tmp_path)],
+        [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "-q", "-w", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -133,6 +147,9 @@ def test_wheel_ships_the_server_with_its_metadata(tmp_path: Path) -> None:
     assert shipped, "no dashboard files found"
     assert shipped <= names
     assert not [n for n in names if n.startswith(("tests/", "bench/", "config/"))]
+    # Typed for the code that imports it (the detector is a library too), and licensed.
+    assert {"detector/py.typed", "server/py.typed", "clients/py.typed"} <= names
+    assert f"{info}/licenses/LICENSE" in names
 
 
 def test_compose_keeps_an_anonymous_broker_on_loopback() -> None:
