@@ -347,7 +347,9 @@ def check_url_authority(url: str) -> None:
                 "the port is not a number (or the password holds an unencoded '@', ':', '/',"
                 " '?' or '#'; percent-encode it, e.g. '#' as %23)"
             ) from None
-        raise ValueError("the port is not a number between 0 and 65535") from None
+        raise ValueError("the port is not a number between 1 and 65535") from None
+    if parts.port == 0:
+        raise ValueError("port 0 is not a port a camera or broker can listen on (1..65535)")
 
 
 CAMERA_ENTITIES = ("motion", "snapshot", "fps", "detect")

@@ -221,6 +221,15 @@ def test_camera_port_that_is_not_a_number_is_rejected_without_echoing() -> None:
     assert "S3cret" not in line
 
 
+def test_port_zero_is_refused_for_cameras_and_the_broker() -> None:
+    (line,) = errors_of(MINIMAL.replace(":554/", ":0/"))
+    assert line.startswith("cfg.yml:5: cameras[0].url: ")
+    assert "port 0" in line
+    (line,) = errors_of(MINIMAL + "mqtt: {url: 'mqtt://127.0.0.1:0'}\n")
+    assert line.startswith("cfg.yml:6: mqtt.url: ")
+    assert "port 0" in line
+
+
 def test_encoded_password_characters_are_accepted() -> None:
     url = "rtsp://user:S3cret%23%2F%3F%40@192.168.1.20:554/stream1?channel=1"
     s = parse_settings(MINIMAL.replace("rtsp://user:pass@192.168.1.20:554/stream1", url))
