@@ -28,11 +28,22 @@ class MqttTarget:
 
     def __init__(self, url: str, username: str | None = None, password: str | None = None):
         parts = urlsplit(url)
+        if parts.password is not None:
+            # The URL goes into error messages: never with its password.
+            host = parts.netloc.rpartition("@")[2]
+            url = parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise click.BadParameter(f"expected mqtt://host[:port] or mqtts://..., got {url!r}")
+        try:
+            port = parts.port
+            if port == 0:
+                raise ValueError(port)
+        except ValueError:
+            msg = f"the port must be a number from 1 to 65535: {url!r}"
+            raise click.BadParameter(msg) from None
         self.tls = parts.scheme == "mqtts"
         self.host = parts.hostname
-        self.port = parts.port or (8883 if self.tls else 1883)
+        self.port = port or (8883 if self.tls else 1883)
         self.username = username or (unquote(parts.username) if parts.username else None)
         self.password = password or (unquote(parts.password) if parts.password else None)
 

@@ -151,3 +151,19 @@ async def _publish(url: str, topic: str, payload: bytes) -> None:
     target = MqttTarget(url)
     async with aiomqtt.Client(target.host, target.port) as client:
         await client.publish(topic, payload, qos=1)
+
+
+def test_listen_and_light_refuse_a_bad_url_in_one_line_without_its_password() -> None:
+    bad = ["mqtt://127.0.0.1:abc", "mqtt://127.0.0.1:99999", "mqtt://127.0.0.1:0",
+           "http://bob:s3cr3t@127.0.0.1", "mqtt://bob:s3cr3t@127.0.0.1:x"]  # fmt: skip
+    for url in bad:
+        for cmd in (["-c", "from server.cli import main; main()", "listen", "--count", "1"],
+                    ["-m", "clients.light", "--camera", "c", "--light-topic", "l"]):  # fmt: skip
+            out = subprocess.run(
+                [sys.executable, *cmd, "--url", url],
+                capture_output=True, text=True, timeout=30, check=False,
+            )  # fmt: skip
+            assert out.returncode == 2, (url, out.stderr)
+            assert "Traceback" not in out.stderr
+            assert "Error: Invalid value" in out.stderr.splitlines()[-1]
+            assert "s3cr3t" not in out.stderr + out.stdout
