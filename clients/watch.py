@@ -12,6 +12,7 @@ import random
 import sys
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 import websockets
@@ -50,6 +51,39 @@ def format_message(msg: dict[str, Any], show_motion: bool = False) -> str | None
     if kind == "error":
         return f"{_clock()} server error: {msg.get('message', msg)}"
     return None
+
+
+def _shown(url: str) -> str:
+    """``url`` without a password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}").geturl()
+
+
+def _check_url(url: str) -> str:
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 (raises on a port that is not a number from 0 to 65535)
+    except ValueError:
+        msg = f"the port must be a number from 1 to 65535: {_shown(url)!r}"
+        raise click.BadParameter(msg) from None
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise click.BadParameter(f"expected ws://host:port/ws or wss://..., got {_shown(url)!r}")
+    return url
+
+
+def _connect_failure(url: str, exc: Exception) -> str:
+    """What went wrong connecting; raises when retrying cannot help (a 4xx answer)."""
+    if isinstance(exc, websockets.InvalidStatus):
+        status = exc.response.status_code
+        if 400 <= status < 500 and status != 429:
+            raise click.ClickException(
+                f"{_shown(url)} refused the WebSocket connection (HTTP {status}); "
+                "the feed is at ws://HOST:PORT/ws"
+            )
+        return f"{_shown(url)} answered HTTP {status}"
+    return f"cannot connect to {_shown(url)}: {exc}"
 
 
 async def watch(
@@ -91,8 +125,8 @@ async def watch(
                     f"the server refused the token: {exc.rcvd.reason}"
                 ) from None
             click.echo(f"{_clock()} connection closed ({exc}); reconnecting", err=True)
-        except OSError as exc:
-            click.echo(f"{_clock()} cannot connect to {url}: {exc}; retrying", err=True)
+        except (OSError, websockets.InvalidHandshake) as exc:
+            click.echo(f"{_clock()} {_connect_failure(url, exc)}; retrying", err=True)
         await asyncio.sleep(delay + random.uniform(0, delay / 2))
         delay = min(delay * 2, 30.0)
 
@@ -109,6 +143,7 @@ def watch_command(
     url: str, token: str | None, cameras: tuple[str, ...], motion: bool, count: int | None
 ) -> None:
     """Follow a server's live WebSocket feed: camera status, events and motion."""
+    _check_url(url)
     try:
         asyncio.run(watch(url, token, list(cameras) or None, motion, count))
     except KeyboardInterrupt:
