@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 import aiomqtt
 import click
 
-from clients.listen import MqttTarget
+from clients.listen import MqttTarget, check_refused
 
 __all__ = ["LightController", "run_light"]
 
@@ -79,7 +79,8 @@ async def run_light(
     retain: bool = False,
     ready: Callable[[], None] | None = None,
 ) -> None:
-    """Follow the zone until cancelled, reconnecting to the broker when needed."""
+    """Follow the zone until cancelled, reconnecting to the broker when needed (a refusal of
+    the credentials raises ``click.ClickException``: retrying cannot help)."""
     motion_topic = f"{prefix}/{camera}/zones/{zone}/motion" if zone else f"{prefix}/{camera}/motion"
     available = f"{prefix}/available"
     client: aiomqtt.Client | None = None
@@ -113,6 +114,7 @@ async def run_light(
                             await controller.motion(False)
             except aiomqtt.MqttError as exc:
                 client = None
+                check_refused(target, exc)
                 log.warning("broker connection: %s; retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, 15.0)

@@ -2,8 +2,8 @@
 
 Subscribes to everything under the topic prefix (or one camera's topics and the events
 of that camera) and prints one line per message: state changes, events, commands and
-snapshots. Reconnects with backoff until interrupted. Topics and payloads are described
-in ``docs/mqtt.md``.
+snapshots. Reconnects with backoff until interrupted, but exits when the broker refuses the
+credentials. Topics and payloads are described in ``docs/mqtt.md``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,13 @@ from urllib.parse import unquote, urlsplit
 
 import aiomqtt
 import click
+from aiomqtt.exceptions import MqttConnectError
+from paho.mqtt.reasoncodes import ReasonCode
 
-__all__ = ["MqttTarget", "format_message", "listen", "listen_command"]
+__all__ = ["MqttTarget", "check_refused", "format_message", "listen", "listen_command"]
+
+# CONNACK codes for a refused user name or password (MQTT 3.1.1: 4, 5; MQTT 5: 134, 135).
+_REFUSED_CREDENTIALS = {4, 5, 134, 135}
 
 
 class MqttTarget:
@@ -56,6 +61,19 @@ class MqttTarget:
             password=self.password,
             identifier=identifier,
             tls_context=ssl.create_default_context() if self.tls else None,
+        )
+
+
+def check_refused(target: MqttTarget, exc: aiomqtt.MqttError) -> None:
+    """Raise a one-line error when the broker refused the credentials: retrying cannot help."""
+    if not isinstance(exc, MqttConnectError):
+        return
+    rc = exc.rc.value if isinstance(exc.rc, ReasonCode) else exc.rc
+    if rc in _REFUSED_CREDENTIALS:
+        who = f"user {target.username!r}" if target.username else "anonymous clients"
+        raise click.ClickException(
+            f"broker {target.host}:{target.port} refused {who} ({exc}); "
+            "check --username and the password"
         )
 
 
@@ -137,6 +155,7 @@ async def listen(
                     if max_messages is not None and printed >= max_messages:
                         return
         except aiomqtt.MqttError as exc:
+            check_refused(target, exc)
             out(f"{_clock()} broker {target.host}:{target.port}: {exc}; retrying in {delay:.1f} s")
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, 15.0)

@@ -167,3 +167,17 @@ def test_listen_and_light_refuse_a_bad_url_in_one_line_without_its_password() ->
             assert "Traceback" not in out.stderr
             assert "Error: Invalid value" in out.stderr.splitlines()[-1]
             assert "s3cr3t" not in out.stderr + out.stdout
+
+
+def test_listen_and_light_exit_when_the_broker_refuses_the_credentials(start_mosquitto) -> None:
+    broker = start_mosquitto(users={"alice": "right-password"})
+    url = f"mqtt://alice:wrong-password@127.0.0.1:{broker.port}"
+    for cmd in (["-c", "from server.cli import main; main()", "listen", "--count", "1"],
+                ["-m", "clients.light", "--camera", "c", "--light-topic", "l"]):  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, *cmd, "--url", url],
+            capture_output=True, text=True, timeout=15, check=False,
+        )  # fmt: skip
+        assert out.returncode == 1, out.stderr
+        assert "refused user 'alice'" in out.stderr.splitlines()[-1]
+        assert "wrong-password" not in out.stderr + out.stdout
