@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 import aiomqtt
 import click
 
-from clients.listen import MqttTarget, check_refused
+from clients.listen import MqttTarget, check_refused, topic_option
 
 __all__ = ["LightController", "run_light"]
 
@@ -124,10 +124,20 @@ async def run_light(
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--url", default="mqtt://127.0.0.1:1883", show_default=True, help="The broker.")
-@click.option("--prefix", default="motionhub", show_default=True, help="motionhub's prefix.")
-@click.option("--camera", required=True, help="Camera id.")
-@click.option("--zone", default=None, help="Zone name (default: motion anywhere).")
-@click.option("--light-topic", required=True, help="Topic that switches the light.")
+@click.option(
+    "--prefix",
+    default="motionhub",
+    show_default=True,
+    callback=topic_option,
+    help="motionhub's prefix.",
+)
+@click.option("--camera", required=True, callback=topic_option, help="Camera id.")
+@click.option(
+    "--zone", default=None, callback=topic_option, help="Zone name (default: motion anywhere)."
+)
+@click.option(
+    "--light-topic", required=True, callback=topic_option, help="Topic that switches the light."
+)
 @click.option(
     "--off-delay",
     type=click.FloatRange(0),

@@ -22,7 +22,14 @@ import click
 from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.reasoncodes import ReasonCode
 
-__all__ = ["MqttTarget", "check_refused", "format_message", "listen", "listen_command"]
+__all__ = [
+    "MqttTarget",
+    "check_refused",
+    "format_message",
+    "listen",
+    "listen_command",
+    "topic_option",
+]
 
 # CONNACK codes for a refused user name or password (MQTT 3.1.1: 4, 5; MQTT 5: 134, 135).
 _REFUSED_CREDENTIALS = {4, 5, 134, 135}
@@ -75,6 +82,13 @@ def check_refused(target: MqttTarget, exc: aiomqtt.MqttError) -> None:
             f"broker {target.host}:{target.port} refused {who} ({exc}); "
             "check --username and the password"
         )
+
+
+def topic_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Click callback: a topic (or part of one) may not hold the wildcards ``+`` and ``#``."""
+    if value is not None and ("+" in value or "#" in value or not value.strip("/")):
+        raise click.BadParameter(f"{value!r} is not a topic name (no '+', '#' or empty names)")
+    return value
 
 
 def _clock() -> str:
@@ -163,8 +177,16 @@ async def listen(
 
 @click.command()
 @click.option("--url", default="mqtt://127.0.0.1:1883", show_default=True, help="The broker.")
-@click.option("--prefix", default="motionhub", show_default=True, help="mqtt.topic_prefix.")
-@click.option("--camera", default=None, help="Only this camera (and its events).")
+@click.option(
+    "--prefix",
+    default="motionhub",
+    show_default=True,
+    callback=topic_option,
+    help="mqtt.topic_prefix.",
+)
+@click.option(
+    "--camera", default=None, callback=topic_option, help="Only this camera (and its events)."
+)
 @click.option("--username", default=None, help="Broker user (or in the URL).")
 @click.option(
     "--password",

@@ -181,3 +181,17 @@ def test_listen_and_light_exit_when_the_broker_refuses_the_credentials(start_mos
         assert out.returncode == 1, out.stderr
         assert "refused user 'alice'" in out.stderr.splitlines()[-1]
         assert "wrong-password" not in out.stderr + out.stdout
+
+
+def test_listen_and_light_refuse_wildcards_in_topic_options_in_one_line() -> None:
+    listen_cmd = ["-c", "from server.cli import main; main()", "listen", "--count", "1"]
+    light_cmd = ["-m", "clients.light", "--camera", "c", "--light-topic", "l"]
+    for cmd in ([*listen_cmd, "--prefix", "a/#"], [*listen_cmd, "--camera", "x/+"],
+                [*light_cmd, "--zone", "z/#"], [*light_cmd, "--light-topic", "l/#"]):  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, *cmd, "--url", "mqtt://127.0.0.1:1"],
+            capture_output=True, text=True, timeout=15, check=False,
+        )  # fmt: skip
+        assert out.returncode == 2, (cmd, out.stderr)
+        assert "Traceback" not in out.stderr
+        assert "is not a topic name" in out.stderr.splitlines()[-1]
