@@ -16,8 +16,10 @@ import asyncio
 import contextlib
 import logging
 import random
+import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import aiomqtt
 import click
@@ -27,6 +29,9 @@ from clients.listen import MqttTarget, check_refused, topic_option
 __all__ = ["LightController", "run_light"]
 
 log = logging.getLogger("motionhub.light")
+
+STOP_SWITCH_OFF_TIMEOUT = 2.0
+"""Seconds a stopping client waits for the broker to take the light's OFF."""
 
 
 class LightController:
@@ -50,6 +55,11 @@ class LightController:
     async def close(self) -> None:
         """Stop any pending switch-off."""
         self._cancel_timer()
+
+    async def switch_off(self) -> None:
+        """Switch the light off now."""
+        self._cancel_timer()
+        await self._set(False)
 
     def _cancel_timer(self) -> None:
         if self._off_timer is not None:
@@ -106,12 +116,22 @@ async def run_light(
                     delay = 0.5
                     if ready is not None:
                         ready()
-                    async for m in connected.messages:
-                        payload = m.payload if isinstance(m.payload, bytes) else b""
-                        if m.topic.value == motion_topic and payload in (b"ON", b"OFF"):
-                            await controller.motion(payload == b"ON")
-                        elif m.topic.value == available and payload == b"offline":
-                            await controller.motion(False)
+                    try:
+                        async for m in connected.messages:
+                            payload = m.payload if isinstance(m.payload, bytes) else b""
+                            if m.topic.value == motion_topic and payload in (b"ON", b"OFF"):
+                                await controller.motion(payload == b"ON")
+                            elif m.topic.value == available and payload == b"offline":
+                                await controller.motion(False)
+                    except asyncio.CancelledError:
+                        # Stopped (Ctrl-C, SIGTERM) while the light is on: nobody would
+                        # switch it off, so do it now, if the broker takes it in time.
+                        if controller.light_on:
+                            await controller.close()
+                            with contextlib.suppress(TimeoutError):
+                                async with asyncio.timeout(STOP_SWITCH_OFF_TIMEOUT):
+                                    await controller.switch_off()
+                        raise
             except aiomqtt.MqttError as exc:
                 client = None
                 check_refused(target, exc)
@@ -120,6 +140,14 @@ async def run_light(
                 delay = min(delay * 2, 15.0)
     finally:
         await controller.close()
+
+
+async def _until_stopped(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work``, cancelled by SIGTERM as Ctrl-C cancels it, so it can clean up."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    await work
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -167,19 +195,25 @@ def main(
     """Switch a light on when motion starts in a zone, and off a while after it ends."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     target = MqttTarget(url, username, password)
-    with contextlib.suppress(KeyboardInterrupt):
+    try:
         asyncio.run(
-            run_light(
-                target,
-                prefix=prefix.rstrip("/"),
-                camera=camera,
-                zone=zone,
-                light_topic=light_topic,
-                off_delay=off_delay,
-                payloads=(on_payload, off_payload),
-                retain=retain,
+            _until_stopped(
+                run_light(
+                    target,
+                    prefix=prefix.rstrip("/"),
+                    camera=camera,
+                    zone=zone,
+                    light_topic=light_topic,
+                    off_delay=off_delay,
+                    payloads=(on_payload, off_payload),
+                    retain=retain,
+                )
             )
         )
+    except KeyboardInterrupt:
+        sys.exit(130)  # Ctrl-C, as for watch and listen
+    except asyncio.CancelledError:
+        sys.exit(128 + signal.SIGTERM)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import aiomqtt
+import pytest
 from broker_harness import Recorder
 from mqtt_harness import JPEG, FakeServices, camera, data_dir, make_event, mqtt_settings, running
 
@@ -144,7 +146,37 @@ async def test_light_follows_zone_motion_with_an_off_delay(
         await light.wait_value(light_topic, b"ON", within=5)
         await _publish(mosquitto.url, t.available, b"offline")
         await light.wait_value(light_topic, b"OFF", within=5)
+        # Stopping the client while the light is on switches it off: nobody else would.
+        await _publish(mosquitto.url, f"{mqtt_prefix}/front/zones/door/motion", b"ON")
+        await light.wait_value(light_topic, b"ON", within=5)
         task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await light.wait_value(light_topic, b"OFF", within=5)
+        assert [m.payload for m in light.messages][-2:] == [b"ON", b"OFF"]
+
+
+async def test_light_process_switches_off_when_terminated(mosquitto, mqtt_prefix: str) -> None:
+    light_topic = f"{mqtt_prefix}-home/hall/light"
+    async with Recorder(mosquitto.url, light_topic) as light:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "clients.light", "--url", mosquitto.url,
+            "--prefix", mqtt_prefix, "--camera", "hall", "--light-topic", light_topic,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            assert proc.stderr is not None
+            while b"following" not in await asyncio.wait_for(proc.stderr.readline(), 20):
+                pass
+            await _publish(mosquitto.url, f"{mqtt_prefix}/hall/motion", b"ON")
+            await light.wait_value(light_topic, b"ON", within=5)
+            proc.terminate()
+            assert await asyncio.wait_for(proc.wait(), 10) == 128 + signal.SIGTERM
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        await light.wait_value(light_topic, b"OFF", within=5)
 
 
 async def _publish(url: str, topic: str, payload: bytes) -> None:
