@@ -86,6 +86,37 @@ def _connect_failure(url: str, exc: Exception) -> str:
     return f"cannot connect to {_shown(url)}: {exc}"
 
 
+def _decoded(raw: str | bytes) -> dict[str, Any] | None:
+    """A frame as a JSON object, or ``None`` (said on stderr) for anything else: the server
+    sends only JSON objects, so this is a proxy or another service at the URL."""
+    try:
+        msg = json.loads(raw)
+    except ValueError:
+        msg = None
+    if not isinstance(msg, dict):
+        click.echo(f"{_clock()} skipped a frame that is not a JSON object", err=True)
+        return None
+    return msg
+
+
+def _event_id(msg: dict[str, Any]) -> str | None:
+    """The id of an event message, to resume from after a reconnect."""
+    event = msg.get("event")
+    if str(msg.get("type")).startswith("event_") and isinstance(event, dict):
+        event_id = event.get("id")
+        return event_id if isinstance(event_id, str) else None
+    return None
+
+
+def _line(msg: dict[str, Any], show_motion: bool) -> str | None:
+    """:func:`format_message`, or ``None`` (said on stderr) for a message it cannot read."""
+    try:
+        return format_message(msg, show_motion)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        click.echo(f"{_clock()} skipped a malformed {msg.get('type')!r} message", err=True)
+        return None
+
+
 async def watch(
     url: str,
     token: str | None,
@@ -110,10 +141,11 @@ async def watch(
                     await ws.send(json.dumps({"type": "resume", "since": last_event}))
                 delay = 0.5
                 async for raw in ws:
-                    msg = json.loads(raw)
-                    if msg.get("type", "").startswith("event_"):
-                        last_event = msg["event"]["id"]
-                    line = format_message(msg, show_motion)
+                    msg = _decoded(raw)
+                    if msg is None:
+                        continue
+                    last_event = _event_id(msg) or last_event
+                    line = _line(msg, show_motion)
                     if line is not None:
                         click.echo(line)
                         printed += 1

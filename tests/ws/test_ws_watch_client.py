@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 
+from websockets.asyncio.server import ServerConnection, serve
 from ws_harness import uvicorn_on_free_port
 
 from server.app import create_app
@@ -35,3 +37,22 @@ async def test_watch_exits_with_one_line_on_a_url_that_is_not_the_feed(tmp_path:
         assert code == 2, text
         assert "Traceback" not in text
         assert "expected ws://host:port/ws" in text.splitlines()[-1]
+
+
+async def test_watch_skips_frames_it_cannot_read_and_goes_on() -> None:
+    # Not motionhub: another WebSocket service (or a proxy) at the URL, sending what motionhub
+    # never sends, then one message watch can print.
+    async def handler(ws: ServerConnection) -> None:
+        for frame in ("not json", "[1, 2]", '{"type": "event_start", "event": null}',
+                      '{"type": "camera_status", "camera": "x"}'):  # fmt: skip
+            await ws.send(frame)
+        await ws.send(json.dumps({"type": "error", "message": "still here"}))
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        code, text = await run_watch(f"ws://127.0.0.1:{port}/ws")
+    assert code == 0, text
+    assert "Traceback" not in text
+    assert "server error: still here" in text
+    assert text.count("skipped") == 4, text
