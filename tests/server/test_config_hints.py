@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import pytest
+from config_harness import MINIMAL, errors_of
 
-from server.settings_file import ConfigError, parse_settings
-
-MINIMAL = """\
-server: {host: 127.0.0.1, port: 8000}
-storage: {path: ./motionhub-data}
-cameras:
-  - id: cam1
-    url: rtsp://user:pass@192.168.1.20:554/stream1
-"""
-
-
-def errors_of(text: str, environ: Mapping[str, str] | None = None) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        parse_settings(text, "cfg.yml", environ=environ)
-    return info.value.lines
+from server.settings_file import parse_settings
 
 
 def test_misspelt_keys_suggest_the_key_at_their_place() -> None:

@@ -1,0 +1,24 @@
+"""The documented minimal config file, and the error lines a bad one gets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pytest
+
+from server.settings_file import ConfigError, parse_settings
+
+MINIMAL = """\
+server: {host: 127.0.0.1, port: 8000}
+storage: {path: ./motionhub-data}
+cameras:
+  - id: cam1
+    url: rtsp://user:pass@192.168.1.20:554/stream1
+"""
+
+
+def errors_of(text: str, environ: Mapping[str, str] | None = None) -> list[str]:
+    """The lines of the :class:`ConfigError` that ``text`` (as ``cfg.yml``) must raise."""
+    with pytest.raises(ConfigError) as info:
+        parse_settings(text, "cfg.yml", environ=environ)
+    return info.value.lines
