@@ -19,8 +19,6 @@ import pytest
 from browser_harness import (
     ADMIN,
     ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     LAPTOP,
     PHONE,
     Server,
@@ -28,7 +26,7 @@ from browser_harness import (
     require_chromium,
     serve,
 )
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from server.ws import CloseRequest
 
@@ -42,15 +40,6 @@ async def server(tmp_path: Path, sim_cameras: Any) -> AsyncIterator[Server]:
     require_chromium()
     async with serve(demo_settings(tmp_path, sim_cameras)) as running:
         yield running
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    require_chromium()
-    async with async_playwright() as p:
-        chromium = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
 
 
 def watch_problems(page: Page) -> list[str]:

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_harness import ADMIN, CHROMIUM, CHROMIUM_ARGS, LAPTOP, Server, require_chromium, serve
-from playwright.async_api import Browser, async_playwright, expect
+from browser_harness import ADMIN, LAPTOP, Server, require_chromium, serve
+from playwright.async_api import Browser, expect
 
 from server.config import Settings
 
@@ -26,15 +26,6 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
     )
     async with serve(settings) as running:
         yield running
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    require_chromium()
-    async with async_playwright() as p:
-        chromium = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
 
 
 async def test_no_cameras_and_no_events_are_said_plainly(

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_harness import ADMIN, CHROMIUM, CHROMIUM_ARGS, LAPTOP, Server, require_chromium, serve
-from playwright.async_api import Browser, async_playwright, expect
+from browser_harness import ADMIN, LAPTOP, Server, require_chromium, serve
+from playwright.async_api import Browser, expect
 
 from server.config import Settings
 
@@ -33,15 +33,6 @@ async def server(tmp_path: Path, sim_cameras: Any) -> AsyncIterator[Server]:
     )
     async with serve(settings) as running:
         yield running
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    require_chromium()
-    async with async_playwright() as p:
-        chromium = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
 
 
 async def test_names_are_text_readable_in_full_and_label_the_controls(
