@@ -15,16 +15,20 @@ import ssl
 import sys
 from collections.abc import Callable
 from datetime import datetime
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 import aiomqtt
 import click
 from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.reasoncodes import ReasonCode
 
+from server.config import check_url_authority
+from server.redact import redact_url
+
 __all__ = [
     "MqttTarget",
     "check_refused",
+    "checked_url",
     "format_message",
     "listen",
     "listen_command",
@@ -39,23 +43,11 @@ class MqttTarget:
     """Where and how to connect, parsed from ``mqtt://[user:pass@]host[:port]``."""
 
     def __init__(self, url: str, username: str | None = None, password: str | None = None):
-        parts = urlsplit(url)
-        if parts.password is not None:
-            # The URL goes into error messages: never with its password.
-            host = parts.netloc.rpartition("@")[2]
-            url = parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise click.BadParameter(f"expected mqtt://host[:port] or mqtts://..., got {url!r}")
-        try:
-            port = parts.port
-            if port == 0:
-                raise ValueError(port)
-        except ValueError:
-            msg = f"the port must be a number from 1 to 65535: {url!r}"
-            raise click.BadParameter(msg) from None
+        parts = checked_url(url, ("mqtt", "mqtts"), "mqtt://host[:port] or mqtts://...")
+        assert parts.hostname is not None  # checked_url refuses a URL without a host
         self.tls = parts.scheme == "mqtts"
         self.host = parts.hostname
-        self.port = port or (8883 if self.tls else 1883)
+        self.port = parts.port or (8883 if self.tls else 1883)
         self.username = username or (unquote(parts.username) if parts.username else None)
         self.password = password or (unquote(parts.password) if parts.password else None)
 
@@ -69,6 +61,21 @@ class MqttTarget:
             identifier=identifier,
             tls_context=ssl.create_default_context() if self.tls else None,
         )
+
+
+def checked_url(url: str, schemes: tuple[str, ...], expected: str) -> SplitResult:
+    """``url`` split, or a ``click.BadParameter`` naming what is wrong (a scheme not in
+    ``schemes``, no host, a port outside 1..65535, credentials that cannot be parsed), with
+    the URL shown as the server's logs show it: credentials masked."""
+    shown = redact_url(url)
+    try:
+        check_url_authority(url)
+    except ValueError as exc:
+        raise click.BadParameter(f"{exc}: {shown!r}") from None
+    parts = urlsplit(url)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise click.BadParameter(f"expected {expected}, got {shown!r}")
+    return parts
 
 
 def check_refused(target: MqttTarget, exc: aiomqtt.MqttError) -> None:

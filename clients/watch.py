@@ -12,10 +12,12 @@ import random
 import sys
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import click
 import websockets
+
+from clients.listen import checked_url
+from server.redact import redact_url
 
 __all__ = ["format_message", "watch", "watch_command"]
 
@@ -53,37 +55,17 @@ def format_message(msg: dict[str, Any], show_motion: bool = False) -> str | None
     return None
 
 
-def _shown(url: str) -> str:
-    """``url`` without a password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return parts._replace(netloc=f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}").geturl()
-
-
-def _check_url(url: str) -> str:
-    parts = urlsplit(url)
-    try:
-        parts.port  # noqa: B018 (raises on a port that is not a number from 0 to 65535)
-    except ValueError:
-        msg = f"the port must be a number from 1 to 65535: {_shown(url)!r}"
-        raise click.BadParameter(msg) from None
-    if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise click.BadParameter(f"expected ws://host:port/ws or wss://..., got {_shown(url)!r}")
-    return url
-
-
 def _connect_failure(url: str, exc: Exception) -> str:
     """What went wrong connecting; raises when retrying cannot help (a 4xx answer)."""
     if isinstance(exc, websockets.InvalidStatus):
         status = exc.response.status_code
         if 400 <= status < 500 and status != 429:
             raise click.ClickException(
-                f"{_shown(url)} refused the WebSocket connection (HTTP {status}); "
+                f"{redact_url(url)} refused the WebSocket connection (HTTP {status}); "
                 "the feed is at ws://HOST:PORT/ws"
             )
-        return f"{_shown(url)} answered HTTP {status}"
-    return f"cannot connect to {_shown(url)}: {exc}"
+        return f"{redact_url(url)} answered HTTP {status}"
+    return f"cannot connect to {redact_url(url)}: {exc}"
 
 
 def _decoded(raw: str | bytes) -> dict[str, Any] | None:
@@ -175,7 +157,7 @@ def watch_command(
     url: str, token: str | None, cameras: tuple[str, ...], motion: bool, count: int | None
 ) -> None:
     """Follow a server's live WebSocket feed: camera status, events and motion."""
-    _check_url(url)
+    checked_url(url, ("ws", "wss"), "ws://host:port/ws or wss://...")
     try:
         asyncio.run(watch(url, token, list(cameras) or None, motion, count))
     except KeyboardInterrupt:
