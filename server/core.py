@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 from server.auth import Role, TokenAuth
 from server.bus import Hub
@@ -55,9 +55,10 @@ __all__ = [
     "TooManyCameras",
 ]
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from server.cameras.status import CameraStatus
 
-_T = TypeVar("_T")
+log = logging.getLogger(__name__)
 
 STATS_INTERVAL = 5.0
 STOP_TIMEOUT = 5.0
@@ -124,7 +125,7 @@ class Reader(FrameSource, Protocol):
     reads frames through, and the reader's lifecycle."""
 
     @property
-    def status(self) -> Any: ...
+    def status(self) -> CameraStatus: ...
     def start(self) -> None: ...
     def set_fps(self, fps: float | None) -> None: ...
     def on_status_change(self, callback: Callable[[Any], None]) -> None: ...
@@ -139,10 +140,6 @@ def _default_reader(camera: CameraSettings, security: SecuritySettings) -> Reade
 
     reader: Reader = CameraReader(camera, security, detect_width=camera.detect.max_width)
     return reader
-
-
-def _optional(value: object, kind: Callable[[Any], _T]) -> _T | None:
-    return None if value is None else kind(value)
 
 
 def fps_moved(announced: float, now: float) -> bool:
@@ -326,21 +323,20 @@ class Core:
         if rt.reader is None:
             return CameraStatusView("offline", last_error="disabled")
         st = rt.reader.status
-        err = getattr(st, "last_error", None)
         return CameraStatusView(
             state=st.state,
-            fps=float(getattr(st, "fps", 0.0)),
-            last_error=redact_text(err) if err else None,
-            dropped=int(getattr(st, "dropped", 0)),
-            reconnects=int(getattr(st, "reconnects", 0)),
-            bad_frames=int(getattr(st, "decode_errors", 0)),
-            since=_optional(getattr(st, "since", None), float),
-            source_kind=getattr(st, "kind", None),
-            frames=int(getattr(st, "frames", 0)),
-            last_error_at=_optional(getattr(st, "last_error_at", None), float),
-            last_frame_at=_optional(getattr(st, "last_frame_at", None), float),
-            width=_optional(getattr(st, "width", None), int),
-            height=_optional(getattr(st, "height", None), int),
+            fps=st.fps,
+            last_error=redact_text(st.last_error) if st.last_error else None,
+            dropped=st.dropped,
+            reconnects=st.reconnects,
+            bad_frames=st.decode_errors,
+            since=st.since,
+            source_kind=st.kind,
+            frames=st.frames,
+            last_error_at=st.last_error_at,
+            last_frame_at=st.last_frame_at,
+            width=st.width,
+            height=st.height,
         )
 
     def pipelines_running(self) -> bool:
