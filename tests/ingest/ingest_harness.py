@@ -114,6 +114,19 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@contextlib.contextmanager
+def serving(server: ThreadingHTTPServer, name: str | None = None) -> Iterator[int]:
+    """Runs ``server`` on a daemon thread and yields its port; shuts it down after."""
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
 class _Redirector(BaseHTTPRequestHandler):
     target = ""
 
@@ -176,14 +189,8 @@ def basic_auth_snapshot_server(user: str, password: str, jpeg: bytes) -> Iterato
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     handler = type("BasicSnapshot", (_BasicSnapshot,), {"expected": f"Basic {token}", "jpeg": jpeg})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, name="test-snapshot", daemon=True)
-    thread.start()
-    try:
-        yield int(server.server_address[1])
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(server, name="test-snapshot") as port:
+        yield port
 
 
 class FreezableProxy:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from ingest_harness import camera, running, wait_until
+from ingest_harness import camera, running, serving, wait_until
 
 from clients.sim import HttpCamera
 
@@ -31,14 +30,8 @@ class _WebPage(BaseHTTPRequestHandler):
 @contextlib.contextmanager
 def web_page() -> Iterator[int]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _WebPage)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(server) as port:
+        yield port
 
 
 async def test_mjpeg_kind_on_a_web_page_names_its_content_type() -> None:

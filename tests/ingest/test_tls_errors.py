@@ -5,13 +5,12 @@ from __future__ import annotations
 import contextlib
 import ssl
 import subprocess
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from ingest_harness import camera, running, wait_until
+from ingest_harness import camera, running, serving, wait_until
 
 
 class _Page(BaseHTTPRequestHandler):
@@ -30,14 +29,8 @@ def http_server(tls: ssl.SSLContext | None = None) -> Iterator[int]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Page)
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(server) as port:
+        yield port
 
 
 def self_signed(folder: Path) -> ssl.SSLContext:
