@@ -185,16 +185,24 @@ async def _publish(url: str, topic: str, payload: bytes) -> None:
         await client.publish(topic, payload, qos=1)
 
 
+_LISTEN = ["-c", "from server.cli import main; main()", "listen", "--count", "1"]
+_LIGHT = ["-m", "clients.light", "--camera", "c", "--light-topic", "l"]
+"""``motionhub listen`` and the example light, as ``python`` arguments before ``--url``."""
+
+
+def _run_client(cmd: list[str], url: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *cmd, "--url", url],
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
 def test_listen_and_light_refuse_a_bad_url_in_one_line_without_its_password() -> None:
     bad = ["mqtt://127.0.0.1:abc", "mqtt://127.0.0.1:99999", "mqtt://127.0.0.1:0",
            "http://bob:s3cr3t@127.0.0.1", "mqtt://bob:s3cr3t@127.0.0.1:x"]  # fmt: skip
     for url in bad:
-        for cmd in (["-c", "from server.cli import main; main()", "listen", "--count", "1"],
-                    ["-m", "clients.light", "--camera", "c", "--light-topic", "l"]):  # fmt: skip
-            out = subprocess.run(
-                [sys.executable, *cmd, "--url", url],
-                capture_output=True, text=True, timeout=30, check=False,
-            )  # fmt: skip
+        for cmd in (_LISTEN, _LIGHT):
+            out = _run_client(cmd, url, timeout=30)
             assert out.returncode == 2, (url, out.stderr)
             assert "Traceback" not in out.stderr
             assert "Error: Invalid value" in out.stderr.splitlines()[-1]
@@ -204,26 +212,17 @@ def test_listen_and_light_refuse_a_bad_url_in_one_line_without_its_password() ->
 def test_listen_and_light_exit_when_the_broker_refuses_the_credentials(start_mosquitto) -> None:
     broker = start_mosquitto(users={"alice": "right-password"})
     url = f"mqtt://alice:wrong-password@127.0.0.1:{broker.port}"
-    for cmd in (["-c", "from server.cli import main; main()", "listen", "--count", "1"],
-                ["-m", "clients.light", "--camera", "c", "--light-topic", "l"]):  # fmt: skip
-        out = subprocess.run(
-            [sys.executable, *cmd, "--url", url],
-            capture_output=True, text=True, timeout=15, check=False,
-        )  # fmt: skip
+    for cmd in (_LISTEN, _LIGHT):
+        out = _run_client(cmd, url, timeout=15)
         assert out.returncode == 1, out.stderr
         assert "refused user 'alice'" in out.stderr.splitlines()[-1]
         assert "wrong-password" not in out.stderr + out.stdout
 
 
 def test_listen_and_light_refuse_wildcards_in_topic_options_in_one_line() -> None:
-    listen_cmd = ["-c", "from server.cli import main; main()", "listen", "--count", "1"]
-    light_cmd = ["-m", "clients.light", "--camera", "c", "--light-topic", "l"]
-    for cmd in ([*listen_cmd, "--prefix", "a/#"], [*listen_cmd, "--camera", "x/+"],
-                [*light_cmd, "--zone", "z/#"], [*light_cmd, "--light-topic", "l/#"]):  # fmt: skip
-        out = subprocess.run(
-            [sys.executable, *cmd, "--url", "mqtt://127.0.0.1:1"],
-            capture_output=True, text=True, timeout=15, check=False,
-        )  # fmt: skip
+    for cmd in ([*_LISTEN, "--prefix", "a/#"], [*_LISTEN, "--camera", "x/+"],
+                [*_LIGHT, "--zone", "z/#"], [*_LIGHT, "--light-topic", "l/#"]):  # fmt: skip
+        out = _run_client(cmd, "mqtt://127.0.0.1:1", timeout=15)
         assert out.returncode == 2, (cmd, out.stderr)
         assert "Traceback" not in out.stderr
         assert "is not a topic name" in out.stderr.splitlines()[-1]
