@@ -26,7 +26,7 @@ from browser_harness import (
     require_chromium,
     serve,
 )
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from server.ws import CloseRequest
 
@@ -67,6 +67,15 @@ async def sign_in(page: Page, url: str) -> None:
     await expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=15_000)
 
 
+async def signed_in(browser: Browser, url: str) -> tuple[BrowserContext, Page, list[str]]:
+    """A laptop-sized page signed in as admin, with the problems it reports."""
+    context = await browser.new_context(**LAPTOP)
+    page = await context.new_page()
+    problems = watch_problems(page)
+    await sign_in(page, url)
+    return context, page, problems
+
+
 async def frames_of(page: Page, camera: str) -> int:
     value = await page.locator(f'.tile[data-camera="{camera}"]').get_attribute("data-frames")
     return int(value or 0)
@@ -90,10 +99,7 @@ async def draw_zone(page: Page, camera: str, name: str) -> None:
 
 async def test_dashboard_on_a_laptop(server: Server, browser: Browser) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    context = await browser.new_context(**LAPTOP)
-    page = await context.new_page()
-    problems = watch_problems(page)
-    await sign_in(page, server.url)
+    context, page, problems = await signed_in(browser, server.url)
     await expect(page.locator(".tile")).to_have_count(2)
 
     # Tiles update: live images keep arriving, and motion lights the indicator.
@@ -215,10 +221,7 @@ async def test_dashboard_on_a_laptop(server: Server, browser: Browser) -> None:
 async def test_an_open_event_deleted_while_disconnected_leaves_the_timeline(
     server: Server, browser: Browser
 ) -> None:
-    context = await browser.new_context(**LAPTOP)
-    page = await context.new_page()
-    problems = watch_problems(page)
-    await sign_in(page, server.url)
+    context, page, problems = await signed_in(browser, server.url)
     # A garden event has just started: the page shows it ongoing.
     ongoing = page.locator('#events li.ongoing[data-camera="cycle"]').first
     await expect(ongoing).to_be_visible(timeout=30_000)
@@ -254,10 +257,7 @@ async def test_an_open_event_deleted_while_disconnected_leaves_the_timeline(
 async def test_a_page_left_open_keeps_only_the_newest_events(
     server: Server, browser: Browser
 ) -> None:
-    context = await browser.new_context(**LAPTOP)
-    page = await context.new_page()
-    problems = watch_problems(page)
-    await sign_in(page, server.url)
+    context, page, problems = await signed_in(browser, server.url)
     events = page.locator("#events .event")
     await expect(events.nth(1)).to_be_visible(timeout=30_000)
     ids = await page.eval_on_selector_all(
@@ -288,10 +288,7 @@ async def test_a_page_left_open_keeps_only_the_newest_events(
 async def test_without_the_server_cameras_are_not_shown_online(
     server: Server, browser: Browser
 ) -> None:
-    context = await browser.new_context(**LAPTOP)
-    page = await context.new_page()
-    problems = watch_problems(page)
-    await sign_in(page, server.url)
+    context, page, problems = await signed_in(browser, server.url)
     busy = page.locator('.tile[data-camera="busy"]')
     await expect(busy).to_have_attribute("data-status", "online", timeout=20_000)
     await expect(page.locator("#stats")).to_contain_text("online", timeout=20_000)
