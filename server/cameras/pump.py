@@ -25,7 +25,14 @@ from numpy.typing import NDArray
 from server.cameras.errors import BadFrame, SourceError
 from server.cameras.policy import SourceKind, SourcePlan, check_host, plan_source
 from server.cameras.slots import DECODE_SLOTS
-from server.cameras.sources import HttpCameraClient, Sample, Source, make_source, probe_http_kind
+from server.cameras.sources import (
+    HttpCameraClient,
+    NotACameraUrl,
+    Sample,
+    Source,
+    make_source,
+    probe_http_kind,
+)
 from server.cameras.status import StatusTracker
 from server.config import CameraSettings, SecuritySettings
 from server.heap import release_free_memory
@@ -260,20 +267,15 @@ class Pump:
         the URL once what it serves."""
         client = HttpCameraClient(plan, self.settings, self.security)
         try:
-            response = client.get(stream=True, timeout=self.settings.open_timeout)
-            response.close()
+            served = probe_http_kind(client, self.settings.open_timeout)
+        except NotACameraUrl as exc:
+            return exc  # reachable, serving a web page, say: that says more than FFmpeg
         except Exception:
             return failed  # the probe failed too: FFmpeg's reason stands
         finally:
             client.close()
-        served = response.headers.get("content-type", "").split(";")[0].strip().lower()
-        if served == "multipart/x-mixed-replace":
+        if served == "mjpeg":
             return failed
-        if not served.startswith("image/"):
-            return SourceError(
-                f"{plan.where} serves {served or 'no content type'}, "
-                "neither an MJPEG stream nor a JPEG snapshot"
-            )
         return SourceError(
             f"{plan.where} serves single JPEG images, not an MJPEG stream: "
             "use kind: snapshot or auto"

@@ -7,7 +7,12 @@ import threading
 from server.cameras.policy import SourceKind, SourcePlan
 from server.cameras.sources.base import JpegSample, Sample, Source, VideoSample
 from server.cameras.sources.mjpeg import MjpegSource
-from server.cameras.sources.snapshot import HttpCameraClient, SnapshotSource, probe_http_kind
+from server.cameras.sources.snapshot import (
+    HttpCameraClient,
+    NotACameraUrl,
+    SnapshotSource,
+    probe_http_kind,
+)
 from server.cameras.sources.video import VideoSource
 from server.config import CameraSettings, SecuritySettings
 
@@ -15,6 +20,7 @@ __all__ = [
     "HttpCameraClient",
     "JpegSample",
     "MjpegSource",
+    "NotACameraUrl",
     "Sample",
     "SnapshotSource",
     "Source",

@@ -124,10 +124,14 @@ def probe_http_kind(client: HttpCameraClient, open_timeout: float) -> Literal["m
         return "mjpeg"
     if content_type.startswith("image/"):
         return "snapshot"
-    raise SourceError(
+    raise NotACameraUrl(
         f"{client.plan.where} serves {content_type or 'no content type'}, "
         "neither an MJPEG stream nor a JPEG snapshot"
     )
+
+
+class NotACameraUrl(SourceError):
+    """The URL answers, but with neither an MJPEG stream nor a JPEG (a web page, say)."""
 
 
 class SnapshotSource(Source):
