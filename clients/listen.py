@@ -19,10 +19,9 @@ from urllib.parse import SplitResult, unquote, urlsplit
 
 import aiomqtt
 import click
-from aiomqtt.exceptions import MqttConnectError
-from paho.mqtt.reasoncodes import ReasonCode
 
 from server.config import check_url_authority
+from server.mqtt.link import login_refused
 from server.redact import redact_url
 
 __all__ = [
@@ -34,9 +33,6 @@ __all__ = [
     "listen_command",
     "topic_option",
 ]
-
-# CONNACK codes for a refused user name or password (MQTT 3.1.1: 4, 5; MQTT 5: 134, 135).
-_REFUSED_CREDENTIALS = {4, 5, 134, 135}
 
 
 class MqttTarget:
@@ -80,10 +76,7 @@ def checked_url(url: str, schemes: tuple[str, ...], expected: str) -> SplitResul
 
 def check_refused(target: MqttTarget, exc: aiomqtt.MqttError) -> None:
     """Raise a one-line error when the broker refused the credentials: retrying cannot help."""
-    if not isinstance(exc, MqttConnectError):
-        return
-    rc = exc.rc.value if isinstance(exc.rc, ReasonCode) else exc.rc
-    if rc in _REFUSED_CREDENTIALS:
+    if login_refused(exc):
         who = f"user {target.username!r}" if target.username else "anonymous clients"
         raise click.ClickException(
             f"broker {target.host}:{target.port} refused {who} ({exc}); "

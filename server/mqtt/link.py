@@ -34,7 +34,7 @@ from server.mqtt.topics import Topics
 from server.redact import redact_url
 from server.redact import secrets as secret_registry
 
-__all__ = ["LinkHandler", "LinkState", "MqttLink", "backoff_delay"]
+__all__ = ["LinkHandler", "LinkState", "MqttLink", "backoff_delay", "login_refused"]
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ _LOGIN_REFUSED = frozenset({4, 5, 134, 135})
 authorized (5), MQTT 5's 134 and 135."""
 
 
-def _login_refused(exc: BaseException) -> bool:
+def login_refused(exc: BaseException) -> bool:
     """Whether ``exc`` is the broker refusing the client's credentials."""
     if not isinstance(exc, aiomqtt.MqttCodeError):
         return False
@@ -292,7 +292,7 @@ class MqttLink:
         reason = str(first)
         if not mqtt_errors:
             log.error("MQTT session failed; reconnecting", exc_info=first)
-        elif _login_refused(first):
+        elif login_refused(first):
             if attempt & (attempt - 1) == 0:  # attempts 0, 1, 2, 4, 8... as below
                 log.warning(
                     "MQTT broker %s refused the login (attempt %d): %s; check mqtt.username "
