@@ -54,7 +54,9 @@ T = TypeVar("T")
 SnapshotKind = Literal["start", "peak"]
 RETENTION_INTERVAL = 600.0
 RETRY_SECONDS = 5.0
-"""How often events the database refused are written again."""
+"""How often events the database refused are written again and the storage's health is
+checked (:meth:`Storage.check_writable`); :meth:`Storage.ready` answers from a check this
+recent."""
 MAX_UNSAVED_EVENTS = 10_000
 """Events kept for a database that cannot be written; past this the oldest are dropped."""
 
@@ -171,6 +173,11 @@ class Storage:
         """Events given up on: more than MAX_UNSAVED_EVENTS waited for the database."""
         self._unsaved: OrderedDict[str, tuple[Event, float]] = OrderedDict()
         """By event id, its latest state and last-seen time (the database thread's own)."""
+        self._health_lock = asyncio.Lock()
+        """One health check at a time: callers arriving during one wait for its answer
+        instead of queueing more disk work behind a slow disk."""
+        self._checked: tuple[float, bool] | None = None
+        """When (monotonic) the last health check finished, and what it found."""
         self.on_error: Callable[[str], None] = lambda kind: None
         """Called on the loop (metrics) with ``"snapshot"`` after each snapshot that could not
         be written, and with ``"db"`` once per database outage, when writes start failing:
@@ -295,8 +302,21 @@ class Storage:
                     log.warning("retention failed: %s", exc)
             if self.unsaved_events:
                 self._submit(self._write_unsaved)
-            await self.watch()
+            await self.ready()  # the health watch: one check per interval, with /readyz's
             await asyncio.sleep(RETRY_SECONDS)
+
+    async def ready(self) -> bool:
+        """Whether storage is writable, as the last health check found it
+        (:meth:`check_writable`); checked again only when that is older than
+        :data:`RETRY_SECONDS`. The storage task asks every interval, so a readiness probe
+        polled often costs no disk access of its own, and a disk that went away shows
+        within one interval."""
+        async with self._health_lock:
+            if self._checked is not None:
+                at, ok = self._checked
+                if time.monotonic() - at < RETRY_SECONDS:
+                    return ok
+            return await self._check_locked()
 
     async def check_writable(self) -> bool:
         """Whether the database accepts writes and the snapshot directory takes files.
@@ -307,9 +327,21 @@ class Storage:
         write succeeds (a one-byte probe file fits where a snapshot may not, and the database
         probe writes a temporary table, not the database file). So while the database refuses
         writes, the check fails whatever its probe says. So does it while the database
-        file is gone (:meth:`watch`).
+        file is gone (deleted or replaced, its directory removed, its disk unmounted).
+
+        :meth:`ready` runs it once every :data:`RETRY_SECONDS` (the storage task asks), and
+        answers from it in between.
         """
-        if not await self.watch():
+        async with self._health_lock:
+            return await self._check_locked()
+
+    async def _check_locked(self) -> bool:
+        ok = await self._check()
+        self._checked = (time.monotonic(), ok)
+        return ok
+
+    async def _check(self) -> bool:
+        if not await self._watch_db_file():
             return False
         try:
             await self._db(self._check_db_sync)
@@ -329,10 +361,10 @@ class Storage:
         self._snapshot_check_error = None
         return True
 
-    async def watch(self) -> bool:
-        """Whether the database file on disk is still the one open; the storage task asks
-        every few seconds. When it was deleted or replaced (the storage directory removed,
-        its disk unmounted), :attr:`db_error` says so until it is back."""
+    async def _watch_db_file(self) -> bool:
+        """Whether the database file on disk is still the one open. When it was deleted or
+        replaced (the storage directory removed, its disk unmounted), :attr:`db_error` says
+        so until it is back."""
         gone = await self._files(self._db_gone_sync)
         if gone != self._db_gone_error:
             if gone is not None:

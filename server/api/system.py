@@ -32,9 +32,10 @@ async def healthz() -> Health:
 )
 async def readyz(core: CoreDep) -> Readiness:
     """Ready when every camera supervisor runs, storage is writable and, when MQTT is
-    configured, the broker is connected."""
+    configured, the broker is connected. Storage health is the storage task's last check
+    (at most a few seconds old), so polling this often does not touch the disk."""
     cameras = core.running and core.pipelines_running()
-    storage = core.running and await core.storage.check_writable()
+    storage = core.running and await core.storage.ready()
     mqtt = core.metrics.is_mqtt_connected if core.settings.mqtt is not None else None
     ready = cameras and storage and mqtt is not False
     body = Readiness(ready=ready, cameras=cameras, storage=storage, mqtt=mqtt)

@@ -1,9 +1,12 @@
 """Storage outages as the running server reports them: `/api/status` and `/metrics` while
-the database's disk is full for real (a tmpfs of the test's own)."""
+the database's disk is full for real (a tmpfs of the test's own), and `/readyz` answering
+from the storage's health watch."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +110,47 @@ async def test_events_given_up_on_past_the_held_limit_are_reported(
             assert status["lost_events"] == 2  # a count since start, not of the outage
             assert await storage.get_event(saved[0].id) is None
             assert await storage.get_event(saved[-1].id) is not None
+
+
+async def test_readyz_answers_from_the_health_watch_without_touching_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage_module, "RETRY_SECONDS", 60.0)
+    async with serve(settings_for(tmp_path / "data", [])) as srv:
+        snapshots = tmp_path / "data" / "snapshots"
+        assert (await srv.client.get("/readyz")).status_code == 200
+        # A health check writes and removes a probe file in the snapshot directory, which
+        # moves the directory's modification time: set far back, it shows whether one ran.
+        os.utime(snapshots, (0, 0))
+        for _ in range(20):
+            ready = await srv.client.get("/readyz")
+            assert ready.status_code == 200
+            assert ready.json()["storage"] is True
+        assert snapshots.stat().st_mtime == 0
+        # Once the last check is older than the interval, the next request checks again.
+        monkeypatch.setattr(storage_module, "RETRY_SECONDS", 0.0)
+        assert (await srv.client.get("/readyz")).status_code == 200
+        assert snapshots.stat().st_mtime > 0
+
+
+async def test_readyz_shows_a_storage_directory_gone_within_one_watch_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    interval = 0.5
+    monkeypatch.setattr(storage_module, "RETRY_SECONDS", interval)
+    data = tmp_path / "data"
+    async with serve(settings_for(data, [])) as srv:
+        assert (await srv.client.get("/readyz")).status_code == 200
+        shutil.rmtree(data)  # as when its disk is unmounted
+
+        async def not_ready() -> bool:
+            ready = await srv.client.get("/readyz")
+            return ready.status_code == 503 and ready.json()["storage"] is False
+
+        # One interval, and some slack for a busy machine.
+        took = await eventually(not_ready, interval + 1.0, "/readyz saying storage is gone")
+        assert took <= interval + 1.0
+        status = await _storage_status(srv)
+        assert status["writable"] is False
+        assert "is gone" in status["db_error"]
+        assert not data.exists()  # the checks did not make it again beneath
