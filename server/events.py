@@ -26,12 +26,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from server.config import EventSettings
 from server.messages import Box, Event
 
-__all__ = ["Debounce", "EventTracker", "Observation", "Transition", "utc"]
+__all__ = ["Debounce", "EventTracker", "Instant", "Observation", "Transition", "utc"]
 
 PEAK_UPDATE_INTERVAL = 1.0
 """Seconds between peak updates (and best-snapshot captures) of one event."""
@@ -72,11 +72,19 @@ class Transition:
     snapshot: Literal["start", "peak"] | None = None
 
 
+class Instant(NamedTuple):
+    """One frame's instant: ``ts`` its capture time, ``at`` on the clock durations are
+    measured with."""
+
+    ts: float
+    at: float
+
+
 class Debounce:
     """One on/off state with the start and end rules above.
 
-    ``run_start`` and ``last_motion`` are capture times (an event's start and end); the
-    ``_at`` twins are the same instants on the clock durations are measured with.
+    ``run_start`` (the first frame of the motion run, an event's start) and ``last_motion``
+    (an event's end) are instants.
     """
 
     def __init__(self, min_frames: int, off_delay: float) -> None:
@@ -84,31 +92,29 @@ class Debounce:
         self.off_delay = off_delay
         self.on = False
         self.run = 0
-        self.run_start = 0.0
-        self.run_start_at = 0.0
-        self.last_motion = 0.0
-        self.last_motion_at = 0.0
+        self.run_start = Instant(0.0, 0.0)
+        self.last_motion = Instant(0.0, 0.0)
 
     def step(self, ts: float, motion: bool, at: float | None = None) -> bool:
         """Feed one frame captured at ``ts`` (``at`` on the duration clock, default ``ts``);
         returns whether the state flipped."""
-        at = ts if at is None else at
+        now = Instant(ts, ts if at is None else at)
         if motion:
             if self.run == 0:
-                self.run_start, self.run_start_at = ts, at
+                self.run_start = now
             self.run += 1
-            self.last_motion, self.last_motion_at = ts, at
+            self.last_motion = now
             if not self.on and self.run >= self.min_frames:
                 self.on = True
                 return True
             return False
         self.run = 0
-        return self.tick(at)
+        return self.tick(now.at)
 
     def tick(self, at: float) -> bool:
         """Time passed with no motion frame (``at`` on the duration clock); returns whether
         the state switched off."""
-        if self.on and at - self.last_motion_at >= self.off_delay:
+        if self.on and at - self.last_motion.at >= self.off_delay:
             self.on = False
             self.run = 0
             return True
@@ -187,15 +193,14 @@ class EventTracker:
         at = obs.at
         if ev is not None and at - self._started_at >= self._settings.max_length:
             # A split: end this one; if motion goes on, the next one starts with this frame.
-            out.append(self._end(self._motion.last_motion, interrupted=False))
+            out.append(self._end(self._motion.last_motion.ts, interrupted=False))
             self._motion.force_off()
             self._motion.run = self._motion.min_frames - 1 if obs.motion else 0
-            self._motion.run_start, self._motion.run_start_at = obs.ts, at
+            self._motion.run_start = Instant(obs.ts, at)
         flipped = self._motion.step(obs.ts, obs.motion, at)
         entered = self._step_zones(obs)
         if flipped and self._motion.on:
-            start = self._motion.run_start
-            self._started_at = self._motion.run_start_at
+            start, self._started_at = self._motion.run_start
             self._event = Event(
                 id=self._new_id(start),
                 camera=self.camera,
@@ -207,7 +212,7 @@ class EventTracker:
             self._last_peak_update = at
             out.append(Transition("start", self._event, snapshot="start"))
         elif flipped:
-            out.append(self._end(self._motion.last_motion, interrupted=False))
+            out.append(self._end(self._motion.last_motion.ts, interrupted=False))
         elif self._event is not None:
             out.extend(self._update(obs, entered))
         return out
@@ -221,7 +226,7 @@ class EventTracker:
             if d.tick(at):
                 self.zones_changed = True
         if self._motion.tick(at) and self._event is not None:
-            return [self._end(self._motion.last_motion, interrupted=False)]
+            return [self._end(self._motion.last_motion.ts, interrupted=False)]
         return []
 
     def close(self, ts: float, interrupted: bool = True) -> Transition | None:
