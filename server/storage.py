@@ -1,18 +1,16 @@
-"""Events, snapshots and the live camera list, in SQLite (WAL) and JPEG files.
+"""Storage: events and the live camera list in SQLite (WAL), with their snapshot files
+(:mod:`server.snapshot_store`) and health (:mod:`server.storage_health`) behind one facade.
 
 Threads: one dedicated database thread owns the only SQLite connection, so writes happen
 in the order they were submitted and a read always sees every write submitted before it.
 Writers do not wait (:meth:`Storage.save_event` returns at once); readers await. JPEG
-encoding and file writes use a second thread, so a slow disk or a large frame never holds
-up the database. Nothing here ever runs on the event loop.
+encoding and file writes use a second thread (the snapshot store's), so a slow disk or a
+large frame never holds up the database. Nothing here ever runs on the event loop.
 
 Layout under ``storage.path``::
 
     motionhub.db                  events, cameras (WAL mode)
-    snapshots/<camera>/<id>-start.jpg
-    snapshots/<camera>/<id>-peak.jpg
-
-Files are written to a temporary name and renamed, so a crash never leaves half a JPEG.
+    snapshots/                    see server.snapshot_store
 
 When the database cannot be written (disk full, read-only, gone), the events that failed
 are kept, each in its latest state (up to :data:`MAX_UNSAVED_EVENTS`), and written with the
@@ -28,14 +26,13 @@ import json
 import logging
 import os
 import sqlite3
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -44,14 +41,14 @@ from pydantic import ValidationError
 from server.config import CameraSettings, StorageSettings
 from server.events import utc
 from server.messages import Box, Event
-from server.snapshots import annotate, encode_jpeg
+from server.snapshot_store import SnapshotKind, SnapshotStore
+from server.storage_health import StorageHealth
 
 __all__ = ["EventQuery", "SnapshotKind", "Storage", "StorageError", "StoredCameras"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-SnapshotKind = Literal["start", "peak"]
 RETENTION_INTERVAL = 600.0
 RETRY_SECONDS = 5.0
 """How often events the database refused are written again and the storage's health is
@@ -148,36 +145,23 @@ class Storage:
         self.db_path = self.root / "motionhub.db"
         self.snapshot_dir = self.root / "snapshots"
         self._db_thread = ThreadPoolExecutor(1, thread_name_prefix="motionhub-db")
-        self._file_thread = ThreadPoolExecutor(1, thread_name_prefix="motionhub-snap")
+        self.snapshots = SnapshotStore(self.snapshot_dir, settings.snapshot_quality)
         self._conn: sqlite3.Connection | None = None
         self._pending: set[asyncio.Future[None]] = set()
         self._closed = False
-        self._lock = threading.Lock()
-        # Each error has two sources: a failed write, cleared when such a write succeeds (it
-        # also clears the check's), and the readiness check, cleared by the next check that
-        # passes. The write's is the one shown (see db_error and snapshot_error).
-        self._snapshot_write_error: str | None = None
-        self._snapshot_check_error: str | None = None
-        self._db_write_error: str | None = None
-        """Set from a failed write until a write succeeds with every held event written: while
-        it is set, the database is in an outage."""
-        self._db_check_error: str | None = None
-        self._db_identity: tuple[int, int] | None = None
-        """(device, inode) of the database file when it was opened."""
-        self._db_gone_error: str | None = None
-        """Set while the database file on disk is not the one open (deleted, or its disk
-        unmounted): writes still succeed, into a file no restart will find."""
+        self.health = StorageHealth(
+            self.db_path,
+            self.snapshots,
+            lambda: self._db(self._check_db_sync),
+            # Not self.on_error itself: the core sets that attribute after construction.
+            lambda kind: self.on_error(kind),  # noqa: PLW0108
+        )
         self.unsaved_events = 0
         """Events waiting to be written again after a database write failed."""
         self.lost_events = 0
         """Events given up on: more than MAX_UNSAVED_EVENTS waited for the database."""
         self._unsaved: OrderedDict[str, tuple[Event, float]] = OrderedDict()
         """By event id, its latest state and last-seen time (the database thread's own)."""
-        self._health_lock = asyncio.Lock()
-        """One health check at a time: callers arriving during one wait for its answer
-        instead of queueing more disk work behind a slow disk."""
-        self._checked: tuple[float, bool] | None = None
-        """When (monotonic) the last health check finished, and what it found."""
         self.on_error: Callable[[str], None] = lambda kind: None
         """Called on the loop (metrics) with ``"snapshot"`` after each snapshot that could not
         be written, and with ``"db"`` once per database outage, when writes start failing:
@@ -187,18 +171,18 @@ class Storage:
     def db_error(self) -> str | None:
         """The last database write failure (until a write succeeds with no events held
         back), else what the last :meth:`check_writable` found in the database."""
-        return self._db_write_error or self._db_gone_error or self._db_check_error
+        return self.health.db_error
 
     @property
     def snapshot_error(self) -> str | None:
         """The last snapshot write failure (until a snapshot is written), else what the last
         :meth:`check_writable` found in the snapshot directory."""
-        return self._snapshot_write_error or self._snapshot_check_error
+        return self.health.snapshot_error
 
     @property
     def writable(self) -> bool:
         """Whether neither the database nor the snapshot directory has an error now."""
-        return self.db_error is None and self.snapshot_error is None
+        return self.health.writable
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -215,7 +199,7 @@ class Storage:
 
     def _open_sync(self) -> list[Event]:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.snapshot_dir.mkdir(exist_ok=True, mode=0o700)
+        self.snapshots.open_sync()
         mode = self.root.stat().st_mode & 0o777
         if mode & 0o077:
             log.warning(
@@ -229,7 +213,7 @@ class Storage:
         # The write-ahead log and shared-memory files SQLite creates take this mode too.
         os.chmod(self.db_path, 0o600)
         st = os.stat(self.db_path)
-        self._db_identity = (st.st_dev, st.st_ino)
+        self.health.db_identity = (st.st_dev, st.st_ino)
         conn.execute("PRAGMA journal_mode=WAL")
         # WAL with synchronous=NORMAL is durable against process crashes (the case that
         # matters here); only a power cut can lose the last transactions.
@@ -241,7 +225,7 @@ class Storage:
         conn.execute(
             'UPDATE events SET "end" = MAX(last_seen, start), interrupted = 1 WHERE "end" IS NULL'
         )
-        closed = [
+        return [
             self._row_event(row)
             for row in conn.execute(
                 # The ids go in as one bound parameter (a JSON list), nothing is interpolated.
@@ -249,12 +233,6 @@ class Storage:
                 (json.dumps(left_open),),
             )
         ]
-        # A process killed while writing a snapshot leaves its temporary file behind (the
-        # rename never happened, so no stored snapshot is affected).
-        for leftover in self.snapshot_dir.glob("*/*.tmp"):
-            with contextlib.suppress(OSError):
-                leftover.unlink()
-        return closed
 
     async def close(self) -> None:
         """Wait for every submitted write, then close the database and the threads."""
@@ -273,7 +251,7 @@ class Storage:
                 await self._db(self._close_sync)
         self._closed = True
         self._db_thread.shutdown(wait=True)
-        self._file_thread.shutdown(wait=True)
+        self.snapshots.close()
 
     def _close_sync(self) -> None:
         assert self._conn is not None
@@ -311,12 +289,7 @@ class Storage:
         :data:`RETRY_SECONDS`. The storage task asks every interval, so a readiness probe
         polled often costs no disk access of its own, and a disk that went away shows
         within one interval."""
-        async with self._health_lock:
-            if self._checked is not None:
-                at, ok = self._checked
-                if time.monotonic() - at < RETRY_SECONDS:
-                    return ok
-            return await self._check_locked()
+        return await self.health.ready(RETRY_SECONDS)
 
     async def check_writable(self) -> bool:
         """Whether the database accepts writes and the snapshot directory takes files.
@@ -332,82 +305,12 @@ class Storage:
         :meth:`ready` runs it once every :data:`RETRY_SECONDS` (the storage task asks), and
         answers from it in between.
         """
-        async with self._health_lock:
-            return await self._check_locked()
-
-    async def _check_locked(self) -> bool:
-        ok = await self._check()
-        self._checked = (time.monotonic(), ok)
-        return ok
-
-    async def _check(self) -> bool:
-        if not await self._watch_db_file():
-            return False
-        try:
-            await self._db(self._check_db_sync)
-        except (OSError, sqlite3.Error) as exc:
-            self._db_check_error = f"database not writable: {exc}"
-            return False
-        self._db_check_error = None
-        if self._db_write_error is not None:
-            return False
-        try:
-            await self._files(self._check_snapshots_sync)
-        except OSError as exc:
-            self._snapshot_check_error = (
-                f"cannot write snapshots to {self.snapshot_dir}: {exc.strerror or exc}"
-            )
-            return False
-        self._snapshot_check_error = None
-        return True
-
-    async def _watch_db_file(self) -> bool:
-        """Whether the database file on disk is still the one open. When it was deleted or
-        replaced (the storage directory removed, its disk unmounted), :attr:`db_error` says
-        so until it is back."""
-        gone = await self._files(self._db_gone_sync)
-        if gone != self._db_gone_error:
-            if gone is not None:
-                log.error("%s", gone)
-                self.on_error("db")
-            else:
-                log.info("the database file %s is back", self.db_path)
-            self._db_gone_error = gone
-        return gone is None
-
-    def _db_gone_sync(self) -> str | None:
-        if self._db_identity is None:
-            return None
-        try:
-            st = os.stat(self.db_path)
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-        else:
-            if (st.st_dev, st.st_ino) == self._db_identity:
-                return None
-            reason = "replaced by another file"
-        return (
-            f"database file {self.db_path} is gone ({reason}) since it was opened: is the "
-            "storage directory removed or its disk unmounted? Events are not kept; restore "
-            "it and restart"
-        )
+        return await self.health.check()
 
     def _check_db_sync(self) -> None:
         self._c().execute("CREATE TEMP TABLE IF NOT EXISTS probe (x)")
         self._c().execute("INSERT INTO probe VALUES (1)")
         self._c().execute("DELETE FROM probe")
-
-    def _check_snapshots_sync(self) -> None:
-        # Not the storage directory itself: if it is gone (removed, its disk unmounted),
-        # making a new one would hide that and write to whatever disk lies beneath.
-        self.snapshot_dir.mkdir(exist_ok=True, mode=0o700)
-        probe = self.snapshot_dir / ".probe"
-        try:
-            # One byte, not an empty file: a full disk still has inodes for empty files.
-            probe.write_bytes(b"x")
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                probe.unlink()
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -435,15 +338,16 @@ class Storage:
         exc = fut.exception() if not fut.cancelled() else None
         if exc is not None:
             error = f"database write failed: {exc}"
-            if error != self._db_write_error:  # once per outage, not once per event or retry
+            health = self.health
+            if error != health.db_write_error:  # once per outage, not once per event or retry
                 log.error("%s", error)
-            if self._db_write_error is None:
+            if health.db_write_error is None:
                 self.on_error("db")
-            self._db_write_error = error
+            health.db_write_error = error
         elif not self.unsaved_events:
             # The outage ends when the held events are written, not with any write that
             # happens to succeed (one that changes nothing, say) while they are still held.
-            self._db_write_error = self._db_check_error = None
+            self.health.db_write_error = self.health.db_check_error = None
 
     # -- events ------------------------------------------------------------------------------
 
@@ -575,7 +479,7 @@ class Storage:
         camera = await self._db(q)
         if camera is None:
             return False
-        await self._files(self._unlink_snapshots, [(event_id, camera)])
+        await self.snapshots.delete([(event_id, camera)])
         return True
 
     async def count_events(self) -> int:
@@ -602,31 +506,14 @@ class Storage:
 
         doomed = await self._db(q)
         if doomed:
-            await self._files(self._unlink_snapshots, doomed)
+            await self.snapshots.delete(doomed)
         return len(doomed)
 
     # -- snapshots ---------------------------------------------------------------------------
 
     def snapshot_path(self, camera: str, event_id: str, kind: SnapshotKind) -> Path:
         """Where an event's snapshot lives."""
-        return self.snapshot_dir / camera / f"{event_id}-{kind}.jpg"
-
-    async def _files(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._file_thread, fn, *args)
-
-    def _unlink_snapshots(self, items: Sequence[tuple[str, str]]) -> None:
-        """Delete the snapshots of deleted events. A file that cannot go (a read-only or
-        vanished network share, a permission) is logged and left behind: its event is gone
-        already, and the other files still go."""
-        for event_id, camera in items:
-            for kind in ("start", "peak"):
-                path = self.snapshot_path(camera, event_id, kind)
-                try:
-                    path.unlink()
-                except FileNotFoundError:
-                    pass
-                except OSError as exc:
-                    log.warning("cannot delete snapshot %s: %s", path, exc.strerror or exc)
+        return self.snapshots.path(camera, event_id, kind)
 
     async def write_snapshot(
         self,
@@ -640,36 +527,19 @@ class Storage:
         Returns ``False`` (and records :attr:`snapshot_error`) when it cannot be written; the
         caller carries on without it.
         """
-        path = self.snapshot_path(event.camera, event.id, kind)
         try:
-            await self._files(self._write_jpeg_sync, path, frame, boxes)
+            await self.snapshots.write(event.camera, event.id, kind, frame, boxes)
         except OSError as exc:
-            error = f"cannot write snapshot to {path.parent}: {exc.strerror or exc}"
-            self._snapshot_write_error = error
+            where = self.snapshot_path(event.camera, event.id, kind).parent
+            error = f"cannot write snapshot to {where}: {exc.strerror or exc}"
+            self.health.snapshot_write_error = error
             log.error("%s", error, extra={"camera": event.camera})
             self.on_error("snapshot")
             return False
-        self._snapshot_write_error = self._snapshot_check_error = None
+        self.health.snapshot_write_error = self.health.snapshot_check_error = None
         column = "snap_start" if kind == "start" else "snap_peak"
         self._submit(self._mark_sync, event.id, column)
         return True
-
-    def _write_jpeg_sync(
-        self, path: Path, frame: npt.NDArray[np.uint8], boxes: Sequence[Box]
-    ) -> None:
-        data = encode_jpeg(annotate(frame, boxes), self.settings.snapshot_quality)
-        path.parent.mkdir(exist_ok=True)  # the camera's folder; never the directories above
-        tmp = path.with_suffix(".tmp")
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        except OSError:
-            # A full disk leaves a partial temporary file: remove it so it does not take
-            # the space the next write needs (the stored snapshot, if any, is untouched).
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
 
     def _mark_sync(self, event_id: str, column: str) -> None:
         self._c().execute(f"UPDATE events SET {column} = 1 WHERE id = ?", (event_id,))  # noqa: S608
@@ -684,18 +554,11 @@ class Storage:
         if event is None:
             return None
         kinds: list[SnapshotKind] = [kind] if kind else ["peak", "start"]
-        for k in kinds:
-            path = self.snapshot_path(event.camera, event_id, k)
-            try:
-                return await self._files(path.read_bytes)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                # The snapshot directory is gone, unmounted or failing: not "no snapshot".
-                reason = exc.strerror or str(exc)
-                log.warning("cannot read snapshot %s: %s", path, reason)
-                raise StorageError(f"cannot read snapshots: {reason}") from exc
-        return None
+        try:
+            return await self.snapshots.read(event.camera, event_id, kinds)
+        except OSError as exc:
+            # The snapshot directory is gone, unmounted or failing: not "no snapshot".
+            raise StorageError(f"cannot read snapshots: {exc.strerror or exc}") from exc
 
     # -- cameras -----------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from websockets.asyncio.client import connect
 
 from clients.sim import HttpCamera, SceneSpec
 from server.messages import EventEndMessage, EventStartMessage
-from server.storage import Storage
+from server.snapshot_store import SnapshotStore
 
 # 2 s of motion, 2 s still: an event every 4 s.
 SPEC = SceneSpec(width=320, height=240, fps=10, seed=5, objects=3, active_seconds=2,
@@ -68,19 +68,19 @@ class SnapshotDisk:
             return
         # Without root no filesystem of our own can be made full, and filling a shared
         # disk is not an option: this is the one failure that is mocked here.
-        original = Storage._write_jpeg_sync
+        original = SnapshotStore._write_jpeg_sync
 
-        def full(self: Storage, path: Path, *args: Any) -> None:
+        def full(self: SnapshotStore, path: Path, *args: Any) -> None:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-        self._monkeypatch.setattr(Storage, "_write_jpeg_sync", full)
+        self._monkeypatch.setattr(SnapshotStore, "_write_jpeg_sync", full)
         self._original = original
 
     def free(self) -> None:
         if self.real:
             self._disk.free()
         else:
-            self._monkeypatch.setattr(Storage, "_write_jpeg_sync", self._original)
+            self._monkeypatch.setattr(SnapshotStore, "_write_jpeg_sync", self._original)
 
     def close(self) -> None:
         self._disk.close()

@@ -73,7 +73,9 @@ async def test_a_snapshot_written_after_its_event_ended_is_announced(
         # Hold the thread that writes snapshots, so the event's first snapshot is written
         # only after the event has ended (as when a main stream opened on demand is slow).
         gate = threading.Event()
-        held = asyncio.get_running_loop().run_in_executor(srv.core.storage._file_thread, gate.wait)
+        held = asyncio.get_running_loop().run_in_executor(
+            srv.core.storage.snapshots.thread, gate.wait
+        )
         try:
             patch = await srv.client.patch("/api/cameras/busy", json={"detect": {"enabled": True}})
             assert patch.status_code == 200, patch.text
