@@ -280,15 +280,17 @@ class Storage:
                     log.warning("retention failed: %s", exc)
             if self.unsaved_events:
                 self._submit(self._write_unsaved)
-            await self.ready()  # the health watch: one check per interval, with /readyz's
+            # Only a stat of the database file: the full check (a probe written into the
+            # snapshot directory) runs when readiness is asked, so an unpolled server does
+            # not write to its disk every few seconds (SD cards wear).
+            await self.health.watch_db_file()
             await asyncio.sleep(RETRY_SECONDS)
 
     async def ready(self) -> bool:
         """Whether storage is writable, as the last health check found it
         (:meth:`check_writable`); checked again only when that is older than
-        :data:`RETRY_SECONDS`. The storage task asks every interval, so a readiness probe
-        polled often costs no disk access of its own, and a disk that went away shows
-        within one interval."""
+        :data:`RETRY_SECONDS`, so a readiness probe polled often costs at most one disk
+        check per interval, and a disk that went away shows within one interval."""
         return await self.health.ready(RETRY_SECONDS)
 
     async def check_writable(self) -> bool:
@@ -302,8 +304,8 @@ class Storage:
         writes, the check fails whatever its probe says. So does it while the database
         file is gone (deleted or replaced, its directory removed, its disk unmounted).
 
-        :meth:`ready` runs it once every :data:`RETRY_SECONDS` (the storage task asks), and
-        answers from it in between.
+        :meth:`ready` runs it at most once every :data:`RETRY_SECONDS` and answers from it
+        in between.
         """
         return await self.health.check()
 

@@ -93,7 +93,7 @@ class StorageHealth:
         return ok
 
     async def _check(self) -> bool:
-        if not await self._watch_db_file():
+        if not await self.watch_db_file():
             return False
         try:
             await self._probe_db()
@@ -113,7 +113,7 @@ class StorageHealth:
         self.snapshot_check_error = None
         return True
 
-    async def _watch_db_file(self) -> bool:
+    async def watch_db_file(self) -> bool:
         """Whether the database file on disk is still the one open. When it was deleted or
         replaced (the storage directory removed, its disk unmounted), :attr:`db_error` says
         so until it is back."""

@@ -154,3 +154,21 @@ async def test_readyz_shows_a_storage_directory_gone_within_one_watch_interval(
         assert status["writable"] is False
         assert "is gone" in status["db_error"]
         assert not data.exists()  # the checks did not make it again beneath
+
+
+async def test_an_unpolled_server_writes_no_probes_but_still_sees_its_database_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage_module, "RETRY_SECONDS", 0.05)
+    data = tmp_path / "data"
+    async with serve(settings_for(data, [])) as srv:
+        snapshots = data / "snapshots"
+        os.utime(snapshots, (0, 0))
+        await asyncio.sleep(0.5)  # ten rounds of the storage task, nobody asking /readyz
+        assert snapshots.stat().st_mtime == 0  # no probe file written and removed
+        (data / "motionhub.db").rename(data / "moved.db")
+
+        async def db_gone() -> bool:
+            return "is gone" in ((await _storage_status(srv))["db_error"] or "")
+
+        await eventually(db_gone, 2.0, "the storage task noticing the database file gone")
