@@ -40,6 +40,7 @@ from server.cameras.pump import Backoff
 from server.config import Settings
 from server.core import Core
 from server.dashboard import mount_dashboard
+from server.head import HeadAsGet
 from server.http_protocol import http_protocol
 from server.logs import setup_logging
 from server.messages import EventEndMessage
@@ -117,6 +118,9 @@ def create_app(settings: Settings) -> FastAPI:
     frontends.append(("websocket", ws_api.run))
     mount_dashboard(app)
     # ---- END FRONT ENDS ----------------------------------------------------------------------
+    # Outermost, so that every route (API, dashboard, static files) and every header the
+    # other middleware adds answers HEAD as it answers GET.
+    app.add_middleware(HeadAsGet)
     app.state.frontends = frontends
     return app
 
