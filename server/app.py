@@ -21,6 +21,7 @@ import contextlib
 import ipaddress
 import json
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -49,7 +50,7 @@ from server.storage import StorageError
 from server.version import VERSION
 from server.ws import WebSocketApi, uvicorn_options
 
-__all__ = ["FrontEnd", "StartupError", "create_app", "run"]
+__all__ = ["FrontEnd", "StartupError", "create_app", "listen_socket", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -368,26 +369,84 @@ class StartupError(RuntimeError):
     """The server could not start (already logged, in one line)."""
 
 
+def _authority(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` for uvicorn to listen on. Binding it before anything
+    starts finds a port in use at once, not after every camera has been opened; the error
+    is one line naming the address."""
+    where = _authority(host, port)
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise StartupError(f"cannot listen on {where}: {exc.strerror}") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or str(exc)
+        raise StartupError(f"cannot listen on {where}: {reason.lower()}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
 class _Server(uvicorn.Server):
-    """uvicorn's server; lets the app see that shutdown began, so live streams end at once."""
+    """uvicorn's server; lets the app see that shutdown began, so live streams end at once,
+    and says when it accepts connections."""
+
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[str], None]) -> None:
+        super().__init__(config)
+        self.on_ready = on_ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and not self.should_exit and sockets:
+            host, port = sockets[0].getsockname()[:2]
+            self.on_ready(f"http://{_authority(host, port)}/")
 
 
-def run(settings: Settings) -> None:
-    """Serve ``settings`` with uvicorn until SIGINT/SIGTERM, then shut down gracefully."""
+def _log_ready(url: str) -> None:
+    log.info("listening on %s (Ctrl+C to stop)", url)
+
+
+def run(
+    settings: Settings,
+    sock: socket.socket | None = None,
+    on_ready: Callable[[str], None] = _log_ready,
+) -> None:
+    """Serve ``settings`` with uvicorn until SIGINT/SIGTERM, then shut down gracefully.
+
+    The port is bound first (``sock``, from :func:`listen_socket`, when the caller bound
+    it already); ``on_ready`` gets the server's URL once it accepts connections."""
     setup_logging(settings.logging.level, settings.logging.format)
     register_secrets(settings)
     host = bind_host(settings)
-    app = create_app(settings)
-    config = uvicorn.Config(app, host=host, port=settings.server.port, **uvicorn_kwargs(settings))
-    server = _Server(config)
-    core: Core = app.state.core
-    core.should_exit = lambda: server.should_exit
+    if sock is None:
+        try:
+            sock = listen_socket(host, settings.server.port)
+        except StartupError as exc:
+            log.error("%s", exc)
+            raise
+    with sock:
+        app = create_app(settings)
+        config = uvicorn.Config(
+            app, host=host, port=settings.server.port, **uvicorn_kwargs(settings)
+        )
+        server = _Server(config, on_ready)
+        core: Core = app.state.core
+        core.should_exit = lambda: server.should_exit
 
-    def abort() -> None:
-        server.should_exit = True
+        def abort() -> None:
+            server.should_exit = True
 
-    app.state.abort = abort
-    server.run()
+        app.state.abort = abort
+        server.run(sockets=[sock])
     error: StorageError | None = getattr(app.state, "startup_error", None)
     if error is not None:
         raise StartupError(str(error))

@@ -158,11 +158,15 @@ main.add_command(listen_command, name="listen")
 )
 def demo(port: int, cameras: int, data: Path | None) -> None:
     """Run the server on built-in simulated cameras, with the dashboard; nothing to set up."""
+    from server.app import StartupError
     from server.demo import run_demo
 
     check_environment()
     try:
         run_demo(port, cameras, data)
+    except StartupError as exc:
+        click.echo(f"motionhub demo: {exc}", err=True)
+        sys.exit(STARTUP_FAILED)
     except KeyboardInterrupt:
         sys.exit(INTERRUPTED)  # a normal Ctrl-C stop, as for serve
 

@@ -2,13 +2,14 @@
 
 Two or three procedural scenes are served as MJPEG cameras by the simulator (a child
 process, so nothing else needs installing), events go to a temporary data directory
-(or ``--data DIR``), and the dashboard URL is printed.
+(or ``--data DIR``), and the dashboard URL is printed once the server accepts connections.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import tempfile
 from pathlib import Path
 from types import FrameType
@@ -68,13 +69,17 @@ def run_demo(port: int, cameras: int, data: Path | None) -> None:
         cid: SceneSpec(width=640, height=360, fps=10.0, loop_seconds=24.0, **params)  # type: ignore[arg-type]
         for cid, _, params in _SCENES[:cameras]
     }
+    from server.app import listen_socket
+
+    # The port first: one already in use is reported before the cameras are prepared.
+    sock = listen_socket("127.0.0.1", port)
     click.echo(f"motionhub demo: preparing {cameras} simulated cameras...", err=True)
     # uvicorn shuts down on SIGTERM and then raises it again with the handler found before
     # it started; by default that ends the process before the simulator and the temporary
     # directory are cleaned up.
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
-        _serve_demo(port, specs, data)
+        _serve_demo(sock, specs, data)
     except _Terminated:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
@@ -82,11 +87,12 @@ def run_demo(port: int, cameras: int, data: Path | None) -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _serve_demo(port: int, specs: dict[str, SceneSpec], data: Path | None) -> None:
+def _serve_demo(sock: socket.socket, specs: dict[str, SceneSpec], data: Path | None) -> None:
     from clients.sim import HttpCamera
     from clients.sim.process import port_open
     from server.app import run
 
+    port: int = sock.getsockname()[1]
     # A stable simulator port keeps camera URLs valid across runs that share --data.
     sim_port = port + 1 if port < 65535 and not port_open("127.0.0.1", port + 1) else None
     with (
@@ -95,6 +101,10 @@ def _serve_demo(port: int, specs: dict[str, SceneSpec], data: Path | None) -> No
     ):
         urls = {cid: sim.mjpeg_url_for(cid) for cid in specs}
         settings = demo_settings(urls, port, data or Path(tmp))
-        click.echo(f"motionhub demo: dashboard at http://127.0.0.1:{port}/", err=False)
         click.echo(f"motionhub demo: data in {settings.storage.path}; Ctrl+C to stop", err=True)
-        run(settings)
+
+        def ready(url: str) -> None:
+            # Only now: the dashboard answers as soon as the URL is shown.
+            click.echo(f"motionhub demo: dashboard at {url}", err=False)
+
+        run(settings, sock, on_ready=ready)
