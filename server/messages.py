@@ -24,6 +24,7 @@ __all__ = [
     "ClientMessage",
     "ErrorMessage",
     "Event",
+    "EventDeletedMessage",
     "EventEndMessage",
     "EventMessage",
     "EventStartMessage",
@@ -128,6 +129,14 @@ class EventEndMessage(_Wire):
     event: Event
 
 
+class EventDeletedMessage(_Wire):
+    """A stored event was deleted (``DELETE /api/events/{id}``): clients drop it."""
+
+    type: Literal["event_deleted"] = "event_deleted"
+    id: str = Field(description="The deleted event's id (ULID).")
+    camera: str
+
+
 class StatsMessage(_Wire):
     """Periodic server statistics."""
 
@@ -155,6 +164,7 @@ ServerMessage = (
     | EventStartMessage
     | EventUpdateMessage
     | EventEndMessage
+    | EventDeletedMessage
     | StatsMessage
     | CameraRemoved
 )

@@ -12,7 +12,7 @@ from server.api.models import ErrorBody, EventPage
 from server.auth import require_admin, require_viewer
 from server.core import Core
 from server.ids import ULID_PATTERN
-from server.messages import Event
+from server.messages import Event, EventDeletedMessage
 from server.storage import EventQuery, StorageError
 
 __all__ = ["router"]
@@ -85,13 +85,16 @@ async def get_event(event_id: EventIdPath, core: CoreDep) -> Event:
     },
 )
 async def delete_event(event_id: EventIdPath, core: CoreDep) -> Response:
-    """Delete an event and its snapshots."""
+    """Delete an event and its snapshots; WebSocket clients of its camera get
+    ``event_deleted``."""
     event = await core.storage.get_event(event_id)
     if event is None:
         raise not_found(f"no event with id {event_id!r}")
     if event.end is None:
         raise HTTPException(409, "the event is still open; delete it once it has ended")
     await core.storage.delete_event(event_id)
+    # Open dashboards list the event: they drop it on this.
+    core.hub.publish(EventDeletedMessage(id=event_id, camera=event.camera))
     return Response(status_code=204)
 
 

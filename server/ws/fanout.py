@@ -44,6 +44,7 @@ from server.bus import Hub
 from server.messages import (
     CameraRemoved,
     CameraStatusMessage,
+    EventDeletedMessage,
     EventEndMessage,
     EventStartMessage,
     EventUpdateMessage,
@@ -422,7 +423,7 @@ def _route(message: ServerMessage) -> tuple[str | None, str | None]:
         return None, "stats"
     if isinstance(message, EventStartMessage | EventUpdateMessage | EventEndMessage):
         return message.event.camera, None
-    if isinstance(message, CameraRemoved):
+    if isinstance(message, EventDeletedMessage | CameraRemoved):
         return message.camera, None
     if isinstance(message, HelloMessage):
         return None, None

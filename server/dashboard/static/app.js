@@ -212,6 +212,9 @@ live.addEventListener("message", (e) => {
     case "event_end":
       timeline.onMessage(msg);
       break;
+    case "event_deleted":
+      timeline.remove(msg.id);
+      break;
     case "stats":
       $("#stats").textContent = `${msg.cameras_online}/${msg.cameras_total} online · ${msg.events_total} events`;
       break;

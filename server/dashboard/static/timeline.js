@@ -119,13 +119,18 @@ export class Timeline {
       } catch (err) {
         // Deleted meanwhile (by hand, by retention, or a new data directory): it would
         // otherwise stay "ongoing" for ever. Unreachable: keep what we have.
-        if (err.status === 404 && this.items.get(item.event.id) === item) {
-          this.drop(item);
-          this.items.delete(item.event.id);
-          this.empty.hidden = this.items.size > 0 || Boolean(this.cursor);
-        }
+        if (err.status === 404 && this.items.get(item.event.id) === item) this.remove(item.event.id);
       }
     }
+  }
+
+  /** An event that is gone from the server (event_deleted, or not found any more). */
+  remove(id) {
+    const item = this.items.get(id);
+    if (!item) return;
+    this.drop(item);
+    this.items.delete(id);
+    this.empty.hidden = this.items.size > 0 || Boolean(this.cursor);
   }
 
   upsert(event, live = false) {
