@@ -3,12 +3,14 @@
 Laptop: token entry, live tiles with motion, a live event in the timeline, drawing a zone
 (checked through the API, on reload, and in the motion the server then reports), live
 sensitivity, the camera form, and reconnecting with resume. Phone: the same page in one
-column and the editor full screen. Screenshots go to ``test-artifacts/``.
+column and the editor full screen. An event deleted through the API leaves an open page.
+Screenshots go to ``test-artifacts/``.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -251,6 +253,31 @@ async def test_an_open_event_deleted_while_disconnected_leaves_the_timeline(
     await expect(page.locator(f'#events li[data-event-id="{event_id}"]')).to_have_count(0)
     # Chromium logs each connection attempt it refused while offline; nothing else.
     assert [p for p in problems if "ERR_INTERNET_DISCONNECTED" not in p] == []
+    await context.close()
+
+
+async def test_an_event_deleted_through_the_api_leaves_an_open_page(
+    server: Server, browser: Browser
+) -> None:
+    from server.events import utc
+    from server.messages import Event
+
+    core = server.app.state.core
+    now = time.time()
+    event_id = core.ids.new(now - 5)
+    core.storage.save_event(
+        Event(id=event_id, camera="cycle", start=utc(now - 5), end=utc(now - 3), peak_score=0.2)
+    )
+    context, page, problems = await signed_in(browser, server.url)
+    row = page.locator(f'#events li[data-event-id="{event_id}"]')
+    await expect(row).to_have_count(1, timeout=15_000)
+    connections = await page.locator("body").get_attribute("data-connections")
+
+    assert (await server.client.delete(f"/api/events/{event_id}")).status_code == 204
+    # Gone while the page stays connected: no reload, no reconnect.
+    await expect(row).to_have_count(0)
+    assert await page.locator("body").get_attribute("data-connections") == connections
+    assert problems == []
     await context.close()
 
 
