@@ -9,17 +9,18 @@ import httpx
 from server_harness import VIEWER, serve, settings_for
 
 AUTH = {"Authorization": f"Bearer {VIEWER}"}
+FIXED = ("/", "/dashboard/app.js", "/docs", "/healthz")
 
 
 async def _same(c: httpx.AsyncClient, path: str, headers: dict[str, str]) -> httpx.Response:
-    """HEAD answers as GET (the metrics and status bodies change from one request to the
-    next, so their length may too)."""
+    """HEAD answers as GET. Live bodies (metrics, status, cameras, events, snapshots) change
+    from one request to the next, so only fixed ones are compared by length."""
     get = await c.get(path, headers=headers)
     head = await c.head(path, headers=headers)
     assert head.status_code == get.status_code, path
     assert head.content == b"", path
     names = ["content-type", "cache-control", "www-authenticate", "etag", "content-security-policy"]
-    if path not in ("/metrics", "/api/status"):
+    if get.status_code in (401, 404) or path in FIXED:
         names.append("content-length")
     for name in names:
         assert head.headers.get(name) == get.headers.get(name), (path, name)
