@@ -20,7 +20,7 @@ router = APIRouter(tags=["system"])
 CoreDep = Annotated[Core, Depends(core_of)]
 
 
-@router.api_route("/healthz", methods=["GET", "HEAD"])
+@router.get("/healthz")
 async def healthz() -> Health:
     """The process is alive and serving requests."""
     return Health()

@@ -9,7 +9,7 @@ import httpx
 from server_harness import VIEWER, serve, settings_for
 
 AUTH = {"Authorization": f"Bearer {VIEWER}"}
-FIXED = ("/", "/dashboard/app.js", "/docs", "/healthz")
+FIXED = ("/", "/dashboard/app.js", "/docs", "/openapi.json", "/healthz")
 
 
 async def _same(c: httpx.AsyncClient, path: str, headers: dict[str, str]) -> httpx.Response:
@@ -37,6 +37,8 @@ async def test_head_answers_like_get(tmp_path: Path, sim_cameras: Any) -> None:
         assert (await _same(c, "/api/cameras/nope", AUTH)).status_code == 404
         for path in ("/", "/dashboard/app.js", "/docs", "/readyz", "/healthz"):
             assert (await _same(c, path, {})).status_code in (200, 503), path
+        # The schema builds without a duplicate operation (a route declaring HEAD itself).
+        assert (await _same(c, "/openapi.json", {})).status_code == 200
         c.headers.update(AUTH)
         await srv.wait_online("a")
         assert (await _same(c, "/api/cameras/a/snapshot.jpg", AUTH)).status_code == 200
