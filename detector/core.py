@@ -196,6 +196,10 @@ class MotionDetector:
     def _clock(self, timestamp: float | None) -> None:
         if timestamp is None:
             return
+        if not math.isfinite(timestamp):
+            # A NaN or infinite time would stop the frame-rate estimate for good (no later time
+            # compares greater), so it is refused before it is kept.
+            raise ValueError(f"timestamp must be finite seconds, got {timestamp!r}")
         if self._last_ts is not None and timestamp > self._last_ts:
             fps = 1.0 / (timestamp - self._last_ts)
             self._fps += 0.1 * (min(fps, 240.0) - self._fps)

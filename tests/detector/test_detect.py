@@ -3,6 +3,8 @@ moves, whatever the noise and the light do."""
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 import pytest
@@ -268,6 +270,15 @@ def test_rejects_a_frame_that_is_not_an_array() -> None:
     with pytest.raises(TypeError, match="got memoryview"):
         det.detect(memoryview(frame))  # type: ignore[arg-type]
     assert det.detect(frame).warming_up, "a refused frame must not count"
+
+
+@pytest.mark.parametrize("timestamp", [math.nan, math.inf, -math.inf])
+def test_rejects_a_timestamp_that_is_not_finite(timestamp: float) -> None:
+    det = MotionDetector((H, W))
+    frame = np.zeros((H, W), np.uint8)
+    with pytest.raises(ValueError, match=f"timestamp must be finite seconds, got {timestamp!r}"):
+        det.detect(frame, timestamp)
+    assert det.detect(frame, 1.0).warming_up, "a refused frame must not count"
 
 
 def test_fixed_threshold_and_sensitivity_change_what_counts() -> None:
