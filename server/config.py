@@ -288,6 +288,14 @@ class CameraSettings(_Model):
         default=1.0, ge=0.05, le=3600, description="Seconds between polls of a snapshot URL."
     )
     loop: bool = Field(default=True, description="Loop a video file source.")
+    tls_verify: bool = Field(
+        default=True,
+        description="Check the TLS certificate of an https:// camera; false for a self-signed one.",
+    )
+    tls_ca: Path | None = Field(
+        default=None,
+        description="CA bundle (PEM, absolute path) to check it against instead of the system's.",
+    )
     open_timeout: float = Field(default=10.0, gt=0, le=300, description="Seconds.")
     read_timeout: float = Field(default=10.0, gt=0, le=300, description="Seconds.")
     stall_timeout: float = Field(
@@ -303,6 +311,13 @@ class CameraSettings(_Model):
     def _camera_url(cls, v: str | None) -> str | None:
         if v is not None:
             check_camera_url(v)
+        return v
+
+    @field_validator("tls_ca")
+    @classmethod
+    def _absolute_ca(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.is_absolute():
+            raise ValueError("the CA bundle needs an absolute path")
         return v
 
     @model_validator(mode="after")

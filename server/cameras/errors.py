@@ -17,7 +17,13 @@ import httpx
 
 from server.redact import redact_text
 
-__all__ = ["BadFrame", "SourceError", "describe"]
+__all__ = [
+    "BadFrame",
+    "SourceError",
+    "UntrustedCertificate",
+    "describe",
+    "untrusted_certificate",
+]
 
 _MAX_LEN = 200
 
@@ -33,6 +39,22 @@ class SourceError(Exception):
         self.reason = _clean(reason)
         self.retry = retry
         super().__init__(self.reason)
+
+
+class UntrustedCertificate(SourceError):
+    """The camera's TLS certificate failed verification (self-signed, expired, wrong name)."""
+
+
+def untrusted_certificate(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or was caused by, a failed certificate verification."""
+    inner: BaseException | None = exc
+    for _ in range(6):
+        if inner is None:
+            return False
+        if isinstance(inner, ssl.SSLCertVerificationError):
+            return True
+        inner = inner.__cause__ or inner.__context__
+    return False
 
 
 class BadFrame(Exception):
@@ -127,7 +149,7 @@ def _socket_reason(exc: BaseException | None, where: str) -> str | None:
     if isinstance(exc, ssl.SSLCertVerificationError):
         return (
             f"the TLS certificate of {where} is not trusted ({exc.verify_message}); "
-            "use the camera's http:// URL"
+            "set tls_ca to the camera's CA, tls_verify: false, or use its http:// URL"
         )
     if isinstance(exc, ssl.SSLError):
         return f"TLS handshake with {where} failed: is it an https port?"

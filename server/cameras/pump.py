@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
-from server.cameras.errors import BadFrame, SourceError
+from server.cameras.errors import BadFrame, SourceError, UntrustedCertificate
 from server.cameras.policy import SourceKind, SourcePlan, check_host, plan_source
 from server.cameras.slots import DECODE_SLOTS
 from server.cameras.sources import (
@@ -268,8 +268,10 @@ class Pump:
         client = HttpCameraClient(plan, self.settings, self.security)
         try:
             served = probe_http_kind(client, self.settings.open_timeout)
-        except NotACameraUrl as exc:
-            return exc  # reachable, serving a web page, say: that says more than FFmpeg
+        except (NotACameraUrl, UntrustedCertificate) as exc:
+            # A web page, or a certificate FFmpeg refused without saying why: both say
+            # more than FFmpeg's "input/output error".
+            return exc
         except Exception:
             return failed  # the probe failed too: FFmpeg's reason stands
         finally:

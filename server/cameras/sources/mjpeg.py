@@ -23,6 +23,7 @@ from server.cameras.errors import BadFrame, SourceError, describe
 from server.cameras.jpeg import jpeg_size
 from server.cameras.policy import PROTOCOL_WHITELIST
 from server.cameras.sources.base import JpegSample, Sample, Source
+from server.cameras.tls import ffmpeg_tls_options
 
 __all__ = ["USER_AGENT", "MjpegSource"]
 
@@ -50,6 +51,7 @@ class MjpegSource(Source):
             # FFmpeg's socket I/O timeout: what bounds every read once the stream is open.
             "timeout": self.socket_timeout_us(),
             "analyzeduration": "1000000",
+            **ffmpeg_tls_options(self.settings),
         }
         self._container, self._stream = self.open_container(
             "mpjpeg",

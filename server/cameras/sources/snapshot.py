@@ -18,11 +18,18 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
-from server.cameras.errors import BadFrame, SourceError, describe
+from server.cameras.errors import (
+    BadFrame,
+    SourceError,
+    UntrustedCertificate,
+    describe,
+    untrusted_certificate,
+)
 from server.cameras.jpeg import jpeg_size
 from server.cameras.policy import SourcePlan, check_host
 from server.cameras.sources.base import JpegSample, Sample, Source
 from server.cameras.sources.mjpeg import USER_AGENT
+from server.cameras.tls import httpx_verify
 from server.config import CameraSettings, SecuritySettings
 from server.redact import redact_text
 
@@ -75,6 +82,7 @@ class HttpCameraClient:
             headers={"User-Agent": USER_AGENT},
             event_hooks=hooks,
             trust_env=False,
+            verify=httpx_verify(settings),
         )
 
     def _guard(self, request: httpx.Request) -> None:
@@ -115,9 +123,10 @@ def probe_http_kind(client: HttpCameraClient, open_timeout: float) -> Literal["m
     except SourceError:
         raise
     except Exception as exc:
-        raise SourceError(
-            describe(exc, where=client.plan.where, doing="opening", timeout=open_timeout)
-        ) from None
+        reason = describe(exc, where=client.plan.where, doing="opening", timeout=open_timeout)
+        if untrusted_certificate(exc):
+            raise UntrustedCertificate(reason) from None
+        raise SourceError(reason) from None
     content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
     response.close()
     if content_type == _MULTIPART:
