@@ -35,6 +35,9 @@ def test_compose_file_is_valid() -> None:
     assert result.returncode == 0, result.stderr
     rendered = yaml.safe_load(result.stdout)
     assert set(rendered["services"]) == {"mosquitto", "camera", "motionhub"}
+    server = rendered["services"]["motionhub"]
+    assert server["read_only"] is True
+    assert any(mount.split(":")[0] == "/tmp" for mount in server["tmpfs"])
 
 
 def test_compose_refuses_to_run_without_a_token() -> None:
@@ -159,3 +162,12 @@ def test_compose_keeps_an_anonymous_broker_on_loopback() -> None:
     assert broker["ports"]
     for mapping in broker["ports"]:
         assert str(mapping).startswith("127.0.0.1:"), mapping
+
+
+def test_compose_runs_the_server_on_a_read_only_root() -> None:
+    """The server writes only its data volume, and SQLite's temporary files to /tmp; a
+    read-only root keeps a compromised process from changing the image's code."""
+    server = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["motionhub"]
+    assert server["read_only"] is True
+    assert [mount.split(":")[0] for mount in server["tmpfs"]] == ["/tmp"]
+    assert any(volume.endswith(":/data") for volume in server["volumes"])
