@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -25,6 +24,7 @@ import aiomqtt
 import click
 
 from clients.listen import MqttTarget, check_refused, topic_option
+from server.backoff import Backoff
 
 __all__ = ["LightController", "run_light"]
 
@@ -104,7 +104,7 @@ async def run_light(
             log.warning("could not switch the light: %s", exc)
 
     controller = LightController(switch, off_delay)
-    delay = 0.5
+    backoff = Backoff(first=0.5, cap=15.0)
     try:
         while True:
             try:
@@ -113,7 +113,7 @@ async def run_light(
                     await connected.subscribe(motion_topic, qos=1)
                     await connected.subscribe(available, qos=1)
                     log.info("following %s", motion_topic)
-                    delay = 0.5
+                    backoff.reset()
                     if ready is not None:
                         ready()
                     try:
@@ -135,9 +135,9 @@ async def run_light(
             except aiomqtt.MqttError as exc:
                 client = None
                 check_refused(target, exc)
+                delay = backoff.next()
                 log.warning("broker connection: %s; retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-                delay = min(delay * 2, 15.0)
+                await asyncio.sleep(delay)
     finally:
         await controller.close()
 

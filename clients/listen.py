@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import ssl
 import sys
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from urllib.parse import SplitResult, unquote, urlsplit
 import aiomqtt
 import click
 
+from server.backoff import Backoff
 from server.config import check_url_authority
 from server.mqtt.link import login_refused
 from server.redact import redact_url
@@ -152,13 +152,13 @@ async def listen(
     if camera is not None:
         filters = [f"{prefix}/available", f"{prefix}/events", f"{prefix}/{camera}/#"]
     printed = 0
-    delay = 0.5
+    backoff = Backoff(first=0.5, cap=15.0)
     while True:
         try:
             async with target.client() as client:
                 for f in filters:
                     await client.subscribe(f, qos=1)
-                delay = 0.5
+                backoff.reset()
                 async for m in client.messages:
                     payload = m.payload if isinstance(m.payload, bytes) else b""
                     line = format_message(prefix, m.topic.value, payload, m.retain, camera)
@@ -170,9 +170,9 @@ async def listen(
                         return
         except aiomqtt.MqttError as exc:
             check_refused(target, exc)
+            delay = backoff.next()
             out(f"{_clock()} broker {target.host}:{target.port}: {exc}; retrying in {delay:.1f} s")
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, 15.0)
+            await asyncio.sleep(delay)
 
 
 @click.command()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import sys
 from datetime import datetime
 from typing import Any
@@ -17,6 +16,7 @@ import click
 import websockets
 
 from clients.listen import checked_url
+from server.backoff import Backoff
 from server.redact import redact_url
 
 __all__ = ["format_message", "watch", "watch_command"]
@@ -109,7 +109,7 @@ async def watch(
     """Connect, print messages, reconnect forever (or until ``max_messages`` were printed)."""
     last_event: str | None = None
     printed = 0
-    delay = 0.5
+    backoff = Backoff(first=0.5, cap=30.0)
     while True:
         try:
             async with websockets.connect(
@@ -121,7 +121,7 @@ async def watch(
                     await ws.send(json.dumps({"type": "subscribe", "cameras": cameras}))
                 if last_event:
                     await ws.send(json.dumps({"type": "resume", "since": last_event}))
-                delay = 0.5
+                backoff.reset()
                 async for raw in ws:
                     msg = _decoded(raw)
                     if msg is None:
@@ -141,8 +141,7 @@ async def watch(
             click.echo(f"{_clock()} connection closed ({exc}); reconnecting", err=True)
         except (OSError, websockets.InvalidHandshake) as exc:
             click.echo(f"{_clock()} {_connect_failure(url, exc)}; retrying", err=True)
-        await asyncio.sleep(delay + random.uniform(0, delay / 2))
-        delay = min(delay * 2, 30.0)
+        await asyncio.sleep(backoff.next())
 
 
 @click.command()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import threading
 import time
 import traceback
@@ -22,6 +21,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
+from server.backoff import Backoff  # also server.app's, through this module
 from server.cameras.errors import BadFrame, SourceError, UntrustedCertificate
 from server.cameras.policy import SourceKind, SourcePlan, check_host, plan_source
 from server.cameras.slots import DECODE_SLOTS
@@ -63,30 +63,6 @@ def stall_limit(settings: CameraSettings, kind: str | None) -> float:
     if kind == "snapshot":
         return max(settings.stall_timeout, 2 * settings.snapshot_interval)
     return settings.stall_timeout
-
-
-class Backoff:
-    """Exponential delays with "equal jitter": half fixed, half random, never above ``cap``.
-
-    The cap is low because the issue is recovery time: a camera that comes back is
-    online within one cap plus its connect time. Failing attempts are cheap
-    (a refused connect) or already slow (a timeout), so a low cap costs little.
-    """
-
-    def __init__(self, first: float = 0.5, cap: float = 3.0) -> None:
-        self.first = first
-        self.cap = cap
-        self._attempt = 0
-
-    def next(self) -> float:
-        """The delay before the next attempt."""
-        delay = min(self.cap, self.first * 2.0**self._attempt)
-        self._attempt = min(self._attempt + 1, 16)
-        return delay / 2 + random.uniform(0, delay / 2)
-
-    def reset(self) -> None:
-        """Start again from the shortest delay (after a connection that worked)."""
-        self._attempt = 0
 
 
 class RateLimit:
@@ -178,7 +154,10 @@ class Pump:
         self._loop = loop
         self._exited = asyncio.Event()
         self._kind: SourceKind | None = None
-        self._backoff = Backoff()
+        # A low cap, because what matters is recovery time: a camera that comes back is
+        # online within one cap plus its connect time, and failing attempts are cheap (a
+        # refused connect) or already slow (a timeout).
+        self._backoff = Backoff(first=0.5, cap=3.0)
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:

@@ -28,13 +28,14 @@ from urllib.parse import unquote, urlsplit
 import aiomqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
+from server.backoff import Backoff
 from server.config import MqttSettings
 from server.mqtt.payloads import OFFLINE, ONLINE
 from server.mqtt.topics import Topics
 from server.redact import redact_url
 from server.redact import secrets as secret_registry
 
-__all__ = ["LinkHandler", "LinkState", "MqttLink", "backoff_delay", "login_refused"]
+__all__ = ["LinkHandler", "LinkState", "MqttLink", "login_refused"]
 
 log = logging.getLogger(__name__)
 
@@ -94,14 +95,6 @@ def login_refused(exc: BaseException) -> bool:
     rc = exc.rc
     code = rc.value if isinstance(rc, ReasonCode) else rc
     return code in _LOGIN_REFUSED
-
-
-def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
-    """Seconds before reconnect attempt ``attempt`` (0-based): ``base * 2**attempt``
-    capped at ``cap``, with "equal jitter" (between half and all of it) so that many
-    servers losing one broker do not come back in lockstep."""
-    ceiling = min(cap, base * (2 ** min(attempt, 30)))
-    return rng.uniform(ceiling / 2, ceiling)
 
 
 def _settle(client: aiomqtt.Client | None) -> None:
@@ -246,7 +239,8 @@ class MqttLink:
         """Keep a connection to the broker until :meth:`stop`; never raises on broker trouble."""
         self._done.clear()
         loop = asyncio.get_running_loop()
-        attempt = 0
+        settings = self._settings
+        backoff = Backoff(first=settings.reconnect_min, cap=settings.reconnect_max, rng=self._rng)
         try:
             while not self._stop.is_set():
                 self._set_state(LinkState.CONNECTING)
@@ -258,18 +252,15 @@ class MqttLink:
                         started = loop.time()
                         await self._session(client)
                 except Exception as exc:  # the supervisor outlives any failure
-                    self._failed(exc, attempt)
+                    self._failed(exc, backoff.attempt)
                 finally:
                     self.connected.clear()
                     _settle(client)
                 if self._stop.is_set():
                     break
                 if started is not None and loop.time() - started >= _STABLE_AFTER:
-                    attempt = 0
-                delay = backoff_delay(
-                    attempt, self._settings.reconnect_min, self._settings.reconnect_max, self._rng
-                )
-                attempt += 1
+                    backoff.reset()
+                delay = backoff.next()
                 self._set_state(LinkState.WAITING)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):

@@ -10,7 +10,7 @@ import pytest
 from server.cameras import BadFrame
 from server.cameras.frame import Frame, luma_view
 from server.cameras.jpeg import decode_gray, jpeg_size, reduction_flag
-from server.cameras.pump import Backoff, RateLimit
+from server.cameras.pump import RateLimit
 
 W, H = 70, 30  # odd sizes make the decoder pad its rows
 
@@ -173,14 +173,3 @@ def test_rate_changes_between_frames_apply_the_newest() -> None:
     assert rate.due(0.2)
     assert not rate.due(0.3)
     assert rate.due(0.45)
-
-
-def test_backoff_grows_with_jitter_and_is_capped() -> None:
-    backoff = Backoff(first=0.5, cap=3.0)
-    delays = [backoff.next() for _ in range(12)]
-    assert 0.25 <= delays[0] <= 0.5
-    assert 0.5 <= delays[1] <= 1.0
-    assert all(1.5 <= d <= 3.0 for d in delays[4:])
-    assert len({round(d, 6) for d in delays[4:]}) > 1  # jittered, not lock-step
-    backoff.reset()
-    assert backoff.next() <= 0.5

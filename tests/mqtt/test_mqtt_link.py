@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -19,19 +18,8 @@ from rel_harness import eventually
 
 from server.messages import EventStartMessage
 from server.mqtt import MqttService
-from server.mqtt.link import LinkState, backoff_delay
+from server.mqtt.link import LinkState
 from server.mqtt.topics import Topics
-
-
-def test_backoff_doubles_up_to_the_cap_with_jitter() -> None:
-    rng = random.Random(7)
-    for attempt in range(64):
-        ceiling = min(10.0, 0.5 * 2**attempt)
-        delay = backoff_delay(attempt, 0.5, 10.0, rng)
-        assert ceiling / 2 <= delay <= ceiling
-    spread = {round(backoff_delay(6, 0.5, 10.0, rng), 6) for _ in range(50)}
-    assert len(spread) > 40
-    assert max(spread) <= 10.0
 
 
 async def test_reconnects_resubscribes_and_republishes_after_a_broker_restart(

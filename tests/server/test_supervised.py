@@ -8,7 +8,7 @@ import contextlib
 import pytest
 
 from server.app import _supervised
-from server.cameras.pump import Backoff
+from server.backoff import Backoff
 
 
 async def test_a_failed_task_is_logged_and_started_again_until_cancelled(
@@ -48,5 +48,5 @@ async def test_a_task_that_returns_is_not_started_again() -> None:
         nonlocal runs
         runs += 1
 
-    await asyncio.wait_for(_supervised("once", once, Backoff(first=0.01)), 5)
+    await asyncio.wait_for(_supervised("once", once, Backoff(first=0.01, cap=0.02)), 5)
     assert runs == 1
