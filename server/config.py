@@ -290,7 +290,7 @@ class CameraSettings(_Model):
     loop: bool = Field(default=True, description="Loop a video file source.")
     tls_verify: bool = Field(
         default=True,
-        description="Check the TLS certificate of an https:// camera; false for a self-signed one.",
+        description="Check the TLS certificate of an https/rtsps camera; false if self-signed.",
     )
     tls_ca: Path | None = Field(
         default=None,

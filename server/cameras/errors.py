@@ -23,6 +23,7 @@ __all__ = [
     "UntrustedCertificate",
     "describe",
     "untrusted_certificate",
+    "untrusted_text",
 ]
 
 _MAX_LEN = 200
@@ -43,6 +44,14 @@ class SourceError(Exception):
 
 class UntrustedCertificate(SourceError):
     """The camera's TLS certificate failed verification (self-signed, expired, wrong name)."""
+
+
+def untrusted_text(where: str, why: str) -> str:
+    """The reason shown for a certificate that failed verification."""
+    return (
+        f"the TLS certificate of {where} is not trusted ({why}); "
+        "set tls_ca to the camera's CA, tls_verify: false, or use its http:// URL"
+    )
 
 
 def untrusted_certificate(exc: BaseException) -> bool:
@@ -147,10 +156,7 @@ def _http_reason(status: int, where: str) -> str:
 def _socket_reason(exc: BaseException | None, where: str) -> str | None:
     """The reason for a socket or TLS error under an httpx error, if it is one we know."""
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return (
-            f"the TLS certificate of {where} is not trusted ({exc.verify_message}); "
-            "set tls_ca to the camera's CA, tls_verify: false, or use its http:// URL"
-        )
+        return untrusted_text(where, exc.verify_message)
     if isinstance(exc, ssl.SSLError):
         return f"TLS handshake with {where} failed: is it an https port?"
     if isinstance(exc, OSError) and exc.errno in _ERRNO_TEXT:

@@ -1,22 +1,25 @@
-"""How an https:// camera's certificate is checked, the same way by httpx and FFmpeg.
+"""How an https:// or rtsps:// camera's certificate is checked, by httpx and FFmpeg alike.
 
 ``tls_verify`` and ``tls_ca`` of the camera decide it: checked against the system's CAs
 (the default), against the camera's own CA bundle, or not at all (a self-signed camera
 on a trusted network). httpx takes an :class:`ssl.SSLContext`; FFmpeg takes its
 ``tls_verify`` and ``ca_file`` options. FFmpeg does not verify unless told to, and its
 own idea of the system's CAs is the path its TLS library was built with, so the
-system bundle is named to it explicitly.
+system bundle is named to it explicitly. When FFmpeg refuses a certificate it says only
+"input/output error", so :func:`certificate_problem` asks again with Python's ssl.
 """
 
 from __future__ import annotations
 
+import socket
 import ssl
 from pathlib import Path
 
-from server.cameras.errors import SourceError
+from server.cameras.errors import SourceError, UntrustedCertificate, untrusted_text
+from server.cameras.policy import SourcePlan
 from server.config import CameraSettings
 
-__all__ = ["ffmpeg_tls_options", "httpx_verify", "system_ca_file"]
+__all__ = ["certificate_problem", "ffmpeg_tls_options", "httpx_verify", "system_ca_file"]
 
 _DEBIAN_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
@@ -57,3 +60,22 @@ def ffmpeg_tls_options(settings: CameraSettings) -> dict[str, str]:
     _check_ca(settings)
     ca = str(settings.tls_ca) if settings.tls_ca is not None else system_ca_file()
     return {"tls_verify": "1", "ca_file": ca}
+
+
+def certificate_problem(plan: SourcePlan, settings: CameraSettings) -> UntrustedCertificate | None:
+    """After a failed FFmpeg open: the error to show if the camera's certificate does not
+    verify (one TLS handshake, as FFmpeg would check it), else None."""
+    if not settings.tls_verify or plan.host is None or plan.port is None:
+        return None
+    context = httpx_verify(settings)
+    assert isinstance(context, ssl.SSLContext)
+    try:
+        with (
+            socket.create_connection((plan.host, plan.port), settings.open_timeout) as sock,
+            context.wrap_socket(sock, server_hostname=plan.host),
+        ):
+            return None
+    except ssl.SSLCertVerificationError as exc:
+        return UntrustedCertificate(untrusted_text(plan.where, exc.verify_message))
+    except OSError:
+        return None  # not a certificate problem: FFmpeg's reason stands

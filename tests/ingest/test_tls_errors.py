@@ -4,8 +4,10 @@ tls_ca decide, for snapshots (httpx) and MJPEG (FFmpeg) alike, which certificate
 from __future__ import annotations
 
 import contextlib
+import socket
 import ssl
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -149,3 +151,46 @@ async def test_missing_ca_bundle_is_named(tmp_path: Path) -> None:
 def test_relative_ca_bundle_is_refused_in_the_config() -> None:
     with pytest.raises(ValidationError, match="the CA bundle needs an absolute path"):
         camera("https://127.0.0.1/video", tls_ca="certs/cam.pem")
+
+
+@contextlib.contextmanager
+def tls_listener(tls: ssl.SSLContext) -> Iterator[int]:
+    """A TLS port that completes handshakes and then hangs up: enough to test the
+    certificate check, which happens before any RTSP is spoken."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with contextlib.suppress(OSError), conn:
+                conn.settimeout(2)
+                tls.wrap_socket(conn, server_side=True).close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+async def test_self_signed_rtsps_camera_is_refused_with_the_reason(tmp_path: Path) -> None:
+    with tls_listener(self_signed(tmp_path)) as port:
+        url = f"rtsps://u:pw@127.0.0.1:{port}/stream1"
+        async with running(camera(url)) as reader:
+            await wait_until(reader, lambda s: s.last_error is not None, 5, "an error")
+            error = reader.status.last_error
+        assert error is not None
+        assert error.startswith(f"the TLS certificate of 127.0.0.1:{port} is not trusted (")
+        async with running(camera(url, tls_verify=False)) as reader:
+            await wait_until(reader, lambda s: s.last_error is not None, 5, "an error")
+            error = reader.status.last_error
+        assert error is not None
+        assert "certificate" not in error  # past TLS: the port does not speak RTSP

@@ -19,6 +19,7 @@ from server.cameras.errors import BadFrame, SourceError, describe
 from server.cameras.policy import FILE_FORMATS, PROTOCOL_WHITELIST, SourceKind
 from server.cameras.slots import DECODE_SLOTS
 from server.cameras.sources.base import Sample, Source, VideoSample
+from server.cameras.tls import certificate_problem, ffmpeg_tls_options
 
 __all__ = ["VideoSource", "decoder_threads"]
 
@@ -67,6 +68,8 @@ class VideoSource(Source):
             )
             if self.settings.rtsp_transport == "udp":
                 options["buffer_size"] = str(4 << 20)
+            if self.plan.target.startswith("rtsps:"):
+                options.update(ffmpeg_tls_options(self.settings))
             return "rtsp", options
         if self.kind == "file":
             options["format_whitelist"] = FILE_FORMATS
@@ -75,12 +78,22 @@ class VideoSource(Source):
 
     def open(self) -> None:
         fmt, options = self._options()
-        container, stream = self.open_container(
-            fmt,
-            options,
-            refused=SourceError(self._refused(), retry=self.kind != "file"),
-            no_video=f"no video stream in {self.plan.where}",
-        )
+        try:
+            container, stream = self.open_container(
+                fmt,
+                options,
+                refused=SourceError(self._refused(), retry=self.kind != "file"),
+                no_video=f"no video stream in {self.plan.where}",
+            )
+        except SourceError:
+            untrusted = (
+                certificate_problem(self.plan, self.settings)
+                if self.plan.target.startswith("rtsps:")
+                else None
+            )
+            if untrusted is not None:
+                raise untrusted from None
+            raise
         if stream.codec_context is None:
             container.close()
             raise SourceError(f"no decoder for the video codec of {self.plan.where}", retry=False)
