@@ -25,6 +25,7 @@ import click
 
 from clients.listen import MqttTarget, check_refused, topic_option
 from server.backoff import Backoff
+from server.mqtt.link import raise_if_cancelling
 
 __all__ = ["LightController", "run_light"]
 
@@ -112,6 +113,7 @@ async def run_light(
                     client = connected
                     await connected.subscribe(motion_topic, qos=1)
                     await connected.subscribe(available, qos=1)
+                    raise_if_cancelling()
                     log.info("following %s", motion_topic)
                     backoff.reset()
                     if ready is not None:
@@ -123,6 +125,7 @@ async def run_light(
                                 await controller.motion(payload == b"ON")
                             elif m.topic.value == available and payload == b"offline":
                                 await controller.motion(False)
+                            raise_if_cancelling()  # a stop during the switch's publish
                     except asyncio.CancelledError:
                         # Stopped (Ctrl-C, SIGTERM) while the light is on: nobody would
                         # switch it off, so do it now, if the broker takes it in time.

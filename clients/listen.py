@@ -21,7 +21,7 @@ import click
 
 from server.backoff import Backoff
 from server.config import check_url_authority
-from server.mqtt.link import login_refused
+from server.mqtt.link import login_refused, raise_if_cancelling
 from server.redact import redact_url
 
 __all__ = [
@@ -158,6 +158,7 @@ async def listen(
             async with target.client() as client:
                 for f in filters:
                     await client.subscribe(f, qos=1)
+                raise_if_cancelling()
                 backoff.reset()
                 async for m in client.messages:
                     payload = m.payload if isinstance(m.payload, bytes) else b""

@@ -35,7 +35,7 @@ from server.mqtt.topics import Topics
 from server.redact import redact_url
 from server.redact import secrets as secret_registry
 
-__all__ = ["LinkHandler", "LinkState", "MqttLink", "login_refused"]
+__all__ = ["LinkHandler", "LinkState", "MqttLink", "login_refused", "raise_if_cancelling"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,19 @@ class _Stopped(Exception):
 _LOGIN_REFUSED = frozenset({4, 5, 134, 135})
 """CONNACK codes for a refused login: MQTT 3.1.1's bad user name or password (4) and not
 authorized (5), MQTT 5's 134 and 135."""
+
+
+def raise_if_cancelling() -> None:
+    """Raise :class:`asyncio.CancelledError` when the current task has been asked to stop.
+
+    On Python 3.11 ``asyncio.wait_for``, which aiomqtt's ``publish`` and ``subscribe`` wait
+    with, drops a cancellation that arrives just as the broker's acknowledgement does: the
+    call returns normally and the task goes on as if nobody had asked it to stop. A task
+    that calls them in a loop checks this after each call, so a stop is never lost.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def login_refused(exc: BaseException) -> bool:
@@ -308,6 +321,7 @@ class MqttLink:
         # "ON"), and whoever hears "online" before they are right takes them as current.
         await self._handler.announce(client)
         await client.publish(topics.available, ONLINE, qos=1, retain=True)
+        raise_if_cancelling()
         self.connects += 1
         self._set_state(LinkState.CONNECTED)
         self.connected.set()

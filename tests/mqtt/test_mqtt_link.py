@@ -18,7 +18,7 @@ from rel_harness import eventually
 
 from server.messages import EventStartMessage
 from server.mqtt import MqttService
-from server.mqtt.link import LinkState
+from server.mqtt.link import LinkState, raise_if_cancelling
 from server.mqtt.topics import Topics
 
 
@@ -224,3 +224,26 @@ async def test_a_clean_stop_leaves_every_camera_offline(
         again = await retained(mosquitto.url, f"{mqtt_prefix}/#")
     assert again[t.status("cam1")].payload == b"online"
     assert again[t.available].payload == b"online"
+
+
+async def test_a_stop_that_meets_the_brokers_acknowledgement_is_not_lost() -> None:
+    """aiomqtt's publish waits for the PUBACK with asyncio.wait_for. When the PUBACK and a
+    cancellation land in the same loop turn, Python 3.11's wait_for returns normally and
+    the cancellation is dropped; raise_if_cancelling() after the call raises it again."""
+    ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    steps: list[str] = []
+
+    async def publishing() -> None:
+        await asyncio.wait_for(ack, 5)  # as aiomqtt's publish waits for its PUBACK
+        steps.append("acknowledged")
+        raise_if_cancelling()
+        steps.append("went on")  # what a lost stop looks like
+        await asyncio.sleep(30)
+
+    task = asyncio.create_task(publishing())
+    await asyncio.sleep(0)  # the task now waits for the acknowledgement
+    ack.set_result(None)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+    assert "went on" not in steps
