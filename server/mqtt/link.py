@@ -321,7 +321,6 @@ class MqttLink:
         # "ON"), and whoever hears "online" before they are right takes them as current.
         await self._handler.announce(client)
         await client.publish(topics.available, ONLINE, qos=1, retain=True)
-        raise_if_cancelling()
         self.connects += 1
         self._set_state(LinkState.CONNECTED)
         self.connected.set()
