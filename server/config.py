@@ -30,7 +30,7 @@ from pydantic_settings import (
 )
 
 from detector import DetectorConfig, DetectorTuning, Polygon, Zone
-from server.redact import hidden_userinfo
+from server.redact import REDACTED, hidden_userinfo, masked_credentials
 
 __all__ = [
     "AuthToken",
@@ -345,6 +345,13 @@ _UNPARSEABLE_CREDENTIALS = (
 )
 
 
+_MASKED_CREDENTIALS = (
+    f"the user name, password or a credential parameter is {REDACTED!r}, the mask the API"
+    " shows in place of stored credentials: give the real user name and password, or (in an"
+    " API change) send the URL exactly as the API shows it to keep the stored ones"
+)
+
+
 def check_url_authority(url: str) -> None:
     """Raise ``ValueError`` (never echoing the URL) if the user name, password or port of
     ``url`` cannot be parsed: an unencoded ``#``, ``?`` or ``/`` in a password ends the host
@@ -417,6 +424,8 @@ def check_camera_url(url: str) -> None:
         check_url_authority(url)
         if not parts.hostname:
             raise ValueError(f"a {parts.scheme}:// URL needs a host")
+        if masked_credentials(url):
+            raise ValueError(_MASKED_CREDENTIALS)
 
 
 def _network(value: Any) -> Any:

@@ -536,7 +536,10 @@ class Core:
 
 
 def _keep_credentials(new: Any, old: str | None) -> Any:
-    """A URL sent back exactly as the API showed it (redacted) keeps its stored credentials."""
+    """A URL sent back exactly as the API showed it (redacted) keeps its stored credentials.
+
+    Any other URL with the mask for credentials is refused when it is validated
+    (:func:`server.config.check_camera_url`): the stored ones must not go to another host."""
     if isinstance(new, str) and old is not None and new != old and new == redact_url(old):
         return old
     return new

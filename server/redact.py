@@ -11,7 +11,15 @@ from __future__ import annotations
 import re
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
-__all__ = ["SecretRegistry", "hidden_userinfo", "redact_text", "redact_url", "secrets"]
+__all__ = [
+    "REDACTED",
+    "SecretRegistry",
+    "hidden_userinfo",
+    "masked_credentials",
+    "redact_text",
+    "redact_url",
+    "secrets",
+]
 
 REDACTED = "***"
 
@@ -50,6 +58,24 @@ def redact_url(url: str) -> str:
         netloc = f"{masked}@{hostport}"
     query = _SECRET_QUERY.sub(lambda m: f"{m.group(1)}={REDACTED}", parts.query)
     return urlunsplit(SplitResult(parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def masked_credentials(url: str) -> bool:
+    """Whether ``url`` carries the mask :func:`redact_url` puts in place of a credential (a
+    user name, password or credential query parameter that is ``***``): a URL copied from
+    what the server showed, which no camera would accept.
+
+    >>> masked_credentials("rtsp://***:***@10.0.0.5:554/s1")
+    True
+    """
+    try:
+        parts = urlsplit(url)
+        userinfo = (parts.username, parts.password)
+    except ValueError:
+        return False
+    if REDACTED in userinfo:
+        return True
+    return any(m.group(2) == REDACTED for m in _SECRET_QUERY.finditer(parts.query))
 
 
 def hidden_userinfo(url: str) -> str | None:

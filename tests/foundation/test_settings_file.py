@@ -223,6 +223,22 @@ def test_encoded_password_characters_are_accepted() -> None:
 
 
 @pytest.mark.parametrize(
+    "url",
+    [
+        "rtsp://***:***@192.168.1.20:554/stream1",
+        "rtsp://user:***@192.168.1.20:554/stream1",
+        "http://192.168.1.20/cgi-bin/snapshot.cgi?user=admin&password=***",
+    ],
+    ids=["user-and-password", "password", "query"],
+)
+def test_the_redaction_mask_is_refused_as_credentials(url: str) -> None:
+    # A URL copied from the API's output: the camera would answer every attempt with a 401.
+    (line,) = errors_of(MINIMAL.replace("rtsp://user:pass@192.168.1.20:554/stream1", url))
+    assert line.startswith("cfg.yml:5: cameras[0].url: the user name, password")
+    assert "give the real user name and password" in line
+
+
+@pytest.mark.parametrize(
     "url", ["mqtt://bob:MqS3cret#Pw@127.0.0.1:1883", "mqtt://h:MqS3cret", "mqtt://b:MqS3cret/x@h"]
 )
 def test_mqtt_url_with_unparseable_credentials_or_port_is_rejected(url: str) -> None:

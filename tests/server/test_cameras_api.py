@@ -6,6 +6,7 @@ import asyncio
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from server_harness import camera_threads, serve, settings_for
@@ -209,3 +210,47 @@ async def test_a_camera_or_zone_whose_home_assistant_entity_would_clash_is_refus
             "a",
             "a_zone_b",
         ]
+
+
+async def test_a_masked_credential_is_refused_unless_the_url_is_exactly_as_shown(
+    tmp_path: Path, sim_cameras: Any
+) -> None:
+    real = with_password(sim_cameras.mjpeg_url_for("busy"))
+    cams = [{"id": "cam1", "url": real, "detect": {"enabled": False}}]
+    async with serve(settings_for(tmp_path, cams)) as srv:
+        c = srv.client
+        await srv.wait_online("cam1")
+        reader = srv.core._runtimes["cam1"].reader
+        shown = (await srv.camera("cam1"))["url"]
+        port = urlsplit(shown).port
+        # A form that changed only the port sends the mask back as the credentials: taking it
+        # would store '***' as the password (the camera then gets 401s for good), and taking
+        # the stored password to the new address could hand it to another host.
+        moved = shown.replace(f":{port}/", f":{port + 1}/")
+        for body in ({"url": moved}, {"detect_url": moved}, {"url": "rtsp://u:***@10.0.0.9/s"}):
+            r = await c.patch("/api/cameras/cam1", json=body)
+            assert r.status_code == 422, r.text
+            (err,) = r.json()["detail"]
+            assert err["loc"] == ["body", next(iter(body))]
+            assert "give the real user name and password" in err["msg"]
+            assert "exactly as the API shows it" in err["msg"]
+            assert PASSWORD not in r.text
+        assert srv.core.camera("cam1").url == real
+        assert srv.core.camera("cam1").detect_url is None
+        assert srv.core._runtimes["cam1"].reader is reader  # not reconnected
+        assert (await srv.core.storage.load_cameras()).cameras == []  # nothing stored
+        assert (await srv.camera("cam1"))["status"] == "online"
+
+        r = await c.post("/api/cameras", json={"id": "cam2", "url": moved})
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"][0]["loc"] == ["body", "url"]
+        assert "give the real user name and password" in r.text
+        assert (await c.get("/api/cameras/cam2")).status_code == 404
+
+        # The URL exactly as shown, with another change, still keeps the stored password.
+        r = await c.patch("/api/cameras/cam1", json={"url": shown, "name": "One"})
+        assert r.status_code == 200, r.text
+        assert srv.core.camera("cam1").url == real
+        (stored,) = (await srv.core.storage.load_cameras()).cameras
+        assert (stored.url, stored.name) == (real, "One")
+        assert srv.core._runtimes["cam1"].reader is reader
