@@ -113,8 +113,19 @@ async def update_camera(camera_id: CameraIdPath, patch: CameraPatch, core: CoreD
     """Change a camera live: detection, zones and masks apply to the next frame; a new source
     reconnects. Kept across restarts."""
     _found(core, camera_id)
+    changes = patch.model_dump(exclude_unset=True)
+    if changes.pop("id", None) not in (None, camera_id):
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("body", "id"),
+                    "msg": f"a camera's id cannot change: send {camera_id!r} or no id",
+                    "type": "id_mismatch",
+                }
+            ]
+        )
     try:
-        await core.update_camera(camera_id, patch.model_dump(exclude_unset=True))
+        await core.update_camera(camera_id, changes)
     except ValidationError as exc:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]

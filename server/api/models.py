@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from detector import Polygon, Zone
 from server.config import CameraKind, CameraSettings, DetectSettings, EventSettings
@@ -14,6 +14,7 @@ from server.messages import CameraState, Event
 from server.redact import redact_url
 
 __all__ = [
+    "CAMERA_READ_ONLY",
     "CameraList",
     "CameraOut",
     "CameraPatch",
@@ -59,10 +60,15 @@ else:
 class CameraPatch(BaseModel):
     """A partial camera update. Sections (``detect``, ``events``) merge key by key; ``zones``
     and ``masks`` replace the whole list. A ``url`` sent back exactly as the API showed it
-    (with ``***`` for the credentials) keeps the stored credentials."""
+    (with ``***`` for the credentials) keeps the stored credentials. The whole camera object
+    GET returns may be sent back: its live state (:data:`CAMERA_READ_ONLY`) is ignored, and
+    ``id`` must be the camera's own."""
 
     model_config = ConfigDict(extra="forbid")
 
+    id: str | None = Field(
+        default=None, description="The camera's own id, as GET shows it; an id cannot change."
+    )
     name: str | None = Field(default=None, max_length=128)
     url: str | None = Field(default=None, max_length=2048)
     detect_url: str | None = Field(default=None, max_length=2048)
@@ -78,6 +84,13 @@ class CameraPatch(BaseModel):
     events: EventsPatch | None = None
     zones: list[Zone] | None = Field(default=None, max_length=32)
     masks: list[Polygon] | None = Field(default=None, max_length=32)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ignore_read_only(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k not in CAMERA_READ_ONLY}
+        return data
 
 
 class CameraOut(BaseModel):
@@ -170,6 +183,11 @@ class CameraOut(BaseModel):
             zones=list(cs.zones),
             masks=list(cs.masks),
         )
+
+
+CAMERA_READ_ONLY = frozenset(CameraOut.model_fields) - frozenset(CameraPatch.model_fields)
+"""The live state GET shows with a camera (``status``, ``fps``...): ignored in a PATCH, so a
+client can send back the object it read."""
 
 
 class CameraList(BaseModel):

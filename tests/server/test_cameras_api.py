@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 import pytest
 from server_harness import camera_threads, serve, settings_for
 
+from server.api.models import CAMERA_READ_ONLY, CameraPatch
+from server.config import CameraSettings
 from server.messages import CameraRemoved, MotionMessage
 
 PASSWORD = "s3cr3t-pw-xyz"
@@ -254,3 +256,41 @@ async def test_a_masked_credential_is_refused_unless_the_url_is_exactly_as_shown
         (stored,) = (await srv.core.storage.load_cameras()).cameras
         assert (stored.url, stored.name) == (real, "One")
         assert srv.core._runtimes["cam1"].reader is reader
+
+
+async def test_the_camera_object_get_returns_can_be_patched_back_whole(
+    tmp_path: Path, sim_cameras: Any
+) -> None:
+    real = with_password(sim_cameras.mjpeg_url_for("busy"))
+    cams = [{"id": "cam1", "url": real, "detect": {"enabled": False}}]
+    async with serve(settings_for(tmp_path, cams)) as srv:
+        c = srv.client
+        await srv.wait_online("cam1")
+        reader = srv.core._runtimes["cam1"].reader
+        shown = await srv.camera("cam1")
+        assert {"status", "fps", "last_error", "frames", "motion"} <= CAMERA_READ_ONLY
+        assert set(shown) >= CAMERA_READ_ONLY
+        r = await c.patch("/api/cameras/cam1", json={**shown, "stall_timeout": 20.0})
+        assert r.status_code == 200, r.text
+        assert r.json()["stall_timeout"] == 20.0
+        assert srv.core.camera("cam1").stall_timeout == 20.0
+        assert srv.core.camera("cam1").url == real  # credentials kept
+        assert srv.core._runtimes["cam1"].reader is not reader  # a timeout reconnects
+
+        r = await c.patch("/api/cameras/cam1", json={**shown, "colour": "red"})
+        assert r.status_code == 422, r.text
+        assert [(e["loc"], e["type"]) for e in r.json()["detail"]] == [
+            (["body", "colour"], "extra_forbidden")
+        ]
+        r = await c.patch("/api/cameras/cam1", json={**shown, "id": "cam2"})
+        assert r.status_code == 422, r.text
+        (err,) = r.json()["detail"]
+        assert err["loc"] == ["body", "id"]
+        assert "cannot change" in err["msg"]
+        assert srv.core.camera("cam1").stall_timeout == 20.0
+        assert (await c.get("/api/cameras/cam2")).status_code == 404
+
+
+def test_every_camera_setting_can_be_patched_so_none_is_ignored_as_read_only() -> None:
+    assert set(CameraPatch.model_fields) == set(CameraSettings.model_fields)
+    assert not CAMERA_READ_ONLY & set(CameraSettings.model_fields)
