@@ -172,6 +172,23 @@ async def test_cameras_persist_with_tombstones(tmp_path: Path) -> None:
     await s2.close()
 
 
+async def test_a_camera_stored_with_the_mask_as_its_password_gives_way_to_the_config_file(
+    tmp_path: Path,
+) -> None:
+    # Earlier versions stored a URL sent back with a new port and '***' as the password.
+    s = await open_storage(tmp_path)
+    lost = CameraSettings(id="a", url="rtsp://10.0.0.1/s").model_copy(
+        update={"url": "rtsp://***:***@10.0.0.1:8554/s"}
+    )
+    s.save_camera(lost, 0)
+    await s.close()
+    s2 = await open_storage(tmp_path)
+    stored = await s2.load_cameras()
+    assert stored.cameras == []  # not a change: the config file's camera (and password) stays
+    assert stored.deleted == set()
+    await s2.close()
+
+
 async def test_database_is_wal_and_threads_end_on_close(tmp_path: Path) -> None:
     before = {t.name for t in threading.enumerate()}
     s = await open_storage(tmp_path)
