@@ -39,7 +39,20 @@ def _parse_tuning(pairs: tuple[str, ...]) -> DetectorConfig:
     try:
         return DetectorConfig.model_validate(values)
     except ValidationError as exc:
-        raise click.BadParameter(str(exc), param_hint="--set") from exc
+        raise click.BadParameter(_tuning_errors(exc), param_hint="--set") from None
+
+
+def _tuning_errors(exc: ValidationError) -> str:
+    """One line per refused setting, as ``KEY: why``; an unknown key lists the known ones."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        key = ".".join(str(part) for part in err["loc"]) or "--set"
+        if err["type"] == "extra_forbidden":
+            known = ", ".join(sorted(DetectorConfig.model_fields))
+            lines.append(f"{key}: unknown detector setting; choose from {known}")
+        else:
+            lines.append(f"{key}: {err['msg']}")
+    return "; ".join(lines)
 
 
 class _Progress:

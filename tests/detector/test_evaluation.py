@@ -155,9 +155,11 @@ def test_eval_command_rejects_bad_input(tmp_path: Path) -> None:
         (["--baseline", "vibe"], "unknown baseline"),
         (["--set", "sensitivity=500"], "sensitivity"),
         (["--set", "nonsense"], "KEY=VALUE"),
+        (["--set", "bogus=1"], "bogus: unknown detector setting; choose from absorb_seconds"),
     ):
         bad = subprocess.run(
             [*base, str(tmp_path), *extra], capture_output=True, text=True, timeout=60, check=False
         )
         assert bad.returncode == 2, bad.stderr
         assert message in bad.stderr
+        assert "errors.pydantic.dev" not in bad.stderr  # one line, not pydantic's report
