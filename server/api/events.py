@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
+from pydantic import ValidationError, ValidatorFunctionWrapHandler, WrapValidator
 
 from server.api.deps import ADMIN_ERRORS, VIEWER_ERRORS, Responses, core_of, not_found
 from server.api.models import ErrorBody, EventPage
@@ -21,6 +22,21 @@ router = APIRouter(prefix="/api/events", tags=["events"])
 
 EventIdPath = Annotated[str, Path(pattern=ULID_PATTERN, description="Event id (ULID).")]
 CoreDep = Annotated[Core, Depends(core_of)]
+
+
+def _api_time(value: object, handler: ValidatorFunctionWrapHandler) -> datetime:
+    try:
+        when = handler(value)
+    except ValidationError:
+        raise ValueError(
+            "not a time: give ISO 8601 (2026-11-24T08:00:00Z; UTC if no offset) or Unix seconds"
+        ) from None
+    assert isinstance(when, datetime)
+    return when
+
+
+ApiTime = Annotated[datetime, WrapValidator(_api_time)]
+"""A query time; a bad one gets one message naming both accepted forms."""
 _NOT_FOUND: Responses = {404: {"model": ErrorBody, "description": "No such event."}}
 
 
@@ -33,10 +49,10 @@ async def list_events(
         str | None, Query(max_length=64, description="Only events that entered this zone.")
     ] = None,
     since: Annotated[
-        datetime | None,
+        ApiTime | None,
         Query(description="Started at or after (ISO 8601, UTC if no offset, or Unix seconds)."),
     ] = None,
-    until: Annotated[datetime | None, Query(description="Started before.")] = None,
+    until: Annotated[ApiTime | None, Query(description="Started before.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 50,
     cursor: Annotated[
         str | None, Query(pattern=ULID_PATTERN, description="next_cursor of the previous page.")

@@ -67,6 +67,13 @@ async def test_moving_objects_make_events_that_end_after_off_delay(
         assert (await c.get("/api/events", params={"until": since})).json()["events"] == [
             e for e in listed["events"] if e["start"] < since
         ]
+        assert (await c.get("/api/events", params={"since": "2000-01-01"})).json() == listed
+        for when in ("notadate", "1e400"):  # garbage, and a number past any datetime
+            refused = await c.get("/api/events", params={"since": when, "until": when})
+            assert refused.status_code == 422
+            for detail in refused.json()["detail"]:
+                assert "ISO 8601" in detail["msg"], detail
+                assert "Unix seconds" in detail["msg"], detail
         bad = await c.get("/api/events", params={"cursor": "not-an-id", "limit": 0})
         assert bad.status_code == 422
         assert {tuple(d["loc"]) for d in bad.json()["detail"]} == {
