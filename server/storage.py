@@ -9,6 +9,7 @@ large frame never holds up the database. Nothing here ever runs on the event loo
 
 Layout under ``storage.path``::
 
+    motionhub.lock                held (flock) by the one server using the directory
     motionhub.db                  events, cameras (WAL mode)
     snapshots/                    see server.snapshot_store
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -44,7 +46,14 @@ from server.messages import Box, Event
 from server.snapshot_store import SnapshotKind, SnapshotStore
 from server.storage_health import StorageHealth
 
-__all__ = ["EventQuery", "SnapshotKind", "Storage", "StorageError", "StoredCameras"]
+__all__ = [
+    "EventQuery",
+    "SnapshotKind",
+    "Storage",
+    "StorageError",
+    "StorageInUse",
+    "StoredCameras",
+]
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +110,10 @@ class StorageError(RuntimeError):
     """Storage could not be opened or read (the data directory or database is unusable)."""
 
 
+class StorageInUse(StorageError):
+    """Another process (another motionhub) holds the data directory's lock."""
+
+
 @dataclass(frozen=True)
 class EventQuery:
     """Filters for :meth:`Storage.list_events`; results are newest first."""
@@ -143,6 +156,8 @@ class Storage:
         self.settings = settings
         self.root = Path(settings.path)
         self.db_path = self.root / "motionhub.db"
+        self.lock_path = self.root / "motionhub.lock"
+        self._lock_fd: int | None = None
         self.snapshot_dir = self.root / "snapshots"
         self._db_thread = ThreadPoolExecutor(1, thread_name_prefix="motionhub-db")
         self.snapshots = SnapshotStore(self.snapshot_dir, settings.snapshot_quality)
@@ -199,6 +214,48 @@ class Storage:
 
     def _open_sync(self) -> list[Event]:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        locked_here = self._lock_fd is None
+        self._lock_sync()
+        try:
+            return self._open_db_sync()
+        except BaseException:
+            if locked_here:
+                self._unlock()
+            raise
+
+    def _lock_sync(self) -> None:
+        """Take the directory's lock, or raise :class:`StorageInUse` naming its holder.
+
+        Two servers on one directory would each record every event of the same cameras
+        into the same database, and each would mark the other's open events interrupted
+        when it stops. ``flock`` is released by the kernel when the holder exits, however it
+        exits, so a killed server never blocks a restart."""
+        if self._lock_fd is not None:
+            return  # held already: the database is being opened again
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip()
+            os.close(fd)
+            pid = f" (pid {holder})" if holder.isdigit() else ""
+            raise StorageInUse(
+                f"storage directory {self.root} is in use by another motionhub{pid}; "
+                "stop it or use another storage.path"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the only descriptor releases the flock
+            self._lock_fd = None
+
+    def _open_db_sync(self) -> list[Event]:
         self.snapshots.open_sync()
         mode = self.root.stat().st_mode & 0o777
         if mode & 0o077:
@@ -252,6 +309,7 @@ class Storage:
         self._closed = True
         self._db_thread.shutdown(wait=True)
         self.snapshots.close()
+        self._unlock()
 
     def _close_sync(self) -> None:
         assert self._conn is not None

@@ -19,7 +19,7 @@ from server.config import CameraSettings, StorageSettings
 from server.events import utc
 from server.ids import UlidGenerator
 from server.messages import Event
-from server.storage import EventQuery, Storage
+from server.storage import EventQuery, Storage, StorageInUse
 
 T0 = 1_750_000_000.0
 
@@ -81,8 +81,10 @@ async def test_open_events_are_closed_as_interrupted_on_next_open(tmp_path: Path
     ev = make_event(gen, "cam1", T0, [], end=False)
     s.save_event(ev, T0 + 7)
     await s.flush()
-    # Simulate a killed process: the connection is dropped without closing the event.
+    # Simulate a killed process: the connection is dropped without closing the event, and
+    # the directory's lock released, as the kernel does.
     s._db_thread.shutdown(wait=True)
+    s._unlock()
     s2 = await open_storage(tmp_path)
     got = await s2.get_event(ev.id)
     assert got is not None
@@ -414,3 +416,14 @@ async def test_the_database_is_private_and_an_open_directory_is_warned_about(
     assert (shared / "motionhub.db").stat().st_mode & 0o777 == 0o600
     assert (shared / "snapshots").stat().st_mode & 0o777 == 0o700
     await s.close()
+
+
+async def test_a_directory_in_use_is_refused_until_its_holder_closes(tmp_path: Path) -> None:
+    first = await open_storage(tmp_path)
+    second = Storage(StorageSettings(path=tmp_path))
+    with pytest.raises(StorageInUse, match=rf"in use by another motionhub \(pid {os.getpid()}\)"):
+        await second.open()
+    await second.close()
+    await first.close()
+    again = await open_storage(tmp_path)
+    await again.close()

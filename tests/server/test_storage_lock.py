@@ -1,0 +1,99 @@
+"""One server per data directory: a second ``motionhub serve`` on a ``storage.path`` in use
+stops at start-up with one line naming the directory and the holder's pid, and a killed
+holder does not block a restart."""
+
+from __future__ import annotations
+
+import signal
+import socket
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from clients.sim import free_port
+from tests.process_harness import motionhub, poll, stop, write_config
+
+STARTUP_FAILED = 3
+
+
+def _config(path: Path, port: int, data: Path, camera_url: str) -> Path:
+    return write_config(
+        path,
+        {
+            "server": {"host": "127.0.0.1", "port": port},
+            "storage": {"path": str(data)},
+            "cameras": [{"id": "busy", "url": camera_url, "events": {"off_delay": 30}}],
+        },
+    )
+
+
+def _open_event(r: httpx.Response) -> bool:
+    return r.status_code == 200 and any(e["end"] is None for e in r.json()["events"])
+
+
+def test_a_second_server_on_the_same_storage_path_stops_and_a_killed_one_does_not_block(
+    tmp_path: Path, sim_cameras: Any
+) -> None:
+    data = tmp_path / "data"
+    first_port = free_port()
+    first = motionhub(
+        "serve",
+        "--config",
+        str(_config(tmp_path / "first.yml", first_port, data, sim_cameras.mjpeg_url_for("busy"))),
+    )
+    try:
+        events_url = f"http://127.0.0.1:{first_port}/api/events"
+        (recording,) = poll(events_url, _open_event, within=40, proc=first).json()["events"]
+
+        # The camera host of the second server: any connection would mean it opened a camera.
+        with socket.create_server(("127.0.0.1", 0)) as camera_host:
+            camera_host.setblocking(False)
+            camera = f"http://127.0.0.1:{camera_host.getsockname()[1]}/x"
+            second_config = _config(tmp_path / "second.yml", free_port(), data, camera)
+            second = motionhub("serve", "--config", str(second_config))
+            try:
+                _, err = second.communicate(timeout=60)
+            finally:
+                second.kill()
+            with pytest.raises(BlockingIOError):
+                camera_host.accept()
+        assert second.returncode == STARTUP_FAILED, err[-3000:]
+        refusal = (
+            f"storage directory {data} is in use by another motionhub (pid {first.pid}); "
+            "stop it or use another storage.path"
+        )
+        assert refusal in err, err[-3000:]
+        assert "Traceback" not in err, err[-3000:]
+
+        # The first goes on recording: its event is still open (the second did not close it
+        # as interrupted) and it keeps answering.
+        assert first.poll() is None
+        r = poll(events_url, _open_event, proc=first)
+        assert [e["id"] for e in r.json()["events"] if e["end"] is None] == [recording["id"]]
+    finally:
+        first.kill()
+        first.communicate(timeout=30)
+    assert first.returncode == -signal.SIGKILL
+
+    # The kernel released the killed server's lock: a new server starts on the directory.
+    third_port = free_port()
+    third = motionhub(
+        "serve",
+        "--config",
+        str(_config(tmp_path / "third.yml", third_port, data, sim_cameras.mjpeg_url_for("busy"))),
+    )
+    try:
+        poll(
+            f"http://127.0.0.1:{third_port}/api/events",
+            lambda r: (
+                r.status_code == 200
+                and any(e["id"] == recording["id"] and e["interrupted"] for e in r.json()["events"])
+            ),
+            within=40,
+            proc=third,
+        )
+    finally:
+        _, err = stop(third)
+    assert "in use by another motionhub" not in err, err[-3000:]
