@@ -35,14 +35,8 @@ def format_message(msg: dict[str, Any], show_motion: bool = False) -> str | None
     if kind == "camera_status":
         err = f"  error: {msg['last_error']}" if msg.get("last_error") else ""
         return f"{_clock()} {msg['camera']:<12} {msg['status']:<8} {msg.get('fps', 0):.1f} fps{err}"
-    if kind in ("event_start", "event_update", "event_end"):
-        ev = msg["event"]
-        zones = ",".join(ev.get("zones") or []) or "-"
-        label = kind.removeprefix("event_").upper()
-        return (
-            f"{_clock()} {ev['camera']:<12} event {label:<6} {ev['id']}  "
-            f"zones={zones} peak={ev.get('peak_score', 0):.3f}"
-        )
+    if kind in ("event_start", "event_update", "event_end", "event_deleted"):
+        return _event_line(kind, msg)
     if kind == "motion" and show_motion:
         zones = ",".join(z for z, on in (msg.get("zones") or {}).items() if on) or "-"
         state = "MOTION" if msg.get("motion") else "still"
@@ -53,6 +47,18 @@ def format_message(msg: dict[str, Any], show_motion: bool = False) -> str | None
     if kind == "error":
         return f"{_clock()} server error: {msg.get('message', msg)}"
     return None
+
+
+def _event_line(kind: str, msg: dict[str, Any]) -> str:
+    if kind == "event_deleted":  # through the API: the message carries no event
+        return f"{_clock()} {msg['camera']:<12} event DELETED {msg['id']}"
+    ev = msg["event"]
+    zones = ",".join(ev.get("zones") or []) or "-"
+    label = kind.removeprefix("event_").upper()
+    return (
+        f"{_clock()} {ev['camera']:<12} event {label:<6} {ev['id']}  "
+        f"zones={zones} peak={ev.get('peak_score', 0):.3f}"
+    )
 
 
 def _connect_failure(url: str, exc: Exception) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 from websockets.asyncio.server import ServerConnection, serve
 from ws_harness import uvicorn_on_free_port
 
+from clients.watch import format_message
 from server.app import create_app
 from server.config import Settings
 
@@ -56,3 +57,11 @@ async def test_watch_skips_frames_it_cannot_read_and_goes_on() -> None:
     assert "Traceback" not in text
     assert "server error: still here" in text
     assert text.count("skipped") == 4, text
+
+
+def test_watch_shows_an_event_deleted_through_the_api() -> None:
+    line = format_message(
+        {"type": "event_deleted", "id": "01JABCDEFGHJKMNPQRSTVWXYZ0", "camera": "gate"}
+    )
+    assert line is not None
+    assert line.endswith("gate         event DELETED 01JABCDEFGHJKMNPQRSTVWXYZ0")
