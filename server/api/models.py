@@ -75,6 +75,8 @@ class CameraPatch(BaseModel):
     kind: CameraKind | None = None
     enabled: bool | None = None
     rtsp_transport: Literal["tcp", "udp"] | None = None
+    tls_verify: bool | None = None
+    tls_ca: str | None = Field(default=None, max_length=4096)
     snapshot_interval: float | None = Field(default=None, ge=0.05, le=3600)
     loop: bool | None = None
     open_timeout: float | None = Field(default=None, gt=0, le=300)
