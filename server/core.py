@@ -70,6 +70,8 @@ _SOURCE_FIELDS = (
     "kind",
     "enabled",
     "rtsp_transport",
+    "tls_verify",
+    "tls_ca",
     "snapshot_interval",
     "loop",
     "open_timeout",

@@ -294,3 +294,20 @@ async def test_the_camera_object_get_returns_can_be_patched_back_whole(
 def test_every_camera_setting_can_be_patched_so_none_is_ignored_as_read_only() -> None:
     assert set(CameraPatch.model_fields) == set(CameraSettings.model_fields)
     assert not CAMERA_READ_ONLY & set(CameraSettings.model_fields)
+
+
+async def test_a_new_certificate_setting_reconnects_the_camera(
+    tmp_path: Path, sim_cameras: Any
+) -> None:
+    """tls_verify and tls_ca are applied when the reader connects, so changing either (as
+    for a self-signed camera refused until tls_verify is off) must give a new reader."""
+    cams = [{"id": "cam1", "url": sim_cameras.mjpeg_url_for("busy"), "detect": {"enabled": False}}]
+    async with serve(settings_for(tmp_path, cams)) as srv:
+        await srv.wait_online("cam1")
+        for change in ({"tls_verify": False}, {"tls_ca": str(tmp_path / "ca.pem")}):
+            reader = srv.core._runtimes["cam1"].reader
+            r = await srv.client.patch("/api/cameras/cam1", json=change)
+            assert r.status_code == 200, r.text
+            assert srv.core._runtimes["cam1"].reader is not reader, change
+        r = await srv.client.patch("/api/cameras/cam1", json={"tls_ca": "relative/ca.pem"})
+        assert r.status_code == 422, r.text
