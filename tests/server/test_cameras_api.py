@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +22,15 @@ PASSWORD = "s3cr3t-pw-xyz"
 
 def with_password(url: str) -> str:
     return url.replace("http://", f"http://viewer:{PASSWORD}@")
+
+
+@contextlib.asynccontextmanager
+async def one_camera(tmp_path: Path, url: str) -> AsyncIterator[Any]:
+    """A server with one camera, ``cam1`` at ``url`` (detection off), once it is online."""
+    cams = [{"id": "cam1", "url": url, "detect": {"enabled": False}}]
+    async with serve(settings_for(tmp_path, cams)) as srv:
+        await srv.wait_online("cam1")
+        yield srv
 
 
 async def test_crud_live_changes_and_clean_delete(tmp_path: Path, sim_cameras: Any) -> None:
@@ -218,10 +229,8 @@ async def test_a_masked_credential_is_refused_unless_the_url_is_exactly_as_shown
     tmp_path: Path, sim_cameras: Any
 ) -> None:
     real = with_password(sim_cameras.mjpeg_url_for("busy"))
-    cams = [{"id": "cam1", "url": real, "detect": {"enabled": False}}]
-    async with serve(settings_for(tmp_path, cams)) as srv:
+    async with one_camera(tmp_path, real) as srv:
         c = srv.client
-        await srv.wait_online("cam1")
         reader = srv.core._runtimes["cam1"].reader
         shown = (await srv.camera("cam1"))["url"]
         port = urlsplit(shown).port
@@ -262,10 +271,8 @@ async def test_the_camera_object_get_returns_can_be_patched_back_whole(
     tmp_path: Path, sim_cameras: Any
 ) -> None:
     real = with_password(sim_cameras.mjpeg_url_for("busy"))
-    cams = [{"id": "cam1", "url": real, "detect": {"enabled": False}}]
-    async with serve(settings_for(tmp_path, cams)) as srv:
+    async with one_camera(tmp_path, real) as srv:
         c = srv.client
-        await srv.wait_online("cam1")
         reader = srv.core._runtimes["cam1"].reader
         shown = await srv.camera("cam1")
         assert {"status", "fps", "last_error", "frames", "motion"} <= CAMERA_READ_ONLY
@@ -301,9 +308,7 @@ async def test_a_new_certificate_setting_reconnects_the_camera(
 ) -> None:
     """tls_verify and tls_ca are applied when the reader connects, so changing either (as
     for a self-signed camera refused until tls_verify is off) must give a new reader."""
-    cams = [{"id": "cam1", "url": sim_cameras.mjpeg_url_for("busy"), "detect": {"enabled": False}}]
-    async with serve(settings_for(tmp_path, cams)) as srv:
-        await srv.wait_online("cam1")
+    async with one_camera(tmp_path, sim_cameras.mjpeg_url_for("busy")) as srv:
         for change in ({"tls_verify": False}, {"tls_ca": str(tmp_path / "ca.pem")}):
             reader = srv.core._runtimes["cam1"].reader
             r = await srv.client.patch("/api/cameras/cam1", json=change)
