@@ -3,11 +3,11 @@ FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY detector detector
 COPY server server
 COPY clients clients
-RUN pip install . \
+RUN pip install -c constraints.txt . \
  && useradd --system --uid 1000 motionhub \
  && mkdir -p /media \
  && install -d -m 700 -o motionhub /data

@@ -171,3 +171,59 @@ def test_compose_runs_the_server_on_a_read_only_root() -> None:
     assert server["read_only"] is True
     assert [mount.split(":")[0] for mount in server["tmpfs"]] == ["/tmp"]
     assert any(volume.endswith(":/data") for volume in server["volumes"])
+
+
+def _pins() -> dict[str, str]:
+    from packaging.utils import canonicalize_name
+
+    pins: dict[str, str] = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"constraints.txt: {line!r} is not an exact pin"
+            pins[canonicalize_name(name)] = version.strip()
+    return pins
+
+
+def test_constraints_pin_every_declared_dependency_within_its_range() -> None:
+    """scripts/bootstrap and the image install from constraints.txt: each requirement of
+    pyproject.toml (extras included) has a pin there, and the pin lies in the declared range."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        declared += extra
+    pins = _pins()
+    for spec in declared:
+        req = Requirement(spec)
+        name = canonicalize_name(req.name)
+        assert name in pins, f"{req.name} is not pinned in constraints.txt (run scripts/lock)"
+        assert req.specifier.contains(pins[name], prereleases=True), (
+            f"constraints.txt pins {req.name}=={pins[name]}, outside pyproject's {req.specifier}"
+        )
+
+
+def test_environment_matches_the_constraints() -> None:
+    """The tests run on exactly the pinned libraries (scripts/test bootstraps with them)."""
+    from importlib import metadata
+
+    from packaging.utils import canonicalize_name
+
+    installed = {canonicalize_name(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    wrong = {
+        name: (pin, installed[name])
+        for name, pin in _pins().items()
+        if name in installed and installed[name] != pin
+    }
+    assert not wrong, f"installed versions differ from constraints.txt (pin, installed): {wrong}"
+
+
+def test_image_and_bootstrap_install_with_the_constraints() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^COPY .*\bconstraints\.txt\b", dockerfile, re.M)
+    assert "pip install -c constraints.txt ." in dockerfile
+    assert "-c constraints.txt" in (ROOT / "scripts" / "bootstrap").read_text()
