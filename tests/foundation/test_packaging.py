@@ -35,9 +35,10 @@ def test_compose_file_is_valid() -> None:
     assert result.returncode == 0, result.stderr
     rendered = yaml.safe_load(result.stdout)
     assert set(rendered["services"]) == {"mosquitto", "camera", "motionhub"}
-    server = rendered["services"]["motionhub"]
-    assert server["read_only"] is True
-    assert any(mount.split(":")[0] == "/tmp" for mount in server["tmpfs"])
+    for name in ("motionhub", "camera"):
+        service = rendered["services"][name]
+        assert service["read_only"] is True, name
+        assert any(mount.split(":")[0] == "/tmp" for mount in service["tmpfs"]), name
 
 
 def test_compose_refuses_to_run_without_a_token() -> None:
