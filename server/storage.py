@@ -1,5 +1,6 @@
 """Storage: events and the live camera list in SQLite (WAL), with their snapshot files
-(:mod:`server.snapshot_store`) and health (:mod:`server.storage_health`) behind one facade.
+(:mod:`server.snapshot_store`), health (:mod:`server.storage_health`) and the cameras changed
+through the API (:mod:`server.camera_store`) behind one facade.
 
 Threads: one dedicated database thread owns the only SQLite connection, so writes happen
 in the order they were submitted and a read always sees every write submitted before it.
@@ -38,8 +39,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import ValidationError
 
+from server import camera_store
+from server.camera_store import CameraStore, StoredCameras
 from server.config import CameraSettings, StorageSettings
 from server.events import utc
 from server.messages import Box, Event
@@ -90,12 +92,6 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_camera_id ON events (camera, id);
 CREATE INDEX IF NOT EXISTS events_start ON events (start);
-CREATE TABLE IF NOT EXISTS cameras (
-    id TEXT PRIMARY KEY,
-    position INTEGER NOT NULL,
-    config TEXT,
-    updated REAL NOT NULL
-);
 """
 
 
@@ -127,14 +123,6 @@ class EventQuery:
     limit: int = 50
 
 
-@dataclass(frozen=True)
-class StoredCameras:
-    """Camera changes made through the API: full settings by id, and deleted ids."""
-
-    cameras: list[CameraSettings]
-    deleted: set[str]
-
-
 def _event_row(ev: Event, last_seen: float) -> tuple[Any, ...]:
     return (
         ev.id,
@@ -164,6 +152,8 @@ class Storage:
         self._conn: sqlite3.Connection | None = None
         self._pending: set[asyncio.Future[None]] = set()
         self._closed = False
+        self.cameras = CameraStore(self._c, self._db, self._submit)
+        """The cameras changed through the API (:mod:`server.camera_store`)."""
         self.health = StorageHealth(
             self.db_path,
             self.snapshots,
@@ -277,6 +267,7 @@ class Storage:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=5000")
         conn.executescript(_SCHEMA)
+        conn.executescript(camera_store.SCHEMA)
         self._conn = conn
         left_open = [r[0] for r in conn.execute('SELECT id FROM events WHERE "end" IS NULL')]
         conn.execute(
@@ -620,43 +611,16 @@ class Storage:
             # The snapshot directory is gone, unmounted or failing: not "no snapshot".
             raise StorageError(f"cannot read snapshots: {exc.strerror or exc}") from exc
 
-    # -- cameras -----------------------------------------------------------------------------
+    # -- cameras (server.camera_store) ---------------------------------------------------
 
     def save_camera(self, camera: CameraSettings, position: int) -> None:
         """Persist a camera created or changed through the API (ordered, non-blocking)."""
-        config = camera.model_dump_json()
-        self._submit(self._camera_sync, camera.id, position, config)
+        self.cameras.save(camera, position)
 
     def delete_camera(self, camera_id: str) -> None:
         """Remember that a camera was deleted, so the config file cannot bring it back."""
-        self._submit(self._camera_sync, camera_id, -1, None)
-
-    def _camera_sync(self, camera_id: str, position: int, config: str | None) -> None:
-        self._c().execute(
-            "INSERT INTO cameras (id, position, config, updated) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT(id) DO UPDATE SET position = excluded.position,"
-            " config = excluded.config, updated = excluded.updated",
-            (camera_id, position, config, time.time()),
-        )
+        self.cameras.delete(camera_id)
 
     async def load_cameras(self) -> StoredCameras:
         """The camera changes stored by earlier runs."""
-
-        def q() -> list[tuple[str, str | None]]:
-            rows = self._c().execute("SELECT id, config FROM cameras ORDER BY position, updated")
-            return [(str(a), b) for a, b in rows]
-
-        cameras, deleted = [], set()
-        for cam_id, config in await self._db(q):
-            if config is None:
-                deleted.add(cam_id)
-                continue
-            try:
-                cameras.append(CameraSettings.model_validate_json(config))
-            except ValidationError as exc:
-                log.warning(
-                    "stored settings of camera %s are no longer valid, using the config file: %s",
-                    cam_id,
-                    exc.error_count(),
-                )
-        return StoredCameras(cameras, deleted)
+        return await self.cameras.load()
