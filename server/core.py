@@ -35,6 +35,7 @@ from server.messages import (
     CameraState,
     CameraStatusMessage,
     Event,
+    EventDeletedMessage,
     EventStartMessage,
     ServerMessage,
     StatsMessage,
@@ -62,6 +63,12 @@ log = logging.getLogger(__name__)
 
 STATS_INTERVAL = 5.0
 STOP_TIMEOUT = 5.0
+RETENTION_BATCH = 100
+"""Events removed by retention announced at once (fewer when half the WebSocket
+``queue_size`` is smaller); a pause of :data:`RETENTION_PAUSE` follows each batch but the
+last, so a pass that removes thousands lets the clients send what they have queued instead
+of overflowing their queues (they would be closed as too slow)."""
+RETENTION_PAUSE = 0.1
 
 # Changing any of these needs a new reader (a reconnect); everything else applies live.
 _SOURCE_FIELDS = (
@@ -191,6 +198,7 @@ class Core:
             lambda: self.storage.lost_events,
         )
         self.storage.on_error = self._storage_failed
+        self.storage.on_removed = self._announce_removed
         self.auth = TokenAuth(settings.server.auth.tokens)
         self.ids = UlidGenerator()
         self.started = time.monotonic()
@@ -518,6 +526,16 @@ class Core:
     def _count_events(self, message: ServerMessage) -> None:
         if isinstance(message, EventStartMessage):
             self.events_total += 1
+
+    async def _announce_removed(self, removed: list[tuple[str, str]]) -> None:
+        """Tell the front ends about the events retention deleted, as the API's delete does
+        (``event_deleted``), so open dashboards drop them."""
+        batch = max(1, min(RETENTION_BATCH, self._settings.server.websocket.queue_size // 2))
+        for start in range(0, len(removed), batch):
+            if start:
+                await asyncio.sleep(RETENTION_PAUSE)
+            for event_id, camera in removed[start : start + batch]:
+                self._hub.publish(EventDeletedMessage(id=event_id, camera=camera))
 
     def _storage_failed(self, kind: str) -> None:
         self.metrics.storage_errors.labels(kind=kind).inc()

@@ -130,7 +130,8 @@ class EventEndMessage(_Wire):
 
 
 class EventDeletedMessage(_Wire):
-    """A stored event was deleted (``DELETE /api/events/{id}``): clients drop it."""
+    """A stored event was deleted (``DELETE /api/events/{id}``, or by retention): clients
+    drop it."""
 
     type: Literal["event_deleted"] = "event_deleted"
     id: str = Field(description="The deleted event's id (ULID).")

@@ -31,7 +31,7 @@ import os
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +137,10 @@ def _event_row(ev: Event, last_seen: float) -> tuple[Any, ...]:
     )
 
 
+async def _nothing_removed(removed: list[tuple[str, str]]) -> None:
+    """The default :attr:`Storage.on_removed`: nobody to tell."""
+
+
 class Storage:
     """The data directory; see the module docstring for threads and layout."""
 
@@ -171,6 +175,10 @@ class Storage:
         """Called on the loop (metrics) with ``"snapshot"`` after each snapshot that could not
         be written, and with ``"db"`` once per database outage, when writes start failing:
         not again for the held events written again (and refused) during the same outage."""
+        self.on_removed: Callable[[list[tuple[str, str]]], Awaitable[None]] = _nothing_removed
+        """Awaited by :meth:`apply_retention` with the ``(id, camera)`` of the events it
+        deleted, oldest first, once they and their snapshots are gone (the core announces
+        them to the front ends)."""
 
     @property
     def db_error(self) -> str | None:
@@ -542,14 +550,14 @@ class Storage:
     async def apply_retention(self, now: float | None = None) -> int:
         """Delete ended events older than ``retention_days`` and beyond ``max_events``. An
         open event stays (the pipeline is still writing it); it goes at a later pass once it
-        has ended."""
+        has ended. The events deleted go to :attr:`on_removed`, oldest first."""
         cutoff = (time.time() if now is None else now) - self.settings.retention_days * 86400
 
         def q() -> list[tuple[str, str]]:
             c = self._c()
             doomed = c.execute(
                 'SELECT id, camera FROM events WHERE "end" IS NOT NULL AND (start < ? OR id NOT IN'
-                " (SELECT id FROM events ORDER BY id DESC LIMIT ?))",
+                " (SELECT id FROM events ORDER BY id DESC LIMIT ?)) ORDER BY id",
                 (cutoff, self.settings.max_events),
             ).fetchall()
             c.executemany("DELETE FROM events WHERE id = ?", [(d[0],) for d in doomed])
@@ -558,6 +566,7 @@ class Storage:
         doomed = await self._db(q)
         if doomed:
             await self.snapshots.delete(doomed)
+            await self.on_removed(doomed)
         return len(doomed)
 
     # -- snapshots ---------------------------------------------------------------------------

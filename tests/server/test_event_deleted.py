@@ -1,10 +1,12 @@
-"""``DELETE /api/events/{id}`` tells the WebSocket clients of the event's camera."""
+"""``DELETE /api/events/{id}`` and retention tell the WebSocket clients of the event's
+camera."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +69,56 @@ async def test_a_deleted_event_reaches_the_clients_of_its_camera(tmp_path: Path)
         finally:
             await gate.close()
             await other.close()
+
+
+def _ended(srv: Any, camera: str, start: float) -> str:
+    """Store an ended event of ``camera`` starting at ``start``; its id."""
+    ev_id: str = srv.core.ids.new(start)
+    srv.core.storage.save_event(
+        Event(id=ev_id, camera=camera, start=utc(start), end=utc(start + 2), peak_score=0.2)
+    )
+    return ev_id
+
+
+async def test_events_removed_by_retention_reach_the_clients_of_their_camera(
+    tmp_path: Path,
+) -> None:
+    async with serve(settings_for(tmp_path, [], auth=True)) as srv:
+        now = time.time()
+        old = [_ended(srv, "gate", now - 100 + i) for i in range(2)]
+        url = f"ws://127.0.0.1:{srv.port}/ws"
+        gate = await _subscribed(url, ["gate"])
+        other = await _subscribed(url, ["porch"])
+        try:
+            # A pass 31 days on: both events are past the default 30 days.
+            assert await srv.core.storage.apply_retention(now + 31 * 86400) == 2
+            got = []
+            while len(got) < 2:
+                msg = await _recv(gate)
+                if msg["type"] not in ("stats", "camera_status"):
+                    got.append(msg)
+            assert got == [{"type": "event_deleted", "id": i, "camera": "gate"} for i in old]
+            assert "event_deleted" not in await _types_within(other, 0.5)
+        finally:
+            await gate.close()
+            await other.close()
+
+
+async def test_a_retention_pass_removing_many_events_keeps_its_clients(tmp_path: Path) -> None:
+    # More removed events than a client may have unsent (256 by default): announced all at
+    # once, they would close the client as too slow.
+    async with serve(settings_for(tmp_path, [], auth=True)) as srv:
+        now = time.time()
+        old = [_ended(srv, "gate", now - 1000 + i) for i in range(600)]
+        await srv.core.storage.flush()
+        gate = await _subscribed(f"ws://127.0.0.1:{srv.port}/ws", ["gate"])
+        try:
+            assert await srv.core.storage.apply_retention(now + 31 * 86400) == 600
+            got: list[str] = []
+            while len(got) < 600:
+                msg = await _recv(gate)
+                if msg["type"] == "event_deleted":
+                    got.append(msg["id"])
+            assert got == old
+        finally:
+            await gate.close()
