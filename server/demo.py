@@ -73,6 +73,17 @@ def run_demo(port: int, cameras: int, data: Path | None) -> None:
 
     # The port first: one already in use is reported before the cameras are prepared.
     sock = listen_socket("127.0.0.1", port)
+    if data is not None:
+        from server.app import StartupError
+        from server.storage import StorageInUse, check_not_in_use
+
+        # So is a data directory another motionhub holds, naming the option given here
+        # (the server's own refusal would name storage.path, a setting the demo has none of).
+        try:
+            check_not_in_use(data, "--data")
+        except StorageInUse as exc:
+            sock.close()
+            raise StartupError(str(exc)) from None
     click.echo(f"motionhub demo: preparing {cameras} simulated cameras...", err=True)
     # uvicorn shuts down on SIGTERM and then raises it again with the handler found before
     # it started; by default that ends the process before the simulator and the temporary

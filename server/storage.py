@@ -55,6 +55,7 @@ __all__ = [
     "StorageError",
     "StorageInUse",
     "StoredCameras",
+    "check_not_in_use",
 ]
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,41 @@ class StorageError(RuntimeError):
 
 
 class StorageInUse(StorageError):
-    """Another process (another motionhub) holds the data directory's lock."""
+    """Another process (another motionhub) holds the data directory's lock.
+
+    ``option`` is how the user named the directory (``storage.path``, or the demo's
+    ``--data``): the message tells them to change that."""
+
+    def __init__(self, directory: Path, holder: str, option: str = "storage.path") -> None:
+        self.directory = directory
+        self.pid = int(holder) if holder.isdigit() else None
+        pid = f" (pid {self.pid})" if self.pid is not None else ""
+        super().__init__(
+            f"storage directory {directory} is in use by another motionhub{pid}; "
+            f"stop it or use another {option}"
+        )
+
+
+LOCK_NAME = "motionhub.lock"
+
+
+def check_not_in_use(directory: Path, option: str) -> None:
+    """Raise :class:`StorageInUse` (naming ``option``) if a motionhub holds ``directory``.
+
+    Only a check, for a clear error before anything starts: the lock is released at once,
+    and :meth:`Storage.open` takes it for good (and still refuses a directory taken in
+    between, naming ``storage.path``)."""
+    try:
+        fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return  # never used, or its directory does not exist yet: nobody holds it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode("ascii", "replace").strip()
+        raise StorageInUse(directory, holder, option) from None
+    finally:
+        os.close(fd)  # closing the only descriptor releases a flock taken here
 
 
 @dataclass(frozen=True)
@@ -148,7 +183,7 @@ class Storage:
         self.settings = settings
         self.root = Path(settings.path)
         self.db_path = self.root / "motionhub.db"
-        self.lock_path = self.root / "motionhub.lock"
+        self.lock_path = self.root / LOCK_NAME
         self._lock_fd: int | None = None
         self.snapshot_dir = self.root / "snapshots"
         self._db_thread = ThreadPoolExecutor(1, thread_name_prefix="motionhub-db")
@@ -236,11 +271,7 @@ class Storage:
         except BlockingIOError:
             holder = os.read(fd, 32).decode("ascii", "replace").strip()
             os.close(fd)
-            pid = f" (pid {holder})" if holder.isdigit() else ""
-            raise StorageInUse(
-                f"storage directory {self.root} is in use by another motionhub{pid}; "
-                "stop it or use another storage.path"
-            ) from None
+            raise StorageInUse(self.root, holder) from None
         except BaseException:
             os.close(fd)
             raise

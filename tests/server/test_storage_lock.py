@@ -97,3 +97,30 @@ def test_a_second_server_on_the_same_storage_path_stops_and_a_killed_one_does_no
     finally:
         _, err = stop(third)
     assert "in use by another motionhub" not in err, err[-3000:]
+
+
+def test_a_second_demo_on_the_same_data_directory_names_its_data_option(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first_port = free_port()
+    first = motionhub("demo", "--port", str(first_port), "--cameras", "1", "--data", str(data))
+    try:
+        poll(
+            f"http://127.0.0.1:{first_port}/api/events", lambda r: r.status_code == 200, proc=first
+        )
+        second = motionhub(
+            "demo", "--port", str(free_port()), "--cameras", "1", "--data", str(data)
+        )
+        try:
+            out, err = second.communicate(timeout=60)
+        finally:
+            second.kill()
+    finally:
+        stop(first)
+    assert second.returncode == STARTUP_FAILED, err[-3000:]
+    # The demo's user gave --data: the demo has no storage.path to change.
+    refusal = (
+        f"motionhub demo: storage directory {data} is in use by another motionhub "
+        f"(pid {first.pid}); stop it or use another --data"
+    )
+    assert err.strip() == refusal, err[-3000:]
+    assert out == ""
