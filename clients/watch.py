@@ -50,7 +50,7 @@ def format_message(msg: dict[str, Any], show_motion: bool = False) -> str | None
 
 
 def _event_line(kind: str, msg: dict[str, Any]) -> str:
-    if kind == "event_deleted":  # through the API: the message carries no event
+    if kind == "event_deleted":  # by the API or retention: no event attached
         return f"{_clock()} {msg['camera']:<12} event DELETED {msg['id']}"
     ev = msg["event"]
     zones = ",".join(ev.get("zones") or []) or "-"
