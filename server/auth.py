@@ -9,10 +9,10 @@ With no token configured, every caller is ``admin`` and the server binds to loop
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Sequence
-from typing import Literal
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Literal
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute, RouteContext
 from starlette.routing import BaseRoute
 
@@ -20,6 +20,7 @@ from server.config import AuthToken
 
 __all__ = [
     "AuthFailed",
+    "AuthFirstRoute",
     "Role",
     "TokenAuth",
     "bearer_token",
@@ -114,3 +115,28 @@ def route_role(route: BaseRoute | RouteContext) -> Role | None:
     if _require_viewer in calls:
         return "viewer"
     return None
+
+
+class AuthFirstRoute(APIRoute):
+    """A route that checks its role before anything reads the request.
+
+    FastAPI reads and decodes a JSON body before it runs a route's dependencies, so without
+    this a caller with no token could make the server read and parse a body, and learn from
+    a 422 how it parses. Here the role the route declares (``require_admin`` or
+    ``require_viewer``) is checked first and a refused caller gets its 401/403 with the body
+    unread. The dependency stays on the route, where the OpenAPI schema and
+    :func:`route_role` find it; it runs again after the body and passes.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        role = route_role(self)
+        if role is None:
+            return handler
+        check = _require_admin if role == "admin" else _require_viewer
+
+        async def checked(request: Request) -> Response:
+            check(request)
+            return await handler(request)
+
+        return checked

@@ -21,14 +21,14 @@ from server.api.deps import (
     not_found,
 )
 from server.api.models import CameraList, CameraOut, CameraPatch, ErrorBody
-from server.auth import require_admin, require_viewer
+from server.auth import AuthFirstRoute, require_admin, require_viewer
 from server.config import CameraSettings
 from server.core import CameraConflict, CameraRefused, Core, TooManyCameras
 from server.services import CameraNotFound
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/cameras", tags=["cameras"])
+router = APIRouter(prefix="/api/cameras", tags=["cameras"], route_class=AuthFirstRoute)
 
 CameraIdPath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="Camera id.")]
 CoreDep = Annotated[Core, Depends(core_of)]

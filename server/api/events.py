@@ -10,7 +10,7 @@ from pydantic import ValidationError, ValidatorFunctionWrapHandler, WrapValidato
 
 from server.api.deps import ADMIN_ERRORS, VIEWER_ERRORS, Responses, core_of, not_found
 from server.api.models import ErrorBody, EventPage
-from server.auth import require_admin, require_viewer
+from server.auth import AuthFirstRoute, require_admin, require_viewer
 from server.core import Core
 from server.ids import ULID_PATTERN
 from server.messages import Event, EventDeletedMessage
@@ -18,7 +18,7 @@ from server.storage import EventQuery, StorageError
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/events", tags=["events"])
+router = APIRouter(prefix="/api/events", tags=["events"], route_class=AuthFirstRoute)
 
 EventIdPath = Annotated[str, Path(pattern=ULID_PATTERN, description="Event id (ULID).")]
 CoreDep = Annotated[Core, Depends(core_of)]

@@ -9,14 +9,14 @@ from fastapi.responses import JSONResponse
 
 from server.api.deps import VIEWER_ERRORS, core_of
 from server.api.models import Health, Readiness, StorageStatus, SystemStatus
-from server.auth import require_viewer
+from server.auth import AuthFirstRoute, require_viewer
 from server.core import Core
 from server.metrics import CONTENT_TYPE
 from server.version import VERSION
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["system"])
+router = APIRouter(tags=["system"], route_class=AuthFirstRoute)
 CoreDep = Annotated[Core, Depends(core_of)]
 
 
