@@ -53,3 +53,27 @@ async def test_head_answers_like_get(tmp_path: Path, sim_cameras: Any) -> None:
         r = await c.put("/api/events", headers=AUTH)
         assert r.status_code == 405
         assert r.headers["allow"] == "GET, HEAD"
+
+
+async def test_405_allow_lists_every_route_on_the_path(tmp_path: Path, sim_cameras: Any) -> None:
+    """One path served by several routes: ``Allow`` names the methods of all of them."""
+    cams = [{"id": "a", "url": sim_cameras.mjpeg_url_for("busy")}]
+    async with serve(settings_for(tmp_path / "data", cams, auth=True)) as srv:
+        c = srv.client
+        expected = {
+            "/api/cameras": "GET, HEAD, POST",
+            "/api/cameras/a": "GET, HEAD, PATCH, DELETE",
+            "/api/cameras/nope": "GET, HEAD, PATCH, DELETE",
+            "/api/events/x": "GET, HEAD, DELETE",
+            "/healthz": "GET, HEAD",
+        }
+        for path, allow in expected.items():
+            for method in ("PUT", "OPTIONS"):
+                r = await c.request(method, path, headers=AUTH)
+                assert r.status_code == 405, (method, path)
+                assert r.headers["allow"] == allow, (method, path)
+        head = await c.head("/api/cameras", headers=AUTH)
+        assert head.status_code == 200
+        r = await c.post("/api/cameras/a/snapshot.jpg", headers=AUTH)
+        assert r.status_code == 405
+        assert r.headers["allow"] == "GET, HEAD"
