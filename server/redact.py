@@ -26,16 +26,35 @@ REDACTED = "***"
 # scheme://user:pass@host or scheme://user@host, as it appears inside free text
 # (FFmpeg and socket error messages quote the URL they failed on).
 _USERINFO_IN_TEXT = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
-# Query parameters that cameras use for credentials (Hikvision, Reolink, Foscam...), also
-# with a prefix (apikey, api_key, access_token, x-auth-token).
-_SECRET_QUERY = re.compile(
-    r"(?i)(?<![A-Za-z0-9_-])([A-Za-z0-9_-]*"
-    r"(?:password|passwd|pwd|pass|token|auth|key|secret|user|username))=([^&\s]+)"
+# A ``name=value`` credential anywhere in a URL or in free text: in the query, in ;params or
+# in a path segment (Dahua/XMeye DVRs: ``/user=admin_password=pw_channel=1``). A value ends
+# at '&', ';', '#' or white space, or where the next ``name=`` begins after '/', '?' or '_'.
+_PARAM = re.compile(
+    r"(?P<name>[A-Za-z0-9_%.-]+)="
+    r"(?P<value>(?:(?![/?_][A-Za-z0-9_%.-]+=)[^&;#\s])+)"
+)
+# Parameter names that carry a credential, compared after percent-decoding and case-folding,
+# also with a prefix (loginpas, usr_pwd, api_key, access_token, X-Amz-Signature...).
+_SECRET_NAME = re.compile(
+    r"(?:password|passwort|passwd|pwd|pass|pas|psw|pw|token|auth|key|secret|credentials?"
+    r"|user|username|sig|signature)$"
 )
 
 
+def _secret_name(name: str) -> bool:
+    return _SECRET_NAME.search(unquote(name).casefold()) is not None
+
+
+def _mask_params(text: str) -> str:
+    """``text`` with the value of every credential parameter replaced by the mask."""
+    return _PARAM.sub(
+        lambda m: f"{m['name']}={REDACTED}" if _secret_name(m["name"]) else m[0], text
+    )
+
+
 def redact_url(url: str) -> str:
-    """Return ``url`` with any password, user name or credential query parameter masked.
+    """Return ``url`` with any password, user name or credential parameter masked (in the
+    query, in ;params or in a ``name=value`` path segment; see :func:`redact_text`).
 
     >>> redact_url("rtsp://admin:hunter2@10.0.0.5:554/s1")
     'rtsp://***:***@10.0.0.5:554/s1'
@@ -45,8 +64,7 @@ def redact_url(url: str) -> str:
         # Credentials urlsplit cannot see (an unencoded '/', '?' or '#' in the password
         # moves the '@' out of the host part): everything up to the last '@' goes.
         scheme, _, rest = url.partition("://")
-        tail = _SECRET_QUERY.sub(lambda m: f"{m.group(1)}={REDACTED}", rest.rpartition("@")[2])
-        return f"{scheme}://{REDACTED}@{tail}"
+        return f"{scheme}://{REDACTED}@{_mask_params(rest.rpartition('@')[2])}"
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -56,8 +74,8 @@ def redact_url(url: str) -> str:
         userinfo, _, hostport = netloc.rpartition("@")
         masked = f"{REDACTED}:{REDACTED}" if ":" in userinfo else REDACTED
         netloc = f"{masked}@{hostport}"
-    query = _SECRET_QUERY.sub(lambda m: f"{m.group(1)}={REDACTED}", parts.query)
-    return urlunsplit(SplitResult(parts.scheme, netloc, parts.path, query, parts.fragment))
+    path, query, fragment = (_mask_params(t) for t in (parts.path, parts.query, parts.fragment))
+    return urlunsplit(SplitResult(parts.scheme, netloc, path, query, fragment))
 
 
 def masked_credentials(url: str) -> bool:
@@ -75,7 +93,8 @@ def masked_credentials(url: str) -> bool:
         return False
     if REDACTED in userinfo:
         return True
-    return any(m.group(2) == REDACTED for m in _SECRET_QUERY.finditer(parts.query))
+    rest = "&".join((parts.path, parts.query, parts.fragment))
+    return any(m["value"] == REDACTED and _secret_name(m["name"]) for m in _PARAM.finditer(rest))
 
 
 def hidden_userinfo(url: str) -> str | None:
@@ -145,5 +164,5 @@ secrets = SecretRegistry()
 def redact_text(text: str) -> str:
     """Mask URL credentials and registered secrets anywhere inside free text."""
     text = _USERINFO_IN_TEXT.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text)
-    text = _SECRET_QUERY.sub(lambda m: f"{m.group(1)}={REDACTED}", text)
+    text = _mask_params(text)
     return secrets.scrub(text)

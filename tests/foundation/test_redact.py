@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from server.logs import JsonFormatter, TextFormatter
-from server.redact import redact_text, redact_url, secrets
+from server.redact import masked_credentials, redact_text, redact_url, secrets
 
 
 @pytest.mark.parametrize(
@@ -24,6 +24,19 @@ from server.redact import redact_text, redact_url, secrets
             "http://cam/snap.jpg?apikey=***&api_key=***&access_token=***&X-Auth-Token=***&ch=1",
         ),
         ("http://cam/a?client_secret=s1&channel=2", "http://cam/a?client_secret=***&channel=2"),
+        (
+            "http://cam/videostream.cgi?loginuse=admin&loginpas=S20x&page=1&p=2",
+            "http://cam/videostream.cgi?loginuse=admin&loginpas=***&page=1&p=2",
+        ),
+        ("http://cam/x?pass%77ord=S19x", "http://cam/x?pass%77ord=***"),
+        ("http://cam/x?PW=S7x&psw=S8x&usr_pwd=S9x", "http://cam/x?PW=***&psw=***&usr_pwd=***"),
+        ("http://cam/x?sig=S1x&X-Amz-Signature=S2x", "http://cam/x?sig=***&X-Amz-Signature=***"),
+        (
+            "rtsp://cam/user=admin_password=S13x_channel=1_stream=0.sdp",
+            "rtsp://cam/user=***_password=***_channel=1_stream=0.sdp",
+        ),
+        ("http://cam/x;password=S16x;ch=1", "http://cam/x;password=***;ch=1"),
+        ("http://cam/x?password=a/b?c&ch=1", "http://cam/x?password=***&ch=1"),
         ("rtsp://10.0.0.5/s1", "rtsp://10.0.0.5/s1"),
         ("/dev/video0", "/dev/video0"),
     ],
@@ -55,3 +68,24 @@ def test_log_formatters_redact(formatter: logging.Formatter) -> None:
     out = formatter.format(record)
     assert "pa55word" not in out
     assert "h/s" in out
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://cam/videostream.cgi?loginuse=admin&loginpas=S20x",
+        "http://cam/x?pass%77ord=S19x",
+        "rtsp://cam/user=admin_password=S13x_channel=1_stream=0.sdp",
+        "http://cam/x;password=S16x",
+        "http://cam/x?pw=S7x&psw=S8x",
+    ],
+)
+def test_the_api_and_the_log_mask_a_password_alike_and_the_mask_is_recognised(url: str) -> None:
+    shown = redact_url(url)
+    assert "S1" not in shown
+    assert "S2" not in shown
+    assert "S7" not in shown
+    assert redact_text(f"camera added url={url}") == f"camera added url={shown}"
+    assert masked_credentials(shown)
+    assert not masked_credentials(url)
+    assert not masked_credentials("http://cam/x?page=***&p=***&channel=***")
