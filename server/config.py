@@ -364,6 +364,9 @@ def check_url_authority(url: str) -> None:
         parts.port  # noqa: B018 - parsing is the check
     except ValueError:
         # urlsplit's own message shows the text after ':', which may be a password.
+        port = parts.netloc.rpartition("@")[2].rpartition("]")[2].rpartition(":")[2]
+        if port.isascii() and port.isdigit():
+            raise ValueError("the port is out of range: it must be between 1 and 65535") from None
         if "@" in parts.netloc:
             raise ValueError(
                 "the port is not a number (or the password holds an unencoded '@', ':', '/',"

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from config_harness import MINIMAL, errors_of
 
+from server.config import check_camera_url
 from server.settings_file import parse_settings
 
 
@@ -329,3 +330,13 @@ cameras:
     (line,) = errors_of(text)
     assert "cameras 'a' and 'a_zone_b' would share the Home Assistant entity" in line
     assert "'a_zone_b_motion'" in line
+
+
+@pytest.mark.parametrize(
+    "url", ["rtsp://a:Secret6@h:70000/x", "rtsp://h:70000/x", "rtsp://a:Secret6@[::1]:99999/x"]
+)
+def test_a_camera_port_out_of_range_is_called_so_without_the_password(url: str) -> None:
+    with pytest.raises(ValueError, match="port is out of range") as info:
+        check_camera_url(url)
+    assert "not a number" not in str(info.value)
+    assert "Secret6" not in str(info.value)
