@@ -55,8 +55,10 @@ CameraId = Annotated[
 ]
 
 
+# NaN fails every bound check, so without this a NaN setting got a misleading "less than or
+# equal to ..." error (and an unbounded one passed): every float setting must be finite.
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class AuthToken(_Model):
@@ -253,6 +255,8 @@ class MqttSettings(_Model):
 
 class DetectSettings(DetectorTuning):
     """Motion detection tuning for one camera, plus whether and how often to analyse."""
+
+    model_config = ConfigDict(allow_inf_nan=False)  # as in _Model, for the detector's floats too
 
     enabled: bool = Field(default=True, description="Run motion detection on this camera.")
     fps: float = Field(default=10.0, gt=0, le=60, description="Most frames analysed per second.")
@@ -470,6 +474,7 @@ class Settings(BaseSettings):
         env_prefix="MOTIONHUB_",
         env_nested_delimiter="__",
         validate_assignment=True,
+        allow_inf_nan=False,
     )
 
     server: ServerSettings = Field(default_factory=ServerSettings)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 from config_harness import MINIMAL, errors_of
+from pydantic import BaseModel, ValidationError
 
-from server.config import check_camera_url
+from server.config import CameraSettings, Settings, check_camera_url
 from server.settings_file import parse_settings
 
 
@@ -340,3 +343,42 @@ def test_a_camera_port_out_of_range_is_called_so_without_the_password(url: str) 
         check_camera_url(url)
     assert "not a number" not in str(info.value)
     assert "Secret6" not in str(info.value)
+
+
+def _float_paths(model: type[BaseModel], prefix: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """Every float setting of ``model``'s tree, as a path of keys."""
+    paths = []
+    for name, field in model.model_fields.items():
+        kind = field.annotation
+        if kind is float or kind == float | None:
+            paths.append((*prefix, name))
+        elif isinstance(kind, type) and issubclass(kind, BaseModel):
+            paths += _float_paths(kind, (*prefix, name))
+    return paths
+
+
+FLOAT_SETTINGS = _float_paths(Settings, ()) + _float_paths(CameraSettings, ("cameras",))
+
+
+def test_the_float_settings_are_found() -> None:
+    assert ("cameras", "events", "off_delay") in FLOAT_SETTINGS
+    assert ("cameras", "detect", "min_area") in FLOAT_SETTINGS
+    assert len(FLOAT_SETTINGS) > 20
+
+
+@pytest.mark.parametrize("path", FLOAT_SETTINGS, ids=".".join)
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_every_float_setting_must_be_a_finite_number(path: tuple[str, ...], value: float) -> None:
+    doc: dict[str, Any] = {}
+    node = doc
+    if path[0] == "cameras":
+        node = {"id": "c", "url": "rtsp://h/x"}
+        doc["cameras"] = [node]
+        path = path[1:]
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = value
+    with pytest.raises(ValidationError) as info:
+        Settings.model_validate(doc)
+    (err,) = info.value.errors()
+    assert err["type"] == "finite_number", err
