@@ -52,7 +52,23 @@ class JsonFormatter(logging.Formatter):
         doc.update(_extras(record))
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
-        return redact_text(json.dumps(doc, default=str))
+        # Each value is masked before it is encoded: masking the encoded line could take a
+        # closing quote for part of a credential and leave a line that is not JSON.
+        return json.dumps(_redacted(doc))
+
+
+def _redacted(value: Any) -> Any:
+    """``value`` with every string in it passed through :func:`redact_text`; what JSON
+    cannot hold becomes its (masked) ``str()``."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, dict):
+        return {redact_text(str(k)): _redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(v) for v in value]
+    return redact_text(str(value))
 
 
 def setup_logging(level: str = "INFO", fmt: Literal["text", "json"] = "text") -> None:

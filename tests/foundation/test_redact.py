@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -68,6 +69,25 @@ def test_log_formatters_redact(formatter: logging.Formatter) -> None:
     out = formatter.format(record)
     assert "pa55word" not in out
     assert "h/s" in out
+
+
+def test_json_log_line_stays_json_when_a_credential_ends_a_value() -> None:
+    """A credential parameter at the end of a message or field is masked without taking the
+    closing quote (and the rest of the line) with it."""
+    record = logging.makeLogRecord(
+        {
+            "msg": "camera added url=%s",
+            "args": ("http://cam/x?password=S21x",),
+            "levelname": "INFO",
+            "name": "x",
+            "url": "http://cam/y?token=S22x",
+            "attempts": 3,
+        }
+    )
+    doc = json.loads(JsonFormatter().format(record))
+    assert doc["msg"] == "camera added url=http://cam/x?password=***"
+    assert doc["url"] == "http://cam/y?token=***"
+    assert doc["attempts"] == 3
 
 
 @pytest.mark.parametrize(
