@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["DetectorConfig", "DetectorTuning", "Polygon", "Zone"]
 
-_Coord = Annotated[float, Field(ge=0.0, le=1.0)]
+_Coord = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 _Point = tuple[_Coord, _Coord]
 
 Polygon = Annotated[tuple[_Point, ...], Field(min_length=3, max_length=64)]

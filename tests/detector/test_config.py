@@ -102,3 +102,10 @@ def test_a_tuning_subclass_builds_a_config() -> None:
     cfg = DetectorConfig(**tuning.model_dump(exclude={"enabled", "fps"}), masks=(SQUARE,))
     assert cfg.sensitivity == 30
     assert cfg.masks == (SQUARE,)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_polygon_point_must_be_a_finite_number(bad: float) -> None:
+    with pytest.raises(ValidationError) as info:
+        Zone(name="door", points=((bad, 0.1), (0.5, 0.5), (0.2, 0.9)))
+    assert any(e["type"] == "finite_number" for e in info.value.errors())
