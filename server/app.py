@@ -37,7 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.api import build_router
 from server.auth import AuthFailed
-from server.cameras.pump import Backoff
+from server.backoff import Backoff
 from server.config import Settings
 from server.core import Core
 from server.dashboard import mount_dashboard

@@ -21,7 +21,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
-from server.backoff import Backoff  # also server.app's, through this module
+from server.backoff import Backoff
 from server.cameras.errors import BadFrame, SourceError, UntrustedCertificate
 from server.cameras.policy import SourceKind, SourcePlan, check_host, plan_source
 from server.cameras.slots import DECODE_SLOTS
@@ -38,7 +38,7 @@ from server.config import CameraSettings, SecuritySettings
 from server.heap import release_free_memory
 from server.redact import redact_text
 
-__all__ = ["Backoff", "Publish", "Pump", "RateLimit", "Wants", "call_in_loop", "stall_limit"]
+__all__ = ["Publish", "Pump", "RateLimit", "Wants", "call_in_loop", "stall_limit"]
 
 log = logging.getLogger("server.cameras")
 
