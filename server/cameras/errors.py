@@ -9,8 +9,10 @@ status API, logs and MQTT all show the same text.
 from __future__ import annotations
 
 import errno
+import itertools
 import socket
 import ssl
+from collections.abc import Iterator
 
 import av.error
 import httpx
@@ -54,16 +56,20 @@ def untrusted_text(where: str, why: str) -> str:
     )
 
 
+def _chain(exc: BaseException, depth: int) -> Iterator[BaseException]:
+    """``exc``, then what caused it (its ``__cause__``, else ``__context__``), ``depth``
+    errors at most: httpx wraps httpcore's error, which wraps the socket's or TLS error."""
+    inner: BaseException | None = exc
+    for _ in range(depth):
+        if inner is None:
+            return
+        yield inner
+        inner = inner.__cause__ or inner.__context__
+
+
 def untrusted_certificate(exc: BaseException) -> bool:
     """Whether ``exc`` is, or was caused by, a failed certificate verification."""
-    inner: BaseException | None = exc
-    for _ in range(6):
-        if inner is None:
-            return False
-        if isinstance(inner, ssl.SSLCertVerificationError):
-            return True
-        inner = inner.__cause__ or inner.__context__
-    return False
+    return any(isinstance(e, ssl.SSLCertVerificationError) for e in _chain(exc, 6))
 
 
 class BadFrame(Exception):
@@ -165,10 +171,7 @@ def _socket_reason(exc: BaseException | None, where: str) -> str | None:
 
 
 def _httpx_reason(exc: httpx.HTTPError, where: str, doing: str) -> str:
-    # httpx wraps httpcore's error, which wraps the socket's OSError.
-    inner: BaseException | None = exc
-    for _ in range(5):
-        inner = inner.__cause__ or inner.__context__ if inner is not None else None
+    for inner in itertools.islice(_chain(exc, 6), 1, None):
         cause = _socket_reason(inner, where)
         if cause is not None:
             return cause
