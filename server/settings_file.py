@@ -162,11 +162,14 @@ def _in_file_order(lines: list[str], source: str) -> list[str]:
     return sorted(lines, key=line_of)
 
 
+_ENV_PREFIX: str = (Settings.model_config.get("env_prefix") or "").lower()
+_ENV_DELIMITER: str = Settings.model_config.get("env_nested_delimiter") or "__"
+
+
 def _env_variables() -> dict[str, str]:
     """The set ``MOTIONHUB_*`` variables: lower-cased name (as the settings source sees it)
     to the name as written."""
-    prefix = Settings.model_config.get("env_prefix", "").lower()
-    return {k.lower(): k for k in os.environ if k.lower().startswith(prefix)}
+    return {k.lower(): k for k in os.environ if k.lower().startswith(_ENV_PREFIX)}
 
 
 def _env_origin(loc: Loc, env_data: Mapping[str, Any], variables: Mapping[str, str]) -> str | None:
@@ -176,8 +179,7 @@ def _env_origin(loc: Loc, env_data: Mapping[str, Any], variables: Mapping[str, s
         if not isinstance(part, str):
             break
         keys.append(part)
-    prefix = Settings.model_config.get("env_prefix", "").lower()
-    delimiter = Settings.model_config.get("env_nested_delimiter") or "__"
+    prefix, delimiter = _ENV_PREFIX, _ENV_DELIMITER
     # How far ``loc`` reaches into what the environment gave (the file's values are merged
     # in under it, so a section named by a variable may still hold keys from the file).
     depth = 0
@@ -203,8 +205,7 @@ def _unknown_overrides() -> list[str]:
     """One line for each ``MOTIONHUB_A__B`` variable whose section ``A`` does not exist: the
     settings source would skip it without a word, and the override would silently not apply.
     (Variables without ``__`` are left alone: other ``MOTIONHUB_*`` variables exist.)"""
-    prefix = Settings.model_config.get("env_prefix", "").lower()
-    delimiter = Settings.model_config.get("env_nested_delimiter") or "__"
+    prefix, delimiter = _ENV_PREFIX, _ENV_DELIMITER
     lines = []
     for lower, name in sorted(_env_variables().items()):
         section = lower.removeprefix(prefix).partition(delimiter)[0]
@@ -368,14 +369,20 @@ def parse_settings(
     """Parse YAML ``text`` into :class:`Settings`, with ``${NAME}`` in its values taken from
     ``environ`` (default: the process's environment), then the ``MOTIONHUB_*`` overrides.
     With ``base``, relative paths in ``text`` are taken from that folder."""
+    # One parse: the node tree gives the line numbers, the data is built from the same tree.
+    loader: yaml.SafeLoader | None = None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        loader = yaml.SafeLoader(text)  # reading starts here: it may refuse a character
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError([f"{where}: invalid YAML: {problem}"]) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     duplicates = _duplicate_keys(source, root)
     if duplicates:
         raise ConfigError(duplicates)
