@@ -268,7 +268,7 @@ class Core:
         """Start every camera as tasks of ``tg`` (storage must be open)."""
         self._tg = tg
         self.events_total = await self.storage.count_events()
-        stored = await self.storage.load_cameras()
+        stored = await self.storage.cameras.load()
         merged = {c.id: c for c in self._settings.cameras if c.id not in stored.deleted}
         for cam in stored.cameras:
             merged[cam.id] = cam
@@ -377,7 +377,7 @@ class Core:
             if clash is not None:
                 raise CameraRefused("id", clash)
             self._settings.cameras = [*self._settings.cameras, camera]
-            self.storage.save_camera(camera, len(self._settings.cameras) - 1)
+            self.storage.cameras.save(camera, len(self._settings.cameras) - 1)
             self._start_camera(camera)
             log.info("camera %s added", camera.id, extra={"url": redact_url(camera.url)})
         return camera
@@ -413,7 +413,7 @@ class Core:
                 raise CameraRefused("zones", clash)
             self._settings.cameras = cameras
             position = list(self._runtimes).index(camera_id)
-            self.storage.save_camera(new, position)
+            self.storage.cameras.save(new, position)
             restart = any(getattr(new, f) != getattr(old, f) for f in _SOURCE_FIELDS) or (
                 # The reader decodes JPEG sources reduced to this width.
                 new.detect.max_width != old.detect.max_width
@@ -441,7 +441,7 @@ class Core:
             del self._runtimes[camera_id]
             self._announced_fps.pop(camera_id, None)
             self._settings.cameras = [c for c in self._settings.cameras if c.id != camera_id]
-            self.storage.delete_camera(camera_id)
+            self.storage.cameras.delete(camera_id)
             self._hub.publish(
                 CameraRemoved(camera=camera_id, zones=[z.name for z in rt.settings.zones])
             )

@@ -42,7 +42,7 @@ import numpy.typing as npt
 
 from server import camera_store
 from server.camera_store import CameraStore, StoredCameras
-from server.config import CameraSettings, StorageSettings
+from server.config import StorageSettings
 from server.events import utc
 from server.messages import Box, Event
 from server.snapshot_store import SnapshotKind, SnapshotStore
@@ -650,17 +650,3 @@ class Storage:
         except OSError as exc:
             # The snapshot directory is gone, unmounted or failing: not "no snapshot".
             raise StorageError(f"cannot read snapshots: {exc.strerror or exc}") from exc
-
-    # -- cameras (server.camera_store) ---------------------------------------------------
-
-    def save_camera(self, camera: CameraSettings, position: int) -> None:
-        """Persist a camera created or changed through the API (ordered, non-blocking)."""
-        self.cameras.save(camera, position)
-
-    def delete_camera(self, camera_id: str) -> None:
-        """Remember that a camera was deleted, so the config file cannot bring it back."""
-        self.cameras.delete(camera_id)
-
-    async def load_cameras(self) -> StoredCameras:
-        """The camera changes stored by earlier runs."""
-        return await self.cameras.load()

@@ -250,7 +250,7 @@ async def test_a_masked_credential_is_refused_unless_the_url_is_exactly_as_shown
         assert srv.core.camera("cam1").url == real
         assert srv.core.camera("cam1").detect_url is None
         assert srv.core._runtimes["cam1"].reader is reader  # not reconnected
-        assert (await srv.core.storage.load_cameras()).cameras == []  # nothing stored
+        assert (await srv.core.storage.cameras.load()).cameras == []  # nothing stored
         assert (await srv.camera("cam1"))["status"] == "online"
 
         r = await c.post("/api/cameras", json={"id": "cam2", "url": moved})
@@ -263,7 +263,7 @@ async def test_a_masked_credential_is_refused_unless_the_url_is_exactly_as_shown
         r = await c.patch("/api/cameras/cam1", json={"url": shown, "name": "One"})
         assert r.status_code == 200, r.text
         assert srv.core.camera("cam1").url == real
-        (stored,) = (await srv.core.storage.load_cameras()).cameras
+        (stored,) = (await srv.core.storage.cameras.load()).cameras
         assert (stored.url, stored.name) == (real, "One")
         assert srv.core._runtimes["cam1"].reader is reader
 

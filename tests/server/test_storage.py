@@ -163,12 +163,12 @@ async def test_cameras_persist_with_tombstones(tmp_path: Path) -> None:
     s = await open_storage(tmp_path)
     a = CameraSettings(id="a", url="rtsp://u:p@10.0.0.1/s")
     b = CameraSettings(id="b", url="rtsp://10.0.0.2/s", name="Bee")
-    s.save_camera(a, 0)
-    s.save_camera(b, 1)
-    s.delete_camera("a")
+    s.cameras.save(a, 0)
+    s.cameras.save(b, 1)
+    s.cameras.delete("a")
     await s.close()
     s2 = await open_storage(tmp_path)
-    stored = await s2.load_cameras()
+    stored = await s2.cameras.load()
     assert stored.cameras == [b]
     assert stored.deleted == {"a"}
     await s2.close()
@@ -182,10 +182,10 @@ async def test_a_camera_stored_with_the_mask_as_its_password_gives_way_to_the_co
     lost = CameraSettings(id="a", url="rtsp://10.0.0.1/s").model_copy(
         update={"url": "rtsp://***:***@10.0.0.1:8554/s"}
     )
-    s.save_camera(lost, 0)
+    s.cameras.save(lost, 0)
     await s.close()
     s2 = await open_storage(tmp_path)
-    stored = await s2.load_cameras()
+    stored = await s2.cameras.load()
     assert stored.cameras == []  # not a change: the config file's camera (and password) stays
     assert stored.deleted == set()
     await s2.close()
