@@ -75,7 +75,7 @@ def run_demo(port: int, cameras: int, data: Path | None) -> None:
     sock = listen_socket("127.0.0.1", port)
     if data is not None:
         from server.app import StartupError
-        from server.storage import StorageInUse, check_not_in_use
+        from server.storage_lock import StorageInUse, check_not_in_use
 
         # So is a data directory another motionhub holds, naming the option given here
         # (the server's own refusal would name storage.path, a setting the demo has none of).

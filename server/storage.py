@@ -10,7 +10,7 @@ large frame never holds up the database. Nothing here ever runs on the event loo
 
 Layout under ``storage.path``::
 
-    motionhub.lock                held (flock) by the one server using the directory
+    motionhub.lock                see server.storage_lock
     motionhub.db                  events, cameras (WAL mode)
     snapshots/                    see server.snapshot_store
 
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -47,6 +46,7 @@ from server.events import utc
 from server.messages import Box, Event
 from server.snapshot_store import SnapshotKind, SnapshotStore
 from server.storage_health import StorageHealth
+from server.storage_lock import DirectoryLock, StorageError, StorageInUse, check_not_in_use
 
 __all__ = [
     "EventQuery",
@@ -103,48 +103,6 @@ _SELECT = (
 # Every query is built from these fixed fragments; values always go in as parameters.
 
 
-class StorageError(RuntimeError):
-    """Storage could not be opened or read (the data directory or database is unusable)."""
-
-
-class StorageInUse(StorageError):
-    """Another process (another motionhub) holds the data directory's lock.
-
-    ``option`` is how the user named the directory (``storage.path``, or the demo's
-    ``--data``): the message tells them to change that."""
-
-    def __init__(self, directory: Path, holder: str, option: str = "storage.path") -> None:
-        self.directory = directory
-        self.pid = int(holder) if holder.isdigit() else None
-        pid = f" (pid {self.pid})" if self.pid is not None else ""
-        super().__init__(
-            f"storage directory {directory} is in use by another motionhub{pid}; "
-            f"stop it or use another {option}"
-        )
-
-
-LOCK_NAME = "motionhub.lock"
-
-
-def check_not_in_use(directory: Path, option: str) -> None:
-    """Raise :class:`StorageInUse` (naming ``option``) if a motionhub holds ``directory``.
-
-    Only a check, for a clear error before anything starts: the lock is released at once,
-    and :meth:`Storage.open` takes it for good (and still refuses a directory taken in
-    between, naming ``storage.path``)."""
-    try:
-        fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return  # never used, or its directory does not exist yet: nobody holds it
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.read(fd, 32).decode("ascii", "replace").strip()
-        raise StorageInUse(directory, holder, option) from None
-    finally:
-        os.close(fd)  # closing the only descriptor releases a flock taken here
-
-
 @dataclass(frozen=True)
 class EventQuery:
     """Filters for :meth:`Storage.list_events`; results are newest first."""
@@ -183,8 +141,8 @@ class Storage:
         self.settings = settings
         self.root = Path(settings.path)
         self.db_path = self.root / "motionhub.db"
-        self.lock_path = self.root / LOCK_NAME
-        self._lock_fd: int | None = None
+        self.lock = DirectoryLock(self.root)
+        """The data directory's lock (:mod:`server.storage_lock`), held while open."""
         self.snapshot_dir = self.root / "snapshots"
         self._db_thread = ThreadPoolExecutor(1, thread_name_prefix="motionhub-db")
         self.snapshots = SnapshotStore(self.snapshot_dir, settings.snapshot_quality)
@@ -247,42 +205,14 @@ class Storage:
 
     def _open_sync(self) -> list[Event]:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        locked_here = self._lock_fd is None
-        self._lock_sync()
+        locked_here = not self.lock.held
+        self.lock.acquire()
         try:
             return self._open_db_sync()
         except BaseException:
             if locked_here:
-                self._unlock()
+                self.lock.release()
             raise
-
-    def _lock_sync(self) -> None:
-        """Take the directory's lock, or raise :class:`StorageInUse` naming its holder.
-
-        Two servers on one directory would each record every event of the same cameras
-        into the same database, and each would mark the other's open events interrupted
-        when it stops. ``flock`` is released by the kernel when the holder exits, however it
-        exits, so a killed server never blocks a restart."""
-        if self._lock_fd is not None:
-            return  # held already: the database is being opened again
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode("ascii", "replace").strip()
-            os.close(fd)
-            raise StorageInUse(self.root, holder) from None
-        except BaseException:
-            os.close(fd)
-            raise
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._lock_fd = fd
-
-    def _unlock(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # closing the only descriptor releases the flock
-            self._lock_fd = None
 
     def _open_db_sync(self) -> list[Event]:
         self.snapshots.open_sync()
@@ -339,7 +269,7 @@ class Storage:
         self._closed = True
         self._db_thread.shutdown(wait=True)
         self.snapshots.close()
-        self._unlock()
+        self.lock.release()
 
     def _close_sync(self) -> None:
         assert self._conn is not None

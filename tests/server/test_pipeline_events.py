@@ -119,7 +119,7 @@ async def test_events_left_open_by_a_killed_server_are_announced_ended_at_the_ne
     left.save_event(open_event, start + 7)
     await left.flush()
     left._db_thread.shutdown(wait=True)
-    left._unlock()  # what the kernel does for a killed process
+    left.lock.release()  # what the kernel does for a killed process
 
     mqtt = {"url": mosquitto.url, "topic_prefix": mqtt_prefix, "discovery": {"enabled": False}}
     settings = Settings.model_validate(

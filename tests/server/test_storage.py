@@ -84,7 +84,7 @@ async def test_open_events_are_closed_as_interrupted_on_next_open(tmp_path: Path
     # Simulate a killed process: the connection is dropped without closing the event, and
     # the directory's lock released, as the kernel does.
     s._db_thread.shutdown(wait=True)
-    s._unlock()
+    s.lock.release()
     s2 = await open_storage(tmp_path)
     got = await s2.get_event(ev.id)
     assert got is not None
