@@ -357,17 +357,11 @@ class Storage:
         self._pending.discard(fut)
         exc = fut.exception() if not fut.cancelled() else None
         if exc is not None:
-            error = f"database write failed: {exc}"
-            health = self.health
-            if error != health.db_write_error:  # once per outage, not once per event or retry
-                log.error("%s", error)
-            if health.db_write_error is None:
-                self.on_error("db")
-            health.db_write_error = error
+            self.health.db_write_failed(f"database write failed: {exc}")
         elif not self.unsaved_events:
             # The outage ends when the held events are written, not with any write that
             # happens to succeed (one that changes nothing, say) while they are still held.
-            self.health.db_write_error = self.health.db_check_error = None
+            self.health.db_write_succeeded()
 
     # -- events ------------------------------------------------------------------------------
 
@@ -553,11 +547,9 @@ class Storage:
         except OSError as exc:
             where = self.snapshot_path(event.camera, event.id, kind).parent
             error = f"cannot write snapshot to {where}: {exc.strerror or exc}"
-            self.health.snapshot_write_error = error
-            log.error("%s", error, extra={"camera": event.camera})
-            self.on_error("snapshot")
+            self.health.snapshot_write_failed(error, event.camera)
             return False
-        self.health.snapshot_write_error = self.health.snapshot_check_error = None
+        self.health.snapshot_write_succeeded()
         column = "snap_start" if kind == "start" else "snap_peak"
         self._submit(self._mark_sync, event.id, column)
         return True

@@ -72,6 +72,29 @@ class StorageHealth:
         """Whether neither the database nor the snapshot directory has an error now."""
         return self.db_error is None and self.snapshot_error is None
 
+    def db_write_failed(self, error: str) -> None:
+        """Record a failed database write: logged and counted once per outage, not once per
+        event or retry."""
+        if error != self.db_write_error:
+            log.error("%s", error)
+        if self.db_write_error is None:
+            self._on_error("db")
+        self.db_write_error = error
+
+    def db_write_succeeded(self) -> None:
+        """The database took every held event: the outage, and what a check found, are over."""
+        self.db_write_error = self.db_check_error = None
+
+    def snapshot_write_failed(self, error: str, camera: str) -> None:
+        """Record a snapshot that could not be written (logged and counted each time)."""
+        self.snapshot_write_error = error
+        log.error("%s", error, extra={"camera": camera})
+        self._on_error("snapshot")
+
+    def snapshot_write_succeeded(self) -> None:
+        """A snapshot was written: the snapshot directory takes files again."""
+        self.snapshot_write_error = self.snapshot_check_error = None
+
     async def ready(self, max_age: float) -> bool:
         """What the last check found, checking again only when it is ``max_age`` seconds
         old or older."""
