@@ -422,6 +422,14 @@ class Storage:
             interrupted=bool(interrupted),
         )
 
+    async def _events(self, sql: str, args: Sequence[Any]) -> list[Event]:
+        """The events an :data:`_SELECT` query finds, in its order."""
+
+        def q() -> list[Event]:
+            return [self._row_event(r) for r in self._c().execute(sql, args)]
+
+        return await self._db(q)
+
     async def get_event(self, event_id: str) -> Event | None:
         """One event by id."""
 
@@ -455,11 +463,7 @@ class Storage:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC LIMIT ?"
         args.append(query.limit)
-
-        def q() -> list[Event]:
-            return [self._row_event(r) for r in self._c().execute(sql, args)]
-
-        return await self._db(q)
+        return await self._events(sql, args)
 
     async def events_after(
         self, event_id: str, cameras: set[str] | None = None, limit: int = 1000
@@ -472,11 +476,7 @@ class Storage:
             args.extend(sorted(cameras))
         sql += " ORDER BY id LIMIT ?"
         args.append(limit)
-
-        def q() -> list[Event]:
-            return [self._row_event(r) for r in self._c().execute(sql, args)]
-
-        return await self._db(q)
+        return await self._events(sql, args)
 
     async def delete_event(self, event_id: str) -> bool:
         """Delete an event and its snapshots; returns whether it existed."""
