@@ -557,18 +557,21 @@ class Storage:
     def _mark_sync(self, event_id: str, column: str) -> None:
         self._c().execute(f"UPDATE events SET {column} = 1 WHERE id = ?", (event_id,))  # noqa: S608
 
-    async def read_snapshot(self, event_id: str, kind: SnapshotKind | None = None) -> bytes | None:
-        """The JPEG of an event: the peak (best) one, else the start one, or ``kind``.
+    async def read_snapshot(
+        self, event: Event | str, kind: SnapshotKind | None = None
+    ) -> bytes | None:
+        """The JPEG of an event (by id, or the :class:`Event` a caller has already read):
+        the peak (best) one, else the start one, or ``kind``.
 
         Raises :class:`StorageError` when the snapshot directory cannot be read (gone,
         unmounted, failing), as opposed to an event without that snapshot (None).
         """
-        event = await self.get_event(event_id)
-        if event is None:
+        found = await self.get_event(event) if isinstance(event, str) else event
+        if found is None:
             return None
         kinds: list[SnapshotKind] = [kind] if kind else ["peak", "start"]
         try:
-            return await self.snapshots.read(event.camera, event_id, kinds)
+            return await self.snapshots.read(found.camera, found.id, kinds)
         except OSError as exc:
             # The snapshot directory is gone, unmounted or failing: not "no snapshot".
             raise StorageError(f"cannot read snapshots: {exc.strerror or exc}") from exc

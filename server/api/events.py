@@ -138,7 +138,7 @@ async def event_snapshot(
     if event is None:
         raise not_found(f"no event with id {event_id!r}")
     try:
-        data = await core.storage.read_snapshot(event_id, None if kind == "best" else kind)
+        data = await core.storage.read_snapshot(event, None if kind == "best" else kind)
     except StorageError as exc:
         raise HTTPException(503, str(exc)) from exc
     if data is None:
