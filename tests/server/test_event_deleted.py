@@ -41,18 +41,18 @@ async def _subscribed(url: str, cameras: list[str]) -> Any:
     return ws
 
 
+def _ended(srv: Any, camera: str, start: float) -> str:
+    """Store an ended event of ``camera`` starting at ``start``; its id."""
+    ev_id: str = srv.core.ids.new(start)
+    srv.core.storage.save_event(
+        Event(id=ev_id, camera=camera, start=utc(start), end=utc(start + 2), peak_score=0.2)
+    )
+    return ev_id
+
+
 async def test_a_deleted_event_reaches_the_clients_of_its_camera(tmp_path: Path) -> None:
     async with serve(settings_for(tmp_path, [], auth=True)) as srv:
-        ev_id = srv.core.ids.new(1_750_000_000)
-        srv.core.storage.save_event(
-            Event(
-                id=ev_id,
-                camera="gate",
-                start=utc(1_750_000_000),
-                end=utc(1_750_000_002),
-                peak_score=0.2,
-            )
-        )
+        ev_id = _ended(srv, "gate", 1_750_000_000)
         url = f"ws://127.0.0.1:{srv.port}/ws"
         gate = await _subscribed(url, ["gate"])
         other = await _subscribed(url, ["porch"])
@@ -69,15 +69,6 @@ async def test_a_deleted_event_reaches_the_clients_of_its_camera(tmp_path: Path)
         finally:
             await gate.close()
             await other.close()
-
-
-def _ended(srv: Any, camera: str, start: float) -> str:
-    """Store an ended event of ``camera`` starting at ``start``; its id."""
-    ev_id: str = srv.core.ids.new(start)
-    srv.core.storage.save_event(
-        Event(id=ev_id, camera=camera, start=utc(start), end=utc(start + 2), peak_score=0.2)
-    )
-    return ev_id
 
 
 async def test_events_removed_by_retention_reach_the_clients_of_their_camera(
