@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,11 @@ def _config(path: Path, port: int, data: Path, camera_url: str) -> Path:
     )
 
 
+def _serve(path: Path, port: int, data: Path, camera_url: str) -> subprocess.Popen[str]:
+    """``motionhub serve`` on ``port`` with storage ``data`` and one camera at ``camera_url``."""
+    return motionhub("serve", "--config", str(_config(path, port, data, camera_url)))
+
+
 def _open_event(r: httpx.Response) -> bool:
     return r.status_code == 200 and any(e["end"] is None for e in r.json()["events"])
 
@@ -38,11 +44,7 @@ def test_a_second_server_on_the_same_storage_path_stops_and_a_killed_one_does_no
 ) -> None:
     data = tmp_path / "data"
     first_port = free_port()
-    first = motionhub(
-        "serve",
-        "--config",
-        str(_config(tmp_path / "first.yml", first_port, data, sim_cameras.mjpeg_url_for("busy"))),
-    )
+    first = _serve(tmp_path / "first.yml", first_port, data, sim_cameras.mjpeg_url_for("busy"))
     try:
         events_url = f"http://127.0.0.1:{first_port}/api/events"
         (recording,) = poll(events_url, _open_event, within=40, proc=first).json()["events"]
@@ -51,8 +53,7 @@ def test_a_second_server_on_the_same_storage_path_stops_and_a_killed_one_does_no
         with socket.create_server(("127.0.0.1", 0)) as camera_host:
             camera_host.setblocking(False)
             camera = f"http://127.0.0.1:{camera_host.getsockname()[1]}/x"
-            second_config = _config(tmp_path / "second.yml", free_port(), data, camera)
-            second = motionhub("serve", "--config", str(second_config))
+            second = _serve(tmp_path / "second.yml", free_port(), data, camera)
             try:
                 _, err = second.communicate(timeout=60)
             finally:
@@ -79,11 +80,7 @@ def test_a_second_server_on_the_same_storage_path_stops_and_a_killed_one_does_no
 
     # The kernel released the killed server's lock: a new server starts on the directory.
     third_port = free_port()
-    third = motionhub(
-        "serve",
-        "--config",
-        str(_config(tmp_path / "third.yml", third_port, data, sim_cameras.mjpeg_url_for("busy"))),
-    )
+    third = _serve(tmp_path / "third.yml", third_port, data, sim_cameras.mjpeg_url_for("busy"))
     try:
         poll(
             f"http://127.0.0.1:{third_port}/api/events",
