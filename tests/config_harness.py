@@ -17,6 +17,11 @@ cameras:
 """
 
 
+def minimal_with_camera_url(url: str) -> str:
+    """:data:`MINIMAL` with its camera's URL replaced by ``url`` (line 5 still holds it)."""
+    return MINIMAL.replace("rtsp://user:pass@192.168.1.20:554/stream1", url)
+
+
 def errors_of(text: str, environ: Mapping[str, str] | None = None) -> list[str]:
     """The lines of the :class:`ConfigError` that ``text`` (as ``cfg.yml``) must raise."""
     with pytest.raises(ConfigError) as info:

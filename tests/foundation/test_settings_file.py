@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from config_harness import MINIMAL, errors_of
+from config_harness import MINIMAL, errors_of, minimal_with_camera_url
 from pydantic import BaseModel, ValidationError
 
 from server.config import CameraSettings, Settings, check_camera_url
@@ -198,7 +198,7 @@ def test_aliases_are_expanded_once_and_keep_sharing() -> None:
     ids=["hash", "question-mark", "slash"],
 )
 def test_unencoded_password_characters_are_rejected_without_echoing(url: str) -> None:
-    (line,) = errors_of(MINIMAL.replace("rtsp://user:pass@192.168.1.20:554/stream1", url))
+    (line,) = errors_of(minimal_with_camera_url(url))
     assert line.startswith("cfg.yml:5: cameras[0].url: the credentials cannot be parsed")
     assert "%23" in line
     assert "S3cret" not in line
@@ -222,7 +222,7 @@ def test_port_zero_is_refused_for_cameras_and_the_broker() -> None:
 
 def test_encoded_password_characters_are_accepted() -> None:
     url = "rtsp://user:S3cret%23%2F%3F%40@192.168.1.20:554/stream1?channel=1"
-    s = parse_settings(MINIMAL.replace("rtsp://user:pass@192.168.1.20:554/stream1", url))
+    s = parse_settings(minimal_with_camera_url(url))
     assert s.cameras[0].url == url
 
 
@@ -237,7 +237,7 @@ def test_encoded_password_characters_are_accepted() -> None:
 )
 def test_the_redaction_mask_is_refused_as_credentials(url: str) -> None:
     # A URL copied from the API's output: the camera would answer every attempt with a 401.
-    (line,) = errors_of(MINIMAL.replace("rtsp://user:pass@192.168.1.20:554/stream1", url))
+    (line,) = errors_of(minimal_with_camera_url(url))
     assert line.startswith("cfg.yml:5: cameras[0].url: the user name, password")
     assert "give the real user name and password" in line
 
