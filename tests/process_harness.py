@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import yaml
 
-__all__ = ["motionhub", "poll", "stop", "write_config"]
+__all__ = ["finish", "motionhub", "poll", "stop", "write_config"]
 
 
 def write_config(path: Path, config: dict[str, Any]) -> Path:
@@ -71,3 +71,11 @@ def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> tuple[str, s
         proc.kill()
         _, err = proc.communicate()
         raise AssertionError(f"did not stop within 30 s:\n{err[-3000:]}") from None
+
+
+def finish(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """The output of a child expected to exit by itself within 60 s (killed in any case)."""
+    try:
+        return proc.communicate(timeout=60)
+    finally:
+        proc.kill()

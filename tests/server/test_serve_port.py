@@ -4,13 +4,12 @@ address, before any camera is opened."""
 from __future__ import annotations
 
 import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.process_harness import motionhub, write_config
+from tests.process_harness import finish, motionhub, write_config
 
 STARTUP_FAILED = 3
 
@@ -20,13 +19,6 @@ def taken() -> Iterator[int]:
     """A loopback port another program listens on."""
     with socket.create_server(("127.0.0.1", 0)) as other:
         yield other.getsockname()[1]
-
-
-def _finish(proc: subprocess.Popen[str]) -> tuple[str, str]:
-    try:
-        return proc.communicate(timeout=60)
-    finally:
-        proc.kill()
 
 
 def test_serve_on_a_port_in_use_fails_before_opening_cameras(tmp_path: Path, taken: int) -> None:
@@ -44,7 +36,7 @@ def test_serve_on_a_port_in_use_fails_before_opening_cameras(tmp_path: Path, tak
             },
         )
         proc = motionhub("serve", "--config", str(config))
-        _, err = _finish(proc)
+        _, err = finish(proc)
         with pytest.raises(BlockingIOError):
             camera_host.accept()
     assert proc.returncode == STARTUP_FAILED, err[-3000:]
@@ -55,7 +47,7 @@ def test_serve_on_a_port_in_use_fails_before_opening_cameras(tmp_path: Path, tak
 
 def test_demo_on_a_port_in_use_fails_before_preparing_cameras(taken: int) -> None:
     proc = motionhub("demo", "--port", str(taken), "--cameras", "1")
-    out, err = _finish(proc)
+    out, err = finish(proc)
     assert proc.returncode == STARTUP_FAILED, err[-3000:]
     refusal = f"motionhub demo: cannot listen on 127.0.0.1:{taken}: address already in use"
     assert err.strip() == refusal

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from clients.sim import free_port
-from tests.process_harness import motionhub, poll, stop, write_config
+from tests.process_harness import finish, motionhub, poll, stop, write_config
 
 STARTUP_FAILED = 3
 
@@ -54,10 +54,7 @@ def test_a_second_server_on_the_same_storage_path_stops_and_a_killed_one_does_no
             camera_host.setblocking(False)
             camera = f"http://127.0.0.1:{camera_host.getsockname()[1]}/x"
             second = _serve(tmp_path / "second.yml", free_port(), data, camera)
-            try:
-                _, err = second.communicate(timeout=60)
-            finally:
-                second.kill()
+            _, err = finish(second)
             with pytest.raises(BlockingIOError):
                 camera_host.accept()
         assert second.returncode == STARTUP_FAILED, err[-3000:]
@@ -107,10 +104,7 @@ def test_a_second_demo_on_the_same_data_directory_names_its_data_option(tmp_path
         second = motionhub(
             "demo", "--port", str(free_port()), "--cameras", "1", "--data", str(data)
         )
-        try:
-            out, err = second.communicate(timeout=60)
-        finally:
-            second.kill()
+        out, err = finish(second)
     finally:
         stop(first)
     assert second.returncode == STARTUP_FAILED, err[-3000:]
