@@ -66,6 +66,11 @@ def test_sigterm_closes_open_events_and_flushes(tmp_path: Path, sim_cameras: Any
 # SIGKILL mid-event and restart: tests/reliability/test_rel_sigkill.py.
 
 
+def _demo_data(err: str) -> str:
+    """The temporary data directory the demo's start-up line names (``data in DIR;``)."""
+    return err.split("data in ", 1)[1].split(";", 1)[0]
+
+
 def test_demo_serves_the_dashboard_and_cameras_come_online() -> None:
     port = free_port()
     proc = motionhub("demo", "--port", str(port), "--cameras", "2")
@@ -88,7 +93,7 @@ def test_demo_serves_the_dashboard_and_cameras_come_online() -> None:
     assert "Traceback" not in err, err[-3000:]
     # SIGTERM is passed on after the clean-up: the temporary data directory is gone.
     assert proc.returncode == -signal.SIGTERM, (proc.returncode, err[-3000:])
-    data = err.split("data in ", 1)[1].split(";", 1)[0]
+    data = _demo_data(err)
     assert data.startswith(tempfile.gettempdir()), data
     assert not Path(data).exists(), f"{data} left behind"
 
@@ -104,7 +109,7 @@ def test_demo_stopped_with_ctrl_c_cleans_up_and_says_nothing_more() -> None:
         _, err = stop(proc, signal.SIGINT)
     assert proc.returncode == 130, (proc.returncode, err[-3000:])
     assert "Aborted" not in err, err[-3000:]
-    data = err.split("data in ", 1)[1].split(";", 1)[0]
+    data = _demo_data(err)
     assert not Path(data).exists(), f"{data} left behind"
 
 
