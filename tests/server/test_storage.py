@@ -44,6 +44,14 @@ async def open_storage(path: Path, **kw: object) -> Storage:
     return s
 
 
+async def save_with_start_snapshots(s: Storage, events: list[Event]) -> None:
+    """Store ``events``, each with a start snapshot on disk."""
+    frame = np.zeros((48, 64, 3), np.uint8)
+    for ev in events:
+        s.save_event(ev)
+        assert await s.write_snapshot(ev, "start", frame, ev.boxes)
+
+
 async def test_filters_paging_and_resume(tmp_path: Path) -> None:
     s = await open_storage(tmp_path)
     gen = UlidGenerator()
@@ -100,10 +108,7 @@ async def test_retention_by_age_and_count_removes_snapshots(tmp_path: Path) -> N
     now = T0 + 30 * 86400
     old = [make_event(gen, "cam1", now - 3 * 86400 + i, []) for i in range(3)]
     new = [make_event(gen, "cam1", now - 100 + i, []) for i in range(12)]
-    frame = np.zeros((48, 64, 3), np.uint8)
-    for ev in old + new:
-        s.save_event(ev)
-        assert await s.write_snapshot(ev, "start", frame, ev.boxes)
+    await save_with_start_snapshots(s, old + new)
     assert await s.apply_retention(now) == 5
     left = await s.list_events(EventQuery(limit=100))
     assert [e.id for e in left] == [e.id for e in reversed(new)][:10]
@@ -121,10 +126,7 @@ async def test_retention_keeps_an_open_event_until_it_has_ended(tmp_path: Path) 
     ongoing = make_event(gen, "cam1", now - 2 * 86400, [], end=False)
     # ...while another camera makes newer, ended ones.
     newer = [make_event(gen, "cam2", now - 100 + i, []) for i in range(12)]
-    frame = np.zeros((48, 64, 3), np.uint8)
-    for ev in [ongoing, *newer]:
-        s.save_event(ev)
-        assert await s.write_snapshot(ev, "start", frame, ev.boxes)
+    await save_with_start_snapshots(s, [ongoing, *newer])
     assert await s.apply_retention(now) == 2
     left = {e.id for e in await s.list_events(EventQuery(limit=100))}
     assert left == {ongoing.id} | {e.id for e in newer[2:]}
@@ -334,10 +336,7 @@ async def test_a_snapshot_that_cannot_be_deleted_does_not_stop_retention(
     s = await open_storage(tmp_path, max_events=10)
     gen = UlidGenerator()
     events = [make_event(gen, "cam1", T0 + i, []) for i in range(12)]
-    frame = np.zeros((48, 64, 3), np.uint8)
-    for ev in events:
-        s.save_event(ev)
-        assert await s.write_snapshot(ev, "start", frame, ev.boxes)
+    await save_with_start_snapshots(s, events)
     # A directory where the oldest event's peak snapshot would be: unlink() fails with
     # EISDIR, a real error other than "not found" (as a read-only share would give), as root.
     stuck = s.snapshot_path("cam1", events[0].id, "peak")
