@@ -26,6 +26,12 @@ from server.mqtt.topics import Topics
 from server.storage import Storage
 
 
+def _with_mqtt(settings: Settings, mosquitto: Mosquitto, prefix: str) -> Settings:
+    """``settings`` publishing to ``mosquitto`` under ``prefix``, without discovery."""
+    mqtt = {"url": mosquitto.url, "topic_prefix": prefix, "discovery": {"enabled": False}}
+    return Settings.model_validate({**settings.model_dump(mode="json"), "mqtt": mqtt})
+
+
 async def test_an_event_ends_after_off_delay_while_every_detection_fails(
     tmp_path: Path, sim_cameras: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -64,9 +70,7 @@ async def test_a_snapshot_written_after_its_event_ended_is_announced(
             "events": {"min_frames": 2},
         }
     ]
-    base = settings_for(tmp_path, cams).model_dump(mode="json")
-    mqtt = {"url": mosquitto.url, "topic_prefix": mqtt_prefix, "discovery": {"enabled": False}}
-    settings = Settings.model_validate({**base, "mqtt": mqtt})
+    settings = _with_mqtt(settings_for(tmp_path, cams), mosquitto, mqtt_prefix)
     motion_topic = Topics(mqtt_prefix).motion("busy")
     async with Recorder(mosquitto.url, motion_topic) as rec, serve(settings) as srv:
         await srv.wait_online("busy")
@@ -121,10 +125,7 @@ async def test_events_left_open_by_a_killed_server_are_announced_ended_at_the_ne
     left._db_thread.shutdown(wait=True)
     left.lock.release()  # what the kernel does for a killed process
 
-    mqtt = {"url": mosquitto.url, "topic_prefix": mqtt_prefix, "discovery": {"enabled": False}}
-    settings = Settings.model_validate(
-        {"storage": {"path": str(data)}, "cameras": [], "mqtt": mqtt}
-    )
+    settings = _with_mqtt(settings_for(data, []), mosquitto, mqtt_prefix)
     events_topic = Topics(mqtt_prefix).events
     async with Recorder(mosquitto.url, events_topic) as rec, serve(settings):
         await rec.wait_for(bool, within=10, what="an event message")
