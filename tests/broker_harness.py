@@ -252,6 +252,14 @@ def first_occurrences(messages: list[Received]) -> tuple[list[MqttEventMessage],
     return out, dupes
 
 
+async def publish(url: str, topic: str, payload: bytes, retain: bool = False) -> None:
+    """One QoS 1 message to the broker at ``url`` (``mqtt://host:port``), by a client of its
+    own."""
+    parts = urlsplit(url)
+    async with aiomqtt.Client(parts.hostname or "127.0.0.1", parts.port or 1883) as client:
+        await client.publish(topic, payload, qos=1, retain=retain)
+
+
 async def retained(url: str, topic_filter: str, quiet: float = 0.3) -> dict[str, Received]:
     """What a fresh subscriber gets as retained messages, latest per topic."""
     async with Recorder(url, topic_filter) as rec:

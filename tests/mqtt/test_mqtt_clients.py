@@ -8,9 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import aiomqtt
 import pytest
-from broker_harness import Recorder
+from broker_harness import Recorder, publish
 from mqtt_harness import JPEG, FakeServices, camera, data_dir, make_event, mqtt_settings, running
 
 from clients.light import run_light
@@ -144,10 +143,10 @@ async def test_light_follows_zone_motion_with_an_off_delay(
         # motionhub going offline while the light is on switches it off after the delay too.
         hub.publish(EventStartMessage(event=make_event("front", ["door"])))
         await light.wait_value(light_topic, b"ON", within=5)
-        await _publish(mosquitto.url, t.available, b"offline")
+        await publish(mosquitto.url, t.available, b"offline")
         await light.wait_value(light_topic, b"OFF", within=5)
         # Stopping the client while the light is on switches it off: nobody else would.
-        await _publish(mosquitto.url, f"{mqtt_prefix}/front/zones/door/motion", b"ON")
+        await publish(mosquitto.url, f"{mqtt_prefix}/front/zones/door/motion", b"ON")
         await light.wait_value(light_topic, b"ON", within=5)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -168,7 +167,7 @@ async def test_light_process_switches_off_when_terminated(mosquitto, mqtt_prefix
             assert proc.stderr is not None
             while b"following" not in await asyncio.wait_for(proc.stderr.readline(), 20):
                 pass
-            await _publish(mosquitto.url, f"{mqtt_prefix}/hall/motion", b"ON")
+            await publish(mosquitto.url, f"{mqtt_prefix}/hall/motion", b"ON")
             await light.wait_value(light_topic, b"ON", within=5)
             proc.terminate()
             assert await asyncio.wait_for(proc.wait(), 10) == 128 + signal.SIGTERM
@@ -177,12 +176,6 @@ async def test_light_process_switches_off_when_terminated(mosquitto, mqtt_prefix
                 proc.kill()
                 await proc.wait()
         await light.wait_value(light_topic, b"OFF", within=5)
-
-
-async def _publish(url: str, topic: str, payload: bytes) -> None:
-    target = MqttTarget(url)
-    async with aiomqtt.Client(target.host, target.port) as client:
-        await client.publish(topic, payload, qos=1)
 
 
 _LISTEN = ["-c", "from server.cli import main; main()", "listen", "--count", "1"]

@@ -12,8 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
-from broker_harness import Recorder, retained
+from broker_harness import Recorder, publish, retained
 from mqtt_harness import FakeServices, camera, data_dir, make_event, mqtt_settings, running
 
 from server.messages import CameraStatusMessage, EventEndMessage, EventStartMessage
@@ -150,12 +149,6 @@ async def test_discovery_configs_follow_the_documented_schema(
     assert len({json.dumps(c["device"], sort_keys=True) for c in front.values()}) == 1
 
 
-async def _publish(url: str, topic: str, payload: bytes, retain: bool = False) -> None:
-    host, port = url.removeprefix("mqtt://").split(":")
-    async with aiomqtt.Client(host, int(port)) as client:
-        await client.publish(topic, payload, qos=1, retain=retain)
-
-
 async def test_configs_are_republished_when_home_assistant_comes_online(
     mosquitto, mqtt_prefix: str, tmp_path: Path
 ) -> None:
@@ -168,10 +161,10 @@ async def test_configs_are_republished_when_home_assistant_comes_online(
         async with Recorder(mosquitto.url, f"{disc}/+/+/+/config") as rec:
             await rec.wait_for(lambda ms: len(ms) == 5)
             assert all(m.retain for m in rec.messages)
-            await _publish(mosquitto.url, f"{disc}/status", b"online")
+            await publish(mosquitto.url, f"{disc}/status", b"online")
             # Sent again, live (so not flagged retained by the broker), one per entity.
             await rec.wait_for(lambda ms: len([m for m in ms if not m.retain]) == 5)
-            await _publish(mosquitto.url, f"{disc}/status", b"offline")
+            await publish(mosquitto.url, f"{disc}/status", b"offline")
             await rec.quiet(0.3)
         assert len(rec.messages) == 10
 
@@ -213,8 +206,8 @@ async def test_stale_configs_from_an_earlier_run_are_removed(
     t = Topics(mqtt_prefix, disc)
     ghost = t.discovery("binary_sensor", "ghost_motion")
     other_server = Topics(f"{mqtt_prefix}x", disc).discovery("binary_sensor", "ghost_motion")
-    await _publish(mosquitto.url, ghost, b'{"name": "old"}', retain=True)
-    await _publish(mosquitto.url, other_server, b'{"name": "not ours"}', retain=True)
+    await publish(mosquitto.url, ghost, b'{"name": "old"}', retain=True)
+    await publish(mosquitto.url, other_server, b'{"name": "not ours"}', retain=True)
     services = FakeServices([camera("cam1")])
     service = MqttService(services, settings, data_dir(tmp_path))
     async with running(service):
@@ -226,7 +219,7 @@ async def test_stale_configs_from_an_earlier_run_are_removed(
                 break
     assert ghost not in configs
     assert other_server in configs
-    await _publish(mosquitto.url, other_server, b"", retain=True)
+    await publish(mosquitto.url, other_server, b"", retain=True)
 
 
 async def test_retained_state_of_cameras_and_zones_deleted_while_down_is_cleared(
@@ -244,7 +237,7 @@ async def test_retained_state_of_cameras_and_zones_deleted_while_down_is_cleared
         t.zone_motion("cam1", "keep"): b"ON",
     }
     for topic, payload in left.items():
-        await _publish(mosquitto.url, topic, payload, retain=True)
+        await publish(mosquitto.url, topic, payload, retain=True)
     services = FakeServices([camera("cam1", ["keep"])])
     service = MqttService(services, mqtt_settings(mosquitto.url, mqtt_prefix), data_dir(tmp_path))
     async with running(service):
@@ -267,9 +260,9 @@ async def test_discovery_can_be_switched_off(mosquitto, mqtt_prefix: str, tmp_pa
     services = FakeServices([camera("cam1", ["door"])])
     left = discovery_configs(t, CameraView("cam1", "cam1", ("door",)), "0")
     for topic, config in left.items():
-        await _publish(mosquitto.url, topic, encode_config(config), retain=True)
+        await publish(mosquitto.url, topic, encode_config(config), retain=True)
     other_server = Topics(f"{mqtt_prefix}x", disc).discovery("binary_sensor", "cam1_motion")
-    await _publish(mosquitto.url, other_server, b'{"name": "not ours"}', retain=True)
+    await publish(mosquitto.url, other_server, b'{"name": "not ours"}', retain=True)
     service = MqttService(services, settings, data_dir(tmp_path))
     async with running(service):
         for _ in range(20):
@@ -282,7 +275,7 @@ async def test_discovery_can_be_switched_off(mosquitto, mqtt_prefix: str, tmp_pa
     assert other_server in configs
     assert t.motion("cam1") in states
     assert t.ha_status not in service.subscriptions()
-    await _publish(mosquitto.url, other_server, b"", retain=True)
+    await publish(mosquitto.url, other_server, b"", retain=True)
 
 
 async def test_a_zone_deleted_during_an_event_stays_gone_when_the_event_ends(

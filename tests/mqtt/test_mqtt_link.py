@@ -11,7 +11,7 @@ from pathlib import Path
 import aiomqtt
 import paho.mqtt.client as paho
 import pytest
-from broker_harness import Mosquitto, Recorder, retained
+from broker_harness import Mosquitto, Recorder, publish, retained
 from mqtt_harness import FakeServices, camera, data_dir, make_event, mqtt_settings, running
 from paho.mqtt.enums import CallbackAPIVersion
 from rel_harness import eventually
@@ -185,8 +185,7 @@ async def test_states_a_crash_left_are_put_right_before_online(
         t.zone_motion("cam1", "z"): b"ON",
     }
     for topic, payload in crashed.items():
-        async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
-            await client.publish(topic, payload, qos=1, retain=True)
+        await publish(mosquitto.url, topic, payload, retain=True)
     services = FakeServices([camera("cam1", ["z"])])
     service = MqttService(services, mqtt_settings(mosquitto.url, mqtt_prefix), data_dir(tmp_path))
     async with Recorder(mosquitto.url, f"{mqtt_prefix}/#") as rec:
