@@ -24,7 +24,11 @@ WRITES = [
 
 
 async def _send(
-    client: httpx.AsyncClient, method: str, path: str, token: str | None, body: bytes
+    client: httpx.AsyncClient,
+    method: str,
+    path: str,
+    token: str | None,
+    body: bytes | AsyncIterator[bytes],
 ) -> httpx.Response:
     headers = {"content-type": "application/json"}
     if token:
@@ -63,13 +67,7 @@ async def test_a_streamed_oversized_body_without_a_token_is_401(tmp_path: Path) 
             yield b"x" * 512
 
     async with serve(settings, token=None) as srv:
-        r = await srv.client.post(
-            "/api/cameras", headers={"content-type": "application/json"}, content=chunks()
-        )
+        r = await _send(srv.client, "POST", "/api/cameras", None, chunks())
         assert r.status_code == 401, r.text
-        r = await srv.client.post(
-            "/api/cameras",
-            headers={"content-type": "application/json", "authorization": f"Bearer {ADMIN}"},
-            content=chunks(),
-        )
+        r = await _send(srv.client, "POST", "/api/cameras", ADMIN, chunks())
         assert r.status_code == 413, r.text
