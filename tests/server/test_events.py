@@ -23,9 +23,15 @@ def tracker(min_frames: int = 3, off_delay: float = 2.0, max_length: float = 60.
     return t
 
 
-def feed(t: EventTracker, start: float, frames: int, **kw: object) -> list[Transition]:
+def feed(
+    t: EventTracker, start: float, frames: int, mono: float | None = None, **kw: object
+) -> list[Transition]:
+    """``frames`` observations at FPS from wall time ``start``; with ``mono``, their
+    monotonic times run from it, apart from the wall times."""
     out: list[Transition] = []
     for i in range(frames):
+        if mono is not None:
+            kw["mono"] = mono + i / FPS
         out += t.observe(Observation(ts=start + i / FPS, **kw))  # type: ignore[arg-type]
     return out
 
@@ -118,36 +124,25 @@ def test_tick_ends_an_event_of_a_silent_camera_and_close_marks_interrupted() -> 
     assert t.close(12.0) is None
 
 
-def feed_clocks(
-    t: EventTracker, wall: float, mono: float, frames: int, **kw: object
-) -> list[Transition]:
-    """Like :func:`feed`, with the frames' monotonic times apart from their wall times."""
-    out: list[Transition] = []
-    for i in range(frames):
-        obs = Observation(ts=wall + i / FPS, mono=mono + i / FPS, **kw)  # type: ignore[arg-type]
-        out += t.observe(obs)
-    return out
-
-
 def test_a_wall_clock_stepped_back_neither_holds_an_event_open_nor_splits_it() -> None:
     t = tracker(min_frames=1, off_delay=2.0, max_length=10.0)
-    (start,) = feed_clocks(t, 5000.0, 100.0, 1, motion=True, score=0.2)
-    feed_clocks(t, 5000.1, 100.1, 9, motion=True, score=0.1)  # last motion: 5000.9 / 100.9
+    (start,) = feed(t, 5000.0, 1, mono=100.0, motion=True, score=0.2)
+    feed(t, 5000.1, 9, mono=100.1, motion=True, score=0.1)  # last motion: 5000.9 / 100.9
     # The wall clock is stepped back an hour (NTP, a manual change); the monotonic one goes on.
-    assert feed_clocks(t, 1400.0, 101.0, 19, motion=False) == []
-    (end,) = feed_clocks(t, 1401.9, 102.9, 1, motion=False)
+    assert feed(t, 1400.0, 19, mono=101.0, motion=False) == []
+    (end,) = feed(t, 1401.9, 1, mono=102.9, motion=False)
     assert end.kind == "end"
     assert end.event.id == start.event.id
     assert end.event.end is not None
     assert end.event.end.timestamp() == pytest.approx(5000.9)  # the last motion frame's time
     # Time passing without frames is measured the same way.
-    feed_clocks(t, 1500.0, 200.0, 1, motion=True, score=0.2)
+    feed(t, 1500.0, 1, mono=200.0, motion=True, score=0.2)
     assert t.tick(201.5) == []
     (end,) = t.tick(202.0)
     assert end.kind == "end"
     # A wall clock stepped forward an hour splits nothing: 5 s of motion is under max_length.
-    out = feed_clocks(t, 2000.0, 300.0, 20, motion=True, score=0.1)
-    out += feed_clocks(t, 5602.0, 302.0, 30, motion=True, score=0.1)
+    out = feed(t, 2000.0, 20, mono=300.0, motion=True, score=0.1)
+    out += feed(t, 5602.0, 30, mono=302.0, motion=True, score=0.1)
     assert [o.kind for o in out if o.kind != "update"] == ["start"]
 
 
