@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import yaml
 
-__all__ = ["finish", "motionhub", "poll", "stop", "write_config"]
+__all__ = ["finish", "first_line", "motionhub", "poll", "stop", "write_config"]
 
 
 def write_config(path: Path, config: dict[str, Any]) -> Path:
@@ -33,6 +33,23 @@ def motionhub(*args: str, env: Mapping[str, str] | None = None) -> subprocess.Po
         text=True,
         env={**os.environ, **(env or {})},
     )
+
+
+def first_line(proc: subprocess.Popen[str]) -> str:
+    """The child's first line of stdout; if it ends its stdout without one, fails showing
+    its exit status and stderr (why it stopped)."""
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        raise AssertionError(
+            f"closed its stdout without a line; exit status {proc.returncode}:\n{err[-3000:]}"
+        )
+    return line
 
 
 def poll(

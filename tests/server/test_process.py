@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import yaml
-from process_harness import motionhub, poll, stop
+from process_harness import first_line, motionhub, poll, stop
 from server_harness import free_port
 
 
@@ -40,7 +40,9 @@ def test_sigterm_closes_open_events_and_flushes(tmp_path: Path, sim_cameras: Any
     try:
         base = f"http://127.0.0.1:{port}"
         poll(
-            f"{base}/api/cameras/busy", lambda r: r.status_code == 200 and r.json()["event_active"]
+            f"{base}/api/cameras/busy",
+            lambda r: r.status_code == 200 and r.json()["event_active"],
+            proc=proc,
         )
         events = httpx.get(f"{base}/api/events").json()["events"]
         open_ids = [e["id"] for e in events if e["end"] is None]
@@ -75,8 +77,7 @@ def test_demo_serves_the_dashboard_and_cameras_come_online() -> None:
     port = free_port()
     proc = motionhub("demo", "--port", str(port), "--cameras", "2")
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
+        line = first_line(proc)
         url = f"http://127.0.0.1:{port}/"
         assert url in line, line
         page = httpx.get(url, timeout=10)  # the URL is shown once the server answers
@@ -87,7 +88,7 @@ def test_demo_serves_the_dashboard_and_cameras_come_online() -> None:
             cams = r.json()["cameras"]
             return len(cams) == 2 and all(c["status"] == "online" for c in cams)
 
-        poll(f"{url}api/cameras", all_online)
+        poll(f"{url}api/cameras", all_online, proc=proc)
     finally:
         _, err = stop(proc)
     assert "Traceback" not in err, err[-3000:]
@@ -102,9 +103,13 @@ def test_demo_stopped_with_ctrl_c_cleans_up_and_says_nothing_more() -> None:
     port = free_port()
     proc = motionhub("demo", "--port", str(port), "--cameras", "1")
     try:
-        assert proc.stdout is not None
-        assert f"http://127.0.0.1:{port}/" in proc.stdout.readline()
-        poll(f"http://127.0.0.1:{port}/api/cameras", lambda r: r.status_code == 200, within=60)
+        assert f"http://127.0.0.1:{port}/" in first_line(proc)
+        poll(
+            f"http://127.0.0.1:{port}/api/cameras",
+            lambda r: r.status_code == 200,
+            within=60,
+            proc=proc,
+        )
     finally:
         _, err = stop(proc, signal.SIGINT)
     assert proc.returncode == 130, (proc.returncode, err[-3000:])
