@@ -20,7 +20,7 @@ import click
 from server.config import Settings
 
 if TYPE_CHECKING:
-    from clients.sim import SceneSpec
+    from clients.sim import HttpCamera, SceneSpec
 
 __all__ = ["demo_settings", "run_demo"]
 
@@ -99,15 +99,11 @@ def run_demo(port: int, cameras: int, data: Path | None) -> None:
 
 
 def _serve_demo(sock: socket.socket, specs: dict[str, SceneSpec], data: Path | None) -> None:
-    from clients.sim import HttpCamera
-    from clients.sim.process import port_open
     from server.app import run
 
     port: int = sock.getsockname()[1]
-    # A stable simulator port keeps camera URLs valid across runs that share --data.
-    sim_port = port + 1 if port < 65535 and not port_open("127.0.0.1", port + 1) else None
     with (
-        HttpCamera(specs, port=sim_port) as sim,
+        _start_simulator(specs, port + 1 if port < 65535 else None) as sim,
         tempfile.TemporaryDirectory(prefix="motionhub-demo-") as tmp,
     ):
         urls = {cid: sim.mjpeg_url_for(cid) for cid in specs}
@@ -119,3 +115,20 @@ def _serve_demo(sock: socket.socket, specs: dict[str, SceneSpec], data: Path | N
             click.echo(f"motionhub demo: dashboard at {url}", err=False)
 
         run(settings, sock, on_ready=ready)
+
+
+def _start_simulator(specs: dict[str, SceneSpec], stable: int | None) -> HttpCamera:
+    """The running simulator, on port ``stable`` if it can be had, else on a free port.
+
+    A stable port keeps camera URLs valid across runs that share ``--data``. Nothing
+    listening there is no proof it can be bound (an outgoing connection may hold it as its
+    local port, or another program may take it first), so only a failed start tells.
+    """
+    from clients.sim import HttpCamera, SimulatorError
+
+    if stable is not None:
+        try:
+            return HttpCamera(specs, port=stable).start()
+        except SimulatorError:
+            pass
+    return HttpCamera(specs).start()

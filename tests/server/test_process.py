@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import tempfile
@@ -116,6 +117,37 @@ def test_demo_stopped_with_ctrl_c_cleans_up_and_says_nothing_more() -> None:
     assert "Aborted" not in err, err[-3000:]
     data = _demo_data(err)
     assert not Path(data).exists(), f"{data} left behind"
+
+
+def _port_and_next_held() -> tuple[int, socket.socket]:
+    """A free port whose next port is bound here but not listening, as an outgoing
+    connection's local port is: nothing answers there, yet no one else can bind it."""
+    for _ in range(50):
+        port = free_port()
+        held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            held.bind(("127.0.0.1", port + 1))
+        except OSError:
+            held.close()
+            continue
+        return port, held
+    raise AssertionError("no free pair of adjacent ports")
+
+
+def test_demo_serves_when_the_next_port_cannot_be_bound() -> None:
+    port, held = _port_and_next_held()
+    with held:
+        proc = motionhub("demo", "--port", str(port), "--cameras", "1")
+        try:
+            assert f"http://127.0.0.1:{port}/" in first_line(proc)
+            poll(
+                f"http://127.0.0.1:{port}/api/cameras",
+                lambda r: r.json()["cameras"][0]["status"] == "online",
+                proc=proc,
+            )
+        finally:
+            _, err = stop(proc)
+    assert "Traceback" not in err, err[-3000:]
 
 
 def test_no_leftover_children() -> None:
