@@ -189,9 +189,7 @@ async def _supervised(
             await factory()
             return
         except Exception:
-            if time.monotonic() - started >= STABLE_SECONDS:
-                backoff.reset()
-            delay = backoff.next()
+            delay = backoff.next_after(time.monotonic() - started, STABLE_SECONDS)
             log.exception("task %s failed; starting it again in %.1f s", name, delay)
         await asyncio.sleep(delay)
 

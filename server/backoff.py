@@ -27,7 +27,8 @@ def backoff_delay(
 
 class Backoff:
     """The delays of one reconnect loop: :meth:`next` before each retry, :meth:`reset`
-    after a connection that worked."""
+    after a connection that worked, or :meth:`next_after` where only how long an attempt
+    lasted tells whether it worked."""
 
     def __init__(self, *, first: float, cap: float, rng: random.Random | None = None) -> None:
         if first <= 0 or cap <= 0:
@@ -51,3 +52,11 @@ class Backoff:
     def reset(self) -> None:
         """Start again from the shortest delay."""
         self._attempt = 0
+
+    def next_after(self, ran: float | None, stable: float) -> float:
+        """The delay before the next attempt, after one that ran ``ran`` seconds (None: it
+        never got going). One that ran at least ``stable`` seconds worked: the delays start
+        again from the shortest, as after :meth:`reset`."""
+        if ran is not None and ran >= stable:
+            self.reset()
+        return self.next()

@@ -271,9 +271,8 @@ class MqttLink:
                     _settle(client)
                 if self._stop.is_set():
                     break
-                if started is not None and loop.time() - started >= _STABLE_AFTER:
-                    backoff.reset()
-                delay = backoff.next()
+                ran = None if started is None else loop.time() - started
+                delay = backoff.next_after(ran, _STABLE_AFTER)
                 self._set_state(LinkState.WAITING)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):

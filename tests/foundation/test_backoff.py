@@ -36,6 +36,18 @@ def test_backoff_grows_is_capped_and_resets() -> None:
     assert backoff.next() <= 0.5
 
 
+def test_an_attempt_that_ran_the_stable_time_starts_the_delays_again() -> None:
+    backoff = Backoff(first=1.0, cap=100.0)
+    for _ in range(5):
+        backoff.next()
+    assert 16.0 <= backoff.next_after(9.99, stable=10.0) <= 32.0  # too short: keeps growing
+    assert 32.0 <= backoff.next_after(None, stable=10.0) <= 64.0  # never got going
+    assert backoff.attempt == 7
+    assert 0.5 <= backoff.next_after(10.0, stable=10.0) <= 1.0  # stable: from the shortest
+    assert backoff.attempt == 1
+    assert 0.5 <= backoff.next_after(60.0, stable=10.0) <= 1.0
+
+
 def test_same_seed_same_delays() -> None:
     first = Backoff(first=0.5, cap=10.0, rng=random.Random(3))
     second = Backoff(first=0.5, cap=10.0, rng=random.Random(3))
