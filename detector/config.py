@@ -8,15 +8,37 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["DetectorConfig", "DetectorTuning", "Polygon", "Zone"]
 
 _Coord = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 _Point = tuple[_Coord, _Coord]
 
-Polygon = Annotated[tuple[_Point, ...], Field(min_length=3, max_length=64)]
-"""A polygon in relative frame coordinates: 3 to 64 ``(x, y)`` points, each within 0..1."""
+_Outline = Annotated[tuple[_Point, ...], Field(min_length=3, max_length=64)]
+
+_NO_AREA = "points enclose no area (they are all on one line)"
+_FLAT = 1e-12
+"""Twice the area of a triangle this small is rounding, not a shape."""
+
+
+def _encloses_area(points: tuple[tuple[float, float], ...]) -> bool:
+    """Whether ``points`` are not all on one line (or all the same point)."""
+    (x0, y0), rest = points[0], points[1:]
+    far = max(rest, key=lambda p: abs(p[0] - x0) + abs(p[1] - y0))
+    dx, dy = far[0] - x0, far[1] - y0
+    return any(abs(dx * (y - y0) - dy * (x - x0)) > _FLAT for x, y in rest)
+
+
+def _check_area(points: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+    if not _encloses_area(points):
+        raise ValueError(f"the mask's {_NO_AREA}")
+    return points
+
+
+Polygon = Annotated[_Outline, AfterValidator(_check_area)]
+"""A polygon in relative frame coordinates: 3 to 64 ``(x, y)`` points, each within 0..1,
+not all on one line."""
 
 
 class DetectorTuning(BaseModel):
@@ -117,7 +139,14 @@ class Zone(BaseModel):
         pattern=r"^[A-Za-z0-9_-]+$",
         description="Zone name: letters, digits, '_' and '-'.",
     )
-    points: Polygon = Field(description="The zone outline, relative coordinates 0..1.")
+    # Checked with the name below, so that the error says which zone.
+    points: _Outline = Field(description="The zone outline, relative coordinates 0..1.")
+
+    @model_validator(mode="after")
+    def _has_area(self) -> Zone:
+        if not _encloses_area(self.points):
+            raise ValueError(f"zone {self.name!r}: its {_NO_AREA}")
+        return self
 
 
 class DetectorConfig(DetectorTuning):

@@ -75,6 +75,39 @@ def test_bad_polygons_are_rejected(points: tuple[tuple[float, float], ...]) -> N
         Zone(name="z", points=points)
 
 
+FLAT = {
+    "one-point-thrice": ((0.5, 0.5), (0.5, 0.5), (0.5, 0.5)),
+    "diagonal": ((0.1, 0.1), (0.2, 0.2), (0.3, 0.3), (0.7, 0.7)),
+    "vertical-with-repeats": ((0.3, 0.1), (0.3, 0.1), (0.3, 0.9), (0.3, 0.4)),
+}
+
+
+@pytest.mark.parametrize("points", FLAT.values(), ids=FLAT.keys())
+def test_a_zone_enclosing_no_area_is_refused_by_name(
+    points: tuple[tuple[float, float], ...],
+) -> None:
+    with pytest.raises(ValidationError, match="zone 'door': its points enclose no area"):
+        Zone(name="door", points=points)
+
+
+@pytest.mark.parametrize("points", FLAT.values(), ids=FLAT.keys())
+def test_a_mask_enclosing_no_area_is_refused_at_its_index(
+    points: tuple[tuple[float, float], ...],
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        DetectorConfig(masks=(SQUARE, points))
+    (error,) = info.value.errors()
+    assert error["loc"] == ("masks", 1)
+    assert "the mask's points enclose no area" in error["msg"]
+
+
+def test_thin_and_crossed_polygons_still_enclose_area() -> None:
+    sliver = ((0.1, 0.1), (0.9, 0.1), (0.9, 0.1001))
+    bowtie = ((0.0, 0.0), (1.0, 1.0), (1.0, 0.0), (0.0, 1.0))  # its signed areas cancel
+    cfg = DetectorConfig(zones=(Zone(name="z", points=sliver),), masks=(sliver, bowtie))
+    assert cfg.masks == (sliver, bowtie)
+
+
 @pytest.mark.parametrize("name", ["", "has space", "a/b", "x" * 65])
 def test_bad_zone_names_are_rejected(name: str) -> None:
     with pytest.raises(ValidationError):

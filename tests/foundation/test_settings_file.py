@@ -120,6 +120,23 @@ def test_polygon_points_out_of_range_rejected() -> None:
     assert line.startswith("cfg.yml:6: cameras[0].zones[0].points")
 
 
+def test_polygons_enclosing_no_area_are_refused_by_zone_name_and_mask_index() -> None:
+    text = MINIMAL + (
+        "    zones:\n"
+        "      - {name: door, points: [[0, 0], [0.5, 0], [0.5, 0.5]]}\n"
+        "      - {name: path, points: [[0.2, 0.2], [0.4, 0.4], [0.6, 0.6]]}\n"
+        "    masks:\n"
+        "      - [[0.5, 0.5], [1, 0.5], [1, 1]]\n"
+        "      - [[0.1, 0.1], [0.1, 0.1], [0.1, 0.1]]\n"
+    )
+    assert errors_of(text) == [
+        "cfg.yml:8: cameras[0].zones[1]: zone 'path': its points enclose no area "
+        "(they are all on one line)",
+        "cfg.yml:11: cameras[0].masks[1]: the mask's points enclose no area "
+        "(they are all on one line)",
+    ]
+
+
 def test_values_come_from_the_environment() -> None:
     text = MINIMAL.replace("user:pass@", "user:${CAM_PASSWORD}@").replace(
         "port: 8000", "port: '${PORT}'"
