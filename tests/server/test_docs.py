@@ -33,18 +33,23 @@ def sections(model: type[BaseModel], prefix: str) -> list[tuple[str, type[BaseMo
     return out
 
 
-def test_every_key_is_documented() -> None:
-    text = DOC.read_text()
+@pytest.fixture(scope="module")
+def doc() -> str:
+    """docs/configuration.md, read once for all the tests here."""
+    return DOC.read_text()
+
+
+def test_every_key_is_documented(doc: str) -> None:
     found = sections(Settings, "") + sections(CameraSettings, "cameras[]")
     missing = []
     for path, model in found:
         if not path:
             continue
         heading = f"### `{path}`\n"
-        if heading not in text:
+        if heading not in doc:
             missing.append(path)
             continue
-        body = text.split(heading, 1)[1].split("\n### ", 1)[0]
+        body = doc.split(heading, 1)[1].split("\n### ", 1)[0]
         missing += [f"{path}.{k}" for k in model.model_fields if f"| `{k}` |" not in body]
     assert not missing, f"document these in docs/configuration.md: {missing}"
 
@@ -64,8 +69,7 @@ def shown(value: Any) -> str:
     return f"`{text}`"
 
 
-def documented_defaults() -> dict[str, str]:
-    text = DOC.read_text()
+def documented_defaults(text: str) -> dict[str, str]:
     out = {}
     for block in text.split("\n### `")[1:]:
         path = block.split("`", 1)[0]
@@ -90,6 +94,15 @@ def model_defaults() -> dict[str, str]:
     return out
 
 
-@pytest.mark.parametrize("key", sorted(model_defaults()))
-def test_every_documented_default_is_the_models(key: str) -> None:
-    assert documented_defaults().get(key) == model_defaults()[key]
+@pytest.fixture(scope="module")
+def documented(doc: str) -> dict[str, str]:
+    """The default each table row shows, by dotted key, parsed once."""
+    return documented_defaults(doc)
+
+
+MODEL_DEFAULTS = model_defaults()
+
+
+@pytest.mark.parametrize("key", sorted(MODEL_DEFAULTS))
+def test_every_documented_default_is_the_models(key: str, documented: dict[str, str]) -> None:
+    assert documented.get(key) == MODEL_DEFAULTS[key]
