@@ -138,10 +138,10 @@ main.add_command(listen_command, name="listen")
 @main.command()
 @click.option(
     "--port",
-    type=click.IntRange(1, 65535),
+    type=click.IntRange(0, 65535),
     default=8000,
     show_default=True,
-    help="HTTP port of the dashboard and API (on 127.0.0.1).",
+    help="HTTP port of the dashboard and API (on 127.0.0.1; 0 picks a free one).",
 )
 @click.option(
     "--cameras",
