@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,7 +15,16 @@ from typing import Any
 import httpx
 import yaml
 
-__all__ = ["finish", "first_line", "motionhub", "poll", "stop", "write_config"]
+__all__ = [
+    "demo_url",
+    "finish",
+    "first_line",
+    "listening_url",
+    "motionhub",
+    "poll",
+    "stop",
+    "write_config",
+]
 
 
 def write_config(path: Path, config: dict[str, Any]) -> Path:
@@ -50,6 +60,44 @@ def first_line(proc: subprocess.Popen[str]) -> str:
             f"closed its stdout without a line; exit status {proc.returncode}:\n{err[-3000:]}"
         )
     return line
+
+
+def _ended(proc: subprocess.Popen[str], before: str) -> AssertionError:
+    """The failure for a child that closed its output before showing its URL."""
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    return AssertionError(
+        f"ended its output without its URL; exit status {proc.returncode}:\n"
+        f"{(before + err)[-3000:]}"
+    )
+
+
+def demo_url(proc: subprocess.Popen[str]) -> str:
+    """The dashboard URL a ``motionhub demo`` prints on its first line, port included (the
+    real one when started with ``--port 0``)."""
+    line = first_line(proc)
+    found = re.search(r"http://127\.0\.0\.1:([0-9]+)/", line)
+    assert found, line
+    assert int(found[1]) != 0, line
+    return found[0]
+
+
+def listening_url(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """The URL a ``motionhub serve`` logs once it accepts connections (the real port when
+    ``server.port`` is 0), and the stderr read up to that line, which :func:`stop` no
+    longer returns; if it ends its stderr first, fails showing its exit status and stderr."""
+    assert proc.stderr is not None
+    read: list[str] = []
+    while line := proc.stderr.readline():
+        read.append(line)
+        found = re.search(r"listening on (http://127\.0\.0\.1:([0-9]+)/)", line)
+        if found:
+            assert int(found[2]) != 0, line
+            return found[1], "".join(read)
+    raise _ended(proc, "".join(read))
 
 
 def poll(

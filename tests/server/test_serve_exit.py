@@ -6,18 +6,16 @@ import signal
 import socket
 from pathlib import Path
 
-from clients.sim import free_port
-from tests.process_harness import motionhub, poll, stop, write_config
+from tests.process_harness import listening_url, motionhub, poll, stop, write_config
 
 
 def test_ctrl_c_stops_serve_with_status_130_and_no_abort_message(tmp_path: Path) -> None:
     # A camera host that accepts the connection and never answers, as a hung camera does.
     silent = socket.create_server(("127.0.0.1", 0))
-    port = free_port()
     config = write_config(
         tmp_path / "motionhub.yml",
         {
-            "server": {"host": "127.0.0.1", "port": port},
+            "server": {"host": "127.0.0.1", "port": 0},
             "storage": {"path": str(tmp_path / "data")},
             "cameras": [
                 {
@@ -30,7 +28,8 @@ def test_ctrl_c_stops_serve_with_status_130_and_no_abort_message(tmp_path: Path)
     )
     proc = motionhub("serve", "--config", str(config))
     try:
-        poll(f"http://127.0.0.1:{port}/healthz", lambda r: r.status_code == 200, proc=proc)
+        url, _ = listening_url(proc)
+        poll(f"{url}healthz", lambda r: r.status_code == 200, proc=proc)
     finally:
         _, err = stop(proc, signal.SIGINT)
         silent.close()

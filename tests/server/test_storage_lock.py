@@ -13,26 +13,34 @@ from typing import Any
 import httpx
 import pytest
 
-from clients.sim import free_port
-from tests.process_harness import finish, motionhub, poll, stop, write_config
+from tests.process_harness import (
+    demo_url,
+    finish,
+    listening_url,
+    motionhub,
+    poll,
+    stop,
+    write_config,
+)
 
 STARTUP_FAILED = 3
 
 
-def _config(path: Path, port: int, data: Path, camera_url: str) -> Path:
+def _config(path: Path, data: Path, camera_url: str) -> Path:
     return write_config(
         path,
         {
-            "server": {"host": "127.0.0.1", "port": port},
+            "server": {"host": "127.0.0.1", "port": 0},
             "storage": {"path": str(data)},
             "cameras": [{"id": "busy", "url": camera_url, "events": {"off_delay": 30}}],
         },
     )
 
 
-def _serve(path: Path, port: int, data: Path, camera_url: str) -> subprocess.Popen[str]:
-    """``motionhub serve`` on ``port`` with storage ``data`` and one camera at ``camera_url``."""
-    return motionhub("serve", "--config", str(_config(path, port, data, camera_url)))
+def _serve(path: Path, data: Path, camera_url: str) -> subprocess.Popen[str]:
+    """``motionhub serve`` on a port it picks (see :func:`listening_url`), with storage
+    ``data`` and one camera at ``camera_url``."""
+    return motionhub("serve", "--config", str(_config(path, data, camera_url)))
 
 
 def _open_event(r: httpx.Response) -> bool:
@@ -43,17 +51,16 @@ def test_a_second_server_on_the_same_storage_path_stops_and_a_killed_one_does_no
     tmp_path: Path, sim_cameras: Any
 ) -> None:
     data = tmp_path / "data"
-    first_port = free_port()
-    first = _serve(tmp_path / "first.yml", first_port, data, sim_cameras.mjpeg_url_for("busy"))
+    first = _serve(tmp_path / "first.yml", data, sim_cameras.mjpeg_url_for("busy"))
     try:
-        events_url = f"http://127.0.0.1:{first_port}/api/events"
+        events_url = f"{listening_url(first)[0]}api/events"
         (recording,) = poll(events_url, _open_event, within=40, proc=first).json()["events"]
 
         # The camera host of the second server: any connection would mean it opened a camera.
         with socket.create_server(("127.0.0.1", 0)) as camera_host:
             camera_host.setblocking(False)
             camera = f"http://127.0.0.1:{camera_host.getsockname()[1]}/x"
-            second = _serve(tmp_path / "second.yml", free_port(), data, camera)
+            second = _serve(tmp_path / "second.yml", data, camera)
             _, err = finish(second)
             with pytest.raises(BlockingIOError):
                 camera_host.accept()
@@ -76,11 +83,12 @@ def test_a_second_server_on_the_same_storage_path_stops_and_a_killed_one_does_no
     assert first.returncode == -signal.SIGKILL
 
     # The kernel released the killed server's lock: a new server starts on the directory.
-    third_port = free_port()
-    third = _serve(tmp_path / "third.yml", third_port, data, sim_cameras.mjpeg_url_for("busy"))
+    third = _serve(tmp_path / "third.yml", data, sim_cameras.mjpeg_url_for("busy"))
+    started = ""
     try:
+        url, started = listening_url(third)
         poll(
-            f"http://127.0.0.1:{third_port}/api/events",
+            f"{url}api/events",
             lambda r: (
                 r.status_code == 200
                 and any(e["id"] == recording["id"] and e["interrupted"] for e in r.json()["events"])
@@ -90,20 +98,15 @@ def test_a_second_server_on_the_same_storage_path_stops_and_a_killed_one_does_no
         )
     finally:
         _, err = stop(third)
-    assert "in use by another motionhub" not in err, err[-3000:]
+    assert "in use by another motionhub" not in started + err, (started + err)[-3000:]
 
 
 def test_a_second_demo_on_the_same_data_directory_names_its_data_option(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    first_port = free_port()
-    first = motionhub("demo", "--port", str(first_port), "--cameras", "1", "--data", str(data))
+    first = motionhub("demo", "--port", "0", "--cameras", "1", "--data", str(data))
     try:
-        poll(
-            f"http://127.0.0.1:{first_port}/api/events", lambda r: r.status_code == 200, proc=first
-        )
-        second = motionhub(
-            "demo", "--port", str(free_port()), "--cameras", "1", "--data", str(data)
-        )
+        poll(f"{demo_url(first)}api/events", lambda r: r.status_code == 200, proc=first)
+        second = motionhub("demo", "--port", "0", "--cameras", "1", "--data", str(data))
         out, err = finish(second)
     finally:
         stop(first)
