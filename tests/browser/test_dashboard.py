@@ -2,9 +2,9 @@
 
 Laptop: token entry, live tiles with motion, a live event in the timeline, drawing a zone
 (checked through the API, on reload, and in the motion the server then reports), live
-sensitivity, the camera form, and reconnecting with resume. Phone: the same page in one
-column and the editor full screen. An event deleted through the API leaves an open page.
-Screenshots go to ``test-artifacts/``.
+sensitivity, the camera form, and reconnecting with resume; a zone the API refuses shows its
+reason in the editor. Phone: the same page in one column and the editor full screen. An
+event deleted through the API leaves an open page. Screenshots go to ``test-artifacts/``.
 """
 
 from __future__ import annotations
@@ -83,7 +83,9 @@ async def frames_of(page: Page, camera: str) -> int:
     return int(value or 0)
 
 
-async def draw_zone(page: Page, camera: str, name: str) -> None:
+async def draw_zone(
+    page: Page, camera: str, name: str, points: list[tuple[float, float]] = ZONE
+) -> None:
     await page.locator(f'.tile[data-camera="{camera}"] button', has_text="Zones").click()
     editor = page.locator("#zone-dialog")
     await expect(editor).to_be_visible()
@@ -94,7 +96,7 @@ async def draw_zone(page: Page, camera: str, name: str) -> None:
     canvas = editor.locator("canvas")
     box = await canvas.bounding_box()
     assert box is not None
-    for x, y in [*ZONE, ZONE[0]]:  # the last click, on the first point, closes the shape
+    for x, y in [*points, points[0]]:  # the last click, on the first point, closes the shape
         await page.mouse.click(box["x"] + x * box["width"], box["y"] + y * box["height"])
     await expect(editor.locator("ul[data-kind=zone] li")).to_have_count(1)
 
@@ -216,6 +218,27 @@ async def test_dashboard_on_a_laptop(server: Server, browser: Browser) -> None:
     assert last is not None
     assert seen <= resumed <= last
 
+    assert problems == []
+    await context.close()
+
+
+async def test_saving_a_zone_the_api_refuses_shows_its_reason_and_keeps_the_editor_open(
+    server: Server, browser: Browser
+) -> None:
+    context, page, problems = await signed_in(browser, server.url)
+    # Three points on one line: the editor takes them, the API refuses the zone.
+    await draw_zone(page, "busy", "flat", [(0.2, 0.5), (0.5, 0.5), (0.8, 0.5)])
+    editor = page.locator("#zone-dialog")
+    await editor.locator("[data-action=save]").click()
+    await expect(editor.locator(".form-error")).to_contain_text(
+        "zone 'flat': its points enclose no area (they are all on one line)"
+    )
+    # Nothing was saved and nothing was dropped: the zone is still there to fix or remove.
+    await expect(editor).to_be_visible()
+    zones = editor.locator("ul[data-kind=zone] li")
+    await expect(zones).to_have_count(1)
+    await expect(zones).to_contain_text("flat (3 points)")
+    assert (await server.camera("busy"))["zones"] == []
     assert problems == []
     await context.close()
 
