@@ -9,7 +9,6 @@ line, is :mod:`server.settings_file`.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -30,6 +29,7 @@ from pydantic_settings import (
 )
 
 from detector import DetectorConfig, DetectorTuning, Polygon, Zone
+from server.ha_entities import entity_clash
 from server.redact import REDACTED, hidden_userinfo, masked_credentials
 
 __all__ = [
@@ -379,37 +379,6 @@ def check_url_authority(url: str) -> None:
         raise ValueError("the port is not a number between 1 and 65535") from None
     if parts.port == 0:
         raise ValueError("port 0 is not a port a camera or broker can listen on (1..65535)")
-
-
-CAMERA_ENTITIES = ("motion", "snapshot", "fps", "detect")
-"""The Home Assistant entities (MQTT discovery) of every camera, by object id suffix."""
-
-
-def camera_entity_id(camera_id: str, entity: str) -> str:
-    """The object id of one of a camera's :data:`CAMERA_ENTITIES`."""
-    return f"{camera_id}_{entity}"
-
-
-def zone_entity_id(camera_id: str, zone: str) -> str:
-    """The object id of a zone's motion entity."""
-    return f"{camera_id}_zone_{zone}"
-
-
-def entity_clash(cameras: Sequence[CameraSettings]) -> str | None:
-    """Why two cameras' Home Assistant entities would share an object id (``a`` with a zone
-    ``b_motion`` and a camera ``a_zone_b`` both make ``a_zone_b_motion``), or None."""
-    seen: dict[str, str] = {}
-    for camera in cameras:
-        ids = [camera_entity_id(camera.id, e) for e in CAMERA_ENTITIES]
-        ids += [zone_entity_id(camera.id, z.name) for z in camera.zones]
-        for object_id in ids:
-            other = seen.setdefault(object_id, camera.id)
-            if other != camera.id:
-                return (
-                    f"cameras {other!r} and {camera.id!r} would share the Home Assistant "
-                    f"entity {object_id!r}: rename a camera or a zone"
-                )
-    return None
 
 
 def check_camera_url(url: str) -> None:

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from server.auth import Role, TokenAuth
 from server.bus import Hub
-from server.config import CameraSettings, SecuritySettings, Settings, entity_clash
+from server.config import CameraSettings, SecuritySettings, Settings
+from server.ha_entities import entity_clash
 from server.ids import UlidGenerator
 from server.messages import (
     CameraInfo,

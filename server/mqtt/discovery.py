@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from server.config import camera_entity_id, zone_entity_id
+from server.ha_entities import camera_entity_id, zone_entity_id
 from server.mqtt.payloads import OFF, OFFLINE, ON, ONLINE
 from server.mqtt.topics import Topics
 
