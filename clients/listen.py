@@ -14,20 +14,18 @@ import ssl
 import sys
 from collections.abc import Callable
 from datetime import datetime
-from urllib.parse import SplitResult, unquote, urlsplit
+from urllib.parse import unquote
 
 import aiomqtt
 import click
 
+from clients.urls import checked_url
 from server.backoff import Backoff
-from server.config import check_url_authority
 from server.mqtt.link import login_refused, raise_if_cancelling
-from server.redact import redact_url
 
 __all__ = [
     "MqttTarget",
     "check_refused",
-    "checked_url",
     "format_message",
     "listen",
     "listen_command",
@@ -57,21 +55,6 @@ class MqttTarget:
             identifier=identifier,
             tls_context=ssl.create_default_context() if self.tls else None,
         )
-
-
-def checked_url(url: str, schemes: tuple[str, ...], expected: str) -> SplitResult:
-    """``url`` split, or a ``click.BadParameter`` naming what is wrong (a scheme not in
-    ``schemes``, no host, a port outside 1..65535, credentials that cannot be parsed), with
-    the URL shown as the server's logs show it: credentials masked."""
-    shown = redact_url(url)
-    try:
-        check_url_authority(url)
-    except ValueError as exc:
-        raise click.BadParameter(f"{exc}: {shown!r}") from None
-    parts = urlsplit(url)
-    if parts.scheme not in schemes or not parts.hostname:
-        raise click.BadParameter(f"expected {expected}, got {shown!r}")
-    return parts
 
 
 def check_refused(target: MqttTarget, exc: aiomqtt.MqttError) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import click
 import websockets
 
-from clients.listen import checked_url
+from clients.urls import checked_url
 from server.backoff import Backoff
 from server.redact import redact_url
 
