@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from clients.sim import free_port
 from server.cli import main
 
 
@@ -137,8 +136,7 @@ def test_serve_reports_a_database_it_cannot_open_in_one_line_and_exits(tmp_path:
     data.mkdir(mode=0o700)
     (data / "motionhub.db").write_bytes(b"not a database, just text " * 8)
     cfg = tmp_path / "ok.yml"
-    port = free_port()
-    cfg.write_text(f"server: {{port: {port}}}\nstorage: {{path: '{data}'}}\ncameras: []\n")
+    cfg.write_text(f"server: {{port: 0}}\nstorage: {{path: '{data}'}}\ncameras: []\n")
     result = run_cli("serve", "--config", str(cfg))
     assert result.returncode == 3, result.stderr
     errors = [line for line in result.stderr.splitlines() if " ERROR " in line]

@@ -19,10 +19,9 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from process_harness import motionhub, poll, stop, write_config
+from process_harness import listening_url, motionhub, poll, stop, write_config
 from rel_harness import ADMIN
 
-from clients.sim import free_port
 from server.pipeline import HEARTBEAT
 
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
@@ -38,14 +37,12 @@ def whole_jpeg(data: bytes) -> bool:
 
 @pytest.mark.slow
 def test_sigkill_mid_event_then_restart(tmp_path: Path, sim_cameras: Any) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     data = tmp_path / "data"
     config = write_config(
         tmp_path / "motionhub.yml",
         {
             "server": {
-                "port": port,
+                "port": 0,  # a free one, taken by the server itself; each run logs it
                 "auth": {"tokens": [{"token": ADMIN, "role": "admin"}]},
             },
             "storage": {"path": str(data)},
@@ -67,6 +64,7 @@ def test_sigkill_mid_event_then_restart(tmp_path: Path, sim_cameras: Any) -> Non
 
     proc = motionhub("serve", "--config", str(config))
     try:
+        base = listening_url(proc)[0].rstrip("/")
         r = poll(f"{base}/api/events", open_with_snapshot, within=40, proc=proc, headers=AUTH)
         (open_event,) = r.json()["events"]
         renamed = httpx.patch(f"{base}/api/cameras/busy", json={"name": "Front door"}, headers=AUTH)
@@ -92,7 +90,10 @@ def test_sigkill_mid_event_then_restart(tmp_path: Path, sim_cameras: Any) -> Non
     assert all(whole_jpeg(f.read_bytes()) for f in files), files
 
     proc = motionhub("serve", "--config", str(config))
+    startup = ""
     try:
+        base, startup = listening_url(proc)
+        base = base.rstrip("/")
         r = poll(f"{base}/api/events/{open_event['id']}", lambda r: r.status_code == 200,
                  proc=proc, headers=AUTH)  # fmt: skip
         event = r.json()
@@ -102,6 +103,7 @@ def test_sigkill_mid_event_then_restart(tmp_path: Path, sim_cameras: Any) -> Non
     finally:
         _, err = stop(proc)
     assert proc.returncode in (0, -signal.SIGTERM), err[-3000:]
+    err = startup + err
     assert "Traceback" not in err, err[-3000:]
     assert "closed 1 event(s) left open by an unclean stop" in err
 
