@@ -46,6 +46,7 @@ from server.http_protocol import http_protocol
 from server.logs import setup_logging
 from server.messages import EventEndMessage
 from server.redact import redact_text, secrets
+from server.settings_file import plain_message
 from server.storage import StorageError
 from server.version import VERSION
 from server.ws import WebSocketApi, uvicorn_options
@@ -214,7 +215,7 @@ async def _invalid(request: Request, exc: RequestValidationError) -> JSONRespons
     detail = [
         {
             "loc": list(e.get("loc", ())),
-            "msg": redact_text(str(e.get("msg", ""))),
+            "msg": redact_text(plain_message(e.get("msg", ""))),
             "type": e.get("type", ""),
         }
         for e in exc.errors()

@@ -29,7 +29,7 @@ from pydantic_settings import EnvSettingsSource, SettingsError
 
 from server.config import Settings
 
-__all__ = ["ConfigError", "load_settings", "parse_settings"]
+__all__ = ["ConfigError", "load_settings", "parse_settings", "plain_message"]
 
 
 class ConfigError(Exception):
@@ -83,6 +83,12 @@ def _yaml_line(root: yaml.Node | None, loc: Loc) -> int | None:
     return line
 
 
+def plain_message(msg: object) -> str:
+    """A validation error's message without pydantic's "Value error, " prefix, which our own
+    checks' messages (they name what is wrong) do not need."""
+    return str(msg).removeprefix("Value error, ")
+
+
 def _error_lines(
     exc: ValidationError, source: str, root: yaml.Node | None, data: dict[str, Any]
 ) -> list[str]:
@@ -99,7 +105,7 @@ def _error_lines(
         ):
             continue
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function")))
-        msg = str(err["msg"]).removeprefix("Value error, ")
+        msg = plain_message(err["msg"])
         if err["type"] == "extra_forbidden":
             msg = "unknown key" + _suggestion(loc)
         variable = _env_origin(loc, env_data, variables)

@@ -180,6 +180,13 @@ async def test_bad_payloads_get_field_errors_without_secrets(
             assert any(d["loc"] == loc for d in detail), (loc, detail)
             assert all({"loc", "msg", "type"} == set(d) for d in detail)
             assert PASSWORD not in r.text
+        # Our own checks' messages come back as written, without pydantic's prefix.
+        flat = {"name": "flat", "points": [[0, 0], [0.5, 0.5], [1, 1]]}
+        r = await c.patch("/api/cameras/cam1", json={"zones": [flat]})
+        assert r.status_code == 422, r.text
+        assert [d["msg"] for d in r.json()["detail"]] == [
+            "zone 'flat': its points enclose no area (they are all on one line)"
+        ]
         r = await c.post(
             "/api/cameras", content=b"{not json", headers={"content-type": "application/json"}
         )
