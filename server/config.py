@@ -314,6 +314,8 @@ class CameraSettings(_Model):
     @classmethod
     def _camera_url(cls, v: str | None) -> str | None:
         if v is not None:
+            # A URL pasted with its line break: the break was never part of it.
+            v = v.strip()
             check_camera_url(v)
         return v
 
@@ -385,6 +387,14 @@ def check_camera_url(url: str) -> None:
     """Raise ``ValueError`` (without echoing credentials) if ``url`` is not a usable source."""
     if not url or len(url) > 2048:
         raise ValueError("must be a non-empty URL of at most 2048 characters")
+    control = next((i for i, ch in enumerate(url) if ord(ch) < 0x20 or ord(ch) == 0x7F), None)
+    if control is not None:
+        # FFmpeg writes the URL into the RTSP request line as it is, so a line break would
+        # add headers or whole requests; the masked form would not even show it.
+        raise ValueError(
+            f"holds a control character (a line break, tab or NUL) at position {control}; "
+            "percent-encode it (e.g. a line break as %0A)"
+        )
     if url.startswith("/"):
         return  # a file or a device (/dev/videoN): the camera policy tells which
     parts = urlsplit(url)

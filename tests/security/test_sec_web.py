@@ -353,6 +353,30 @@ async def test_camera_url_policy_through_the_api(tmp_path: Path, sim_cameras: An
         await srv.wait_camera("net", lambda c: c["status"] == "online", 20, "online")
 
 
+async def test_camera_url_with_control_characters_is_refused(tmp_path: Path) -> None:
+    # FFmpeg would write a line break into the RTSP request as it is: extra headers, or a
+    # second request, sent to the camera's host.
+    injected = "rtsp://u:s3cret@127.0.0.1:9/x\r\nX-Injected: 1\r\n\r\nOPTIONS rtsp://evil/ RTSP/1.0"
+    async with serve(make_settings(tmp_path / "data", [])) as srv:
+        c = srv.client
+        for url in (injected, "http://u:s3cret@127.0.0.1:9/a\0b", "rtsp://127.0.0.1:9/a\x7fb"):
+            r = await c.post("/api/cameras", json={"id": "inj", "url": url})
+            assert r.status_code == 422, (url, r.text)
+            (err,) = r.json()["detail"]
+            assert err["loc"] == ["body", "url"], err
+            assert "control character" in err["msg"], err
+            assert "s3cret" not in r.text
+        # Around the URL, a line break pasted with it is dropped.
+        r = await c.post("/api/cameras", json={"id": "ok", "url": " rtsp://127.0.0.1:9/x\r\n"})
+        assert r.status_code == 201
+        assert r.json()["url"] == "rtsp://127.0.0.1:9/x"
+        r = await c.patch("/api/cameras/ok", json={"detect_url": injected})
+        assert r.status_code == 422
+        assert r.json()["detail"][0]["loc"] == ["body", "detect_url"]
+        cameras = (await c.get("/api/cameras")).json()["cameras"]
+        assert [(cam["id"], cam["detect_url"]) for cam in cameras] == [("ok", None)]
+
+
 def test_ffmpeg_is_fenced_per_source_kind() -> None:
     # Network kinds may not touch files or meta-protocols; files may touch nothing else.
     for kind, allowed in PROTOCOL_WHITELIST.items():
