@@ -443,6 +443,7 @@ class Core:
             self._announced_fps.pop(camera_id, None)
             self._settings.cameras = [c for c in self._settings.cameras if c.id != camera_id]
             self.storage.cameras.delete(camera_id)
+            self.storage.health.camera_removed(camera_id)
             self._hub.publish(
                 CameraRemoved(camera=camera_id, zones=[z.name for z in rt.settings.zones])
             )

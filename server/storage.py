@@ -181,8 +181,8 @@ class Storage:
 
     @property
     def snapshot_error(self) -> str | None:
-        """The last snapshot write failure (until a snapshot is written), else what the last
-        :meth:`check_writable` found in the snapshot directory."""
+        """The last snapshot write failure of a camera (until that camera writes one), else
+        what the last :meth:`check_writable` found in the snapshot directory."""
         return self.health.snapshot_error
 
     @property
@@ -549,7 +549,7 @@ class Storage:
             error = f"cannot write snapshot to {where}: {exc.strerror or exc}"
             self.health.snapshot_write_failed(error, event.camera)
             return False
-        self.health.snapshot_write_succeeded()
+        self.health.snapshot_write_succeeded(event.camera)
         column = "snap_start" if kind == "start" else "snap_peak"
         self._submit(self._mark_sync, event.id, column)
         return True

@@ -38,7 +38,9 @@ class StorageHealth:
         self._snapshots = snapshots
         self._probe_db = probe_db
         self._on_error = on_error
-        self.snapshot_write_error: str | None = None
+        self._snapshot_write_errors: dict[str, str] = {}
+        """The last snapshot write failure of each camera whose snapshots are failing, oldest
+        first: another camera's success says nothing about this one's directory."""
         self.snapshot_check_error: str | None = None
         self.db_write_error: str | None = None
         """Set from a failed write until a write succeeds with every held event written: while
@@ -62,9 +64,14 @@ class StorageHealth:
         return self.db_write_error or self.db_gone_error or self.db_check_error
 
     @property
+    def snapshot_write_error(self) -> str | None:
+        """The latest snapshot write failure of a camera still failing, else None."""
+        return next(reversed(self._snapshot_write_errors.values()), None)
+
+    @property
     def snapshot_error(self) -> str | None:
-        """The last snapshot write failure (until a snapshot is written), else what the last
-        check found in the snapshot directory."""
+        """The last snapshot write failure of a camera (until that camera writes one), else
+        what the last check found in the snapshot directory."""
         return self.snapshot_write_error or self.snapshot_check_error
 
     @property
@@ -87,13 +94,19 @@ class StorageHealth:
 
     def snapshot_write_failed(self, error: str, camera: str) -> None:
         """Record a snapshot that could not be written (logged and counted each time)."""
-        self.snapshot_write_error = error
+        self._snapshot_write_errors.pop(camera, None)
+        self._snapshot_write_errors[camera] = error
         log.error("%s", error, extra={"camera": camera})
         self._on_error("snapshot")
 
-    def snapshot_write_succeeded(self) -> None:
-        """A snapshot was written: the snapshot directory takes files again."""
-        self.snapshot_write_error = self.snapshot_check_error = None
+    def snapshot_write_succeeded(self, camera: str) -> None:
+        """A snapshot of ``camera`` was written: its snapshot directory takes files again."""
+        self._snapshot_write_errors.pop(camera, None)
+        self.snapshot_check_error = None
+
+    def camera_removed(self, camera: str) -> None:
+        """Forget the snapshot failure of a deleted camera: it writes no more snapshots."""
+        self._snapshot_write_errors.pop(camera, None)
 
     async def ready(self, max_age: float) -> bool:
         """What the last check found, checking again only when it is ``max_age`` seconds

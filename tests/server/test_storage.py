@@ -161,6 +161,36 @@ async def test_snapshot_write_failure_is_reported_and_nothing_breaks(tmp_path: P
     await s.close()
 
 
+async def test_a_snapshot_failure_stays_reported_while_other_cameras_write_theirs(
+    tmp_path: Path,
+) -> None:
+    s = await open_storage(tmp_path)
+    gen = UlidGenerator()
+    blocked, fine = make_event(gen, "cam1", T0, []), make_event(gen, "cam2", T0, [])
+    frame = np.zeros((8, 8, 3), np.uint8)
+    # A file where cam1's snapshot directory should be: its writes fail for real, as root too.
+    (tmp_path / "snapshots" / "cam1").write_bytes(b"in the way")
+    assert not await s.write_snapshot(blocked, "start", frame, [])
+    failed = s.snapshot_error
+    assert failed is not None
+    assert "cam1" in failed
+    # cam2's snapshots say nothing about cam1's directory.
+    assert await s.write_snapshot(fine, "start", frame, [])
+    assert s.snapshot_error == failed
+    assert not s.writable
+    # Only a snapshot of cam1 written again, or cam1 deleted, ends it.
+    (tmp_path / "snapshots" / "cam1").unlink()
+    assert await s.write_snapshot(blocked, "start", frame, [])
+    assert s.snapshot_error is None
+    (tmp_path / "snapshots" / "cam1").rename(tmp_path / "cam1-away")
+    (tmp_path / "snapshots" / "cam1").write_bytes(b"in the way")
+    assert not await s.write_snapshot(blocked, "peak", frame, [])
+    assert s.snapshot_error is not None
+    s.health.camera_removed("cam1")
+    assert s.snapshot_error is None
+    await s.close()
+
+
 async def test_cameras_persist_with_tombstones(tmp_path: Path) -> None:
     s = await open_storage(tmp_path)
     a = CameraSettings(id="a", url="rtsp://u:p@10.0.0.1/s")
