@@ -97,9 +97,14 @@ class CameraStore:
             try:
                 cameras.append(CameraSettings.model_validate_json(config))
             except ValidationError as exc:
+                # Key and reason only: the stored input may hold a password.
+                why = "; ".join(
+                    f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+                    for error in exc.errors(include_url=False, include_input=False)
+                )
                 log.warning(
-                    "stored settings of camera %s are no longer valid, using the config file: %s",
+                    "stored settings of camera %s are no longer valid (%s), using the config file",
                     cam_id,
-                    exc.error_count(),
+                    why,
                 )
         return StoredCameras(cameras, deleted)

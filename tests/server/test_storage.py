@@ -207,20 +207,34 @@ async def test_cameras_persist_with_tombstones(tmp_path: Path) -> None:
 
 
 async def test_a_camera_stored_with_the_mask_as_its_password_gives_way_to_the_config_file(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Earlier versions stored a URL sent back with a new port and '***' as the password.
+    # Earlier versions stored a URL sent back with a new port and '***' as the password,
+    # and a URL with a line break in it.
     s = await open_storage(tmp_path)
     lost = CameraSettings(id="a", url="rtsp://10.0.0.1/s").model_copy(
         update={"url": "rtsp://***:***@10.0.0.1:8554/s"}
     )
     s.cameras.save(lost, 0)
+    broken = CameraSettings(id="b", url="rtsp://10.0.0.1/s").model_copy(
+        update={"url": "rtsp://u:s3cret@10.0.0.1/s\r\nX-Injected: 1"}
+    )
+    s.cameras.save(broken, 1)
     await s.close()
     s2 = await open_storage(tmp_path)
-    stored = await s2.cameras.load()
+    with caplog.at_level("WARNING", logger="server.storage"):
+        stored = await s2.cameras.load()
     assert stored.cameras == []  # not a change: the config file's camera (and password) stays
     assert stored.deleted == set()
     await s2.close()
+    # The log says which key and why, never the stored value.
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2, lines
+    assert "camera a are no longer valid (url: " in lines[0]
+    assert "the mask the API shows" in lines[0]
+    assert "camera b are no longer valid (url: " in lines[1]
+    assert "control character" in lines[1]
+    assert not any("s3cret" in line or "10.0.0.1" in line for line in lines)
 
 
 async def test_database_is_wal_and_threads_end_on_close(tmp_path: Path) -> None:
