@@ -23,6 +23,9 @@ _EOI = b"\xff\xd9"
 # Start-of-frame markers carry the image size: baseline, extended, progressive,
 # lossless and the arithmetic-coded variants (not DHT C4, JPG C8 or DAC CC).
 _SOF = frozenset((0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF))
+# A size header is only a claim: a few hundred bytes can announce 30000x30000, and the
+# colour decode behind a snapshot or the live view would then take gigabytes. 8K is 33 MP.
+_MAX_PIXELS = 50_000_000
 _REDUCTIONS = (
     (8, cv2.IMREAD_REDUCED_GRAYSCALE_8),
     (4, cv2.IMREAD_REDUCED_GRAYSCALE_4),
@@ -34,9 +37,10 @@ def jpeg_size(data: bytes) -> tuple[int, int]:
     """``(width, height)`` of a complete JPEG, from its start-of-frame header.
 
     Raises :class:`BadFrame` for anything that is not a whole JPEG: no SOI marker,
-    no size header, or no EOI marker at the end (a truncated transfer). libjpeg
-    would "decode" a truncated file by padding it with grey, which a motion
-    detector would see as a huge change, so truncation must be caught here.
+    no size header, or no EOI marker at the end (a truncated transfer); and for a size
+    over 50 megapixels. libjpeg would "decode" a truncated file by padding it with
+    grey, which a motion detector would see as a huge change, so truncation must be
+    caught here.
     """
     if not data:
         raise BadFrame("empty image (0 bytes)")
@@ -56,6 +60,11 @@ def jpeg_size(data: bytes) -> tuple[int, int]:
             height = int.from_bytes(data[i + 5 : i + 7], "big")
             width = int.from_bytes(data[i + 7 : i + 9], "big")
             if width and height:
+                if width * height > _MAX_PIXELS:
+                    raise BadFrame(
+                        f"JPEG image too large ({width}x{height}, over "
+                        f"{_MAX_PIXELS // 1_000_000} megapixels)"
+                    )
                 return width, height
             break
         if marker == 0xDA:  # start of scan: no size header before the image data

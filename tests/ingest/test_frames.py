@@ -89,6 +89,18 @@ def test_jpeg_size_refuses_what_is_not_a_whole_jpeg(data: bytes, reason: str) ->
     assert info.value.reason == reason
 
 
+def test_jpeg_size_refuses_a_header_claiming_a_huge_image() -> None:
+    # A real 64x48 JPEG whose size header claims 30000x30000: decoded in colour (snapshot,
+    # live view) it would take 2.7 GB.
+    data = bytearray(_jpeg(64, 48))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = (30000).to_bytes(2, "big") * 2
+    with pytest.raises(BadFrame) as info:
+        jpeg_size(bytes(data))
+    assert info.value.reason == "JPEG image too large (30000x30000, over 50 megapixels)"
+    assert jpeg_size(_jpeg(7680, 4320)) == (7680, 4320)  # 8K
+
+
 @pytest.mark.parametrize(
     ("width", "detect_width", "factor"),
     [
