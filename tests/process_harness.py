@@ -51,28 +51,19 @@ def first_line(proc: subprocess.Popen[str]) -> str:
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line:
-        try:
-            _, err = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate()
-        raise AssertionError(
-            f"closed its stdout without a line; exit status {proc.returncode}:\n{err[-3000:]}"
-        )
+        raise _ended(proc, "closed its stdout without a line")
     return line
 
 
-def _ended(proc: subprocess.Popen[str], before: str) -> AssertionError:
-    """The failure for a child that closed its output before showing its URL."""
+def _ended(proc: subprocess.Popen[str], what: str, before: str = "") -> AssertionError:
+    """The failure for a child that closed its output too early: ``what`` happened, with
+    its exit status and the end of its stderr (``before``: what was already read of it)."""
     try:
         _, err = proc.communicate(timeout=30)
     except subprocess.TimeoutExpired:
         proc.kill()
         _, err = proc.communicate()
-    return AssertionError(
-        f"ended its output without its URL; exit status {proc.returncode}:\n"
-        f"{(before + err)[-3000:]}"
-    )
+    return AssertionError(f"{what}; exit status {proc.returncode}:\n{(before + err)[-3000:]}")
 
 
 def demo_url(proc: subprocess.Popen[str]) -> str:
@@ -97,7 +88,7 @@ def listening_url(proc: subprocess.Popen[str]) -> tuple[str, str]:
         if found:
             assert int(found[2]) != 0, line
             return found[1], "".join(read)
-    raise _ended(proc, "".join(read))
+    raise _ended(proc, "ended its output without its URL", "".join(read))
 
 
 def poll(
