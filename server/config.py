@@ -310,6 +310,15 @@ class CameraSettings(_Model):
     zones: list[Zone] = Field(default_factory=list, max_length=32)
     masks: list[Polygon] = Field(default_factory=list, max_length=32)
 
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, v: str) -> str:
+        # The name is shown in the dashboard, logs and Home Assistant: a line break or NUL
+        # there splits log lines and entity names.
+        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in v):
+            raise ValueError("must not hold control characters (line breaks, tabs, NUL)")
+        return v
+
     @field_validator("url", "detect_url")
     @classmethod
     def _camera_url(cls, v: str | None) -> str | None:

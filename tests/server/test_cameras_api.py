@@ -172,6 +172,8 @@ async def test_bad_payloads_get_field_errors_without_secrets(
             ("PATCH", "/cam1", {"zones": [zone]}, ["body", "zones", 0, "points", 1, 0]),
             ("PATCH", "/cam1", {"events": {"min_frames": 0}}, ["body", "events", "min_frames"]),
             ("PATCH", "/cam1", {"id": "other"}, ["body", "id"]),
+            ("PATCH", "/cam1", {"name": "a\nb"}, ["body", "name"]),
+            ("PATCH", "/cam1", {"name": "a\u0000b"}, ["body", "name"]),
         ]
         for method, path, payload, loc in cases:
             r = await c.request(method, "/api/cameras" + path, json=payload)
