@@ -209,7 +209,25 @@ async def _auth_failed(request: Request, exc: AuthFailed) -> JSONResponse:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=headers)
 
 
+def _sent_as(request: Request, exc: RequestValidationError) -> str | None:
+    """The media type of a body sent as something other than JSON that the route could not
+    take because of it (the whole body refused), else None."""
+    header = request.headers.get("content-type")
+    if header is None:
+        return None  # FastAPI reads a body without a type as JSON
+    media = header.split(";", 1)[0].strip().lower()
+    if media == "application/json" or media.endswith("+json"):
+        return None
+    if not any(tuple(e.get("loc", ())) == ("body",) for e in exc.errors()):
+        return None
+    return media[:100]
+
+
 async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    media = _sent_as(request, exc)
+    if media is not None:
+        why = f"send the body as JSON with Content-Type: application/json (got {media!r})"
+        return JSONResponse({"detail": why}, status_code=415)
     # pydantic puts the rejected input (a camera URL with its password, say) in "input" and
     # "ctx"; only the location, message and type go back.
     detail = [

@@ -193,6 +193,15 @@ async def test_bad_payloads_get_field_errors_without_secrets(
             "/api/cameras", content=b"{not json", headers={"content-type": "application/json"}
         )
         assert r.status_code == 422
+        # JSON sent under another type: said so, not "should be a valid dictionary".
+        r = await c.post(
+            "/api/cameras",
+            content=b'{"id": "cam2", "url": "rtsp://10.0.0.1/s"}',
+            headers={"content-type": "text/plain"},
+        )
+        assert r.status_code == 415, r.text
+        assert "Content-Type: application/json" in r.json()["detail"]
+        assert "'text/plain'" in r.json()["detail"]
         # Over server.max_cameras.
         r = await c.post("/api/cameras", json={"id": "cam2", "url": "rtsp://10.0.0.1/s"})
         assert r.status_code == 422
