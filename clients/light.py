@@ -4,7 +4,8 @@ It switches the light topic ON as soon as motionhub reports motion in the zone
 (``<prefix>/<camera>/zones/<zone>/motion`` = ``ON``, or the camera's own motion topic
 without ``--zone``), and OFF once the zone has been quiet for ``--off-delay`` seconds.
 Motion coming back before then keeps it on. If motionhub itself goes offline while the
-light is on, the same delay applies, so a crash never leaves the light on for good.
+light is on, the same delay applies, so a crash never leaves the light on for good; so
+does the zone or camera being deleted (motionhub clears its topic with an empty payload).
 
     python -m clients.light --url mqtt://broker:1883 --camera front --zone door \\
         --light-topic home/porch/light/set --off-delay 30
@@ -121,7 +122,9 @@ async def run_light(
                     try:
                         async for m in connected.messages:
                             payload = m.payload if isinstance(m.payload, bytes) else b""
-                            if m.topic.value == motion_topic and payload in (b"ON", b"OFF"):
+                            # An empty payload clears the topic: the zone or camera was
+                            # deleted, and no OFF will ever follow.
+                            if m.topic.value == motion_topic and payload in (b"ON", b"OFF", b""):
                                 await controller.motion(payload == b"ON")
                             elif m.topic.value == available and payload == b"offline":
                                 await controller.motion(False)

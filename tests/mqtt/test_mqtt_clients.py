@@ -155,6 +155,36 @@ async def test_light_follows_zone_motion_with_an_off_delay(
         assert [m.payload for m in light.messages][-2:] == [b"ON", b"OFF"]
 
 
+async def test_light_switches_off_when_its_zone_is_deleted(mosquitto, mqtt_prefix: str) -> None:
+    # Deleting a zone (or camera) while it has motion clears its retained topic with an
+    # empty payload, and no OFF ever follows: the light must not stay on for good.
+    light_topic = f"{mqtt_prefix}-home/yard/light"
+    zone_topic = f"{mqtt_prefix}/yard/zones/gate/motion"
+    ready = asyncio.Event()
+    async with Recorder(mosquitto.url, light_topic) as light:
+        task = asyncio.create_task(
+            run_light(
+                MqttTarget(mosquitto.url),
+                prefix=mqtt_prefix,
+                camera="yard",
+                zone="gate",
+                light_topic=light_topic,
+                off_delay=0.2,
+                ready=ready.set,
+            )
+        )
+        try:
+            await ready.wait()
+            await publish(mosquitto.url, zone_topic, b"ON", retain=True)
+            await light.wait_value(light_topic, b"ON", within=5)
+            await publish(mosquitto.url, zone_topic, b"", retain=True)
+            await light.wait_value(light_topic, b"OFF", within=5)
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+
 async def test_light_process_switches_off_when_terminated(mosquitto, mqtt_prefix: str) -> None:
     light_topic = f"{mqtt_prefix}-home/hall/light"
     async with Recorder(mosquitto.url, light_topic) as light:
