@@ -208,6 +208,15 @@ class MqttTls(_Model):
     key: Path | None = Field(default=None, description="Client private key.")
     insecure: bool = Field(default=False, description="Skip verification (tests only).")
 
+    @field_validator("ca", "cert", "key")
+    @classmethod
+    def _existing_file(cls, v: Path | None) -> Path | None:
+        # Checked here, not at connect time: a missing file would otherwise only show as a
+        # broker "unreachable" with a bare "No such file or directory", retried for ever.
+        if v is not None and not v.is_file():
+            raise ValueError(f"no such file: {v}")
+        return v
+
 
 class DiscoverySettings(_Model):
     """Home Assistant MQTT discovery."""

@@ -14,11 +14,15 @@ def test_relative_paths_are_taken_from_the_config_files_folder(
 ) -> None:
     folder = tmp_path / "etc"
     folder.mkdir()
+    (folder / "certs").mkdir()
+    (folder / "certs" / "ca.pem").write_text("")
+    cert = tmp_path / "c.pem"
+    cert.write_text("")
     config = folder / "motionhub.yml"
     config.write_text(
         "storage: {path: data}\n"
         "security: {media_dir: ../media}\n"
-        "mqtt: {url: 'mqtts://127.0.0.1:8883', tls: {ca: certs/ca.pem, cert: /abs/c.pem}}\n"
+        f"mqtt: {{url: 'mqtts://127.0.0.1:8883', tls: {{ca: certs/ca.pem, cert: {cert}}}}}\n"
     )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -28,7 +32,17 @@ def test_relative_paths_are_taken_from_the_config_files_folder(
     assert settings.security.media_dir == tmp_path / "media"
     assert settings.mqtt is not None
     assert settings.mqtt.tls.ca == folder / "certs" / "ca.pem"
-    assert settings.mqtt.tls.cert == Path("/abs/c.pem")
+    assert settings.mqtt.tls.cert == cert
+
+
+def test_a_missing_mqtt_tls_file_is_refused_naming_the_key_and_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "motionhub.yml"
+    config.write_text("mqtt:\n  url: mqtts://127.0.0.1:8883\n  tls: {ca: certs/ca.pem}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    assert info.value.lines == [
+        f"{config}:3: mqtt.tls.ca: no such file: {tmp_path / 'certs' / 'ca.pem'}"
+    ]
 
 
 def test_an_override_from_the_environment_is_taken_as_it_is(
