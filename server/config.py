@@ -324,7 +324,7 @@ class CameraSettings(_Model):
     def _printable_name(cls, v: str) -> str:
         # The name is shown in the dashboard, logs and Home Assistant: a line break or NUL
         # there splits log lines and entity names.
-        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in v):
+        if _control_at(v) is not None:
             raise ValueError("must not hold control characters (line breaks, tabs, NUL)")
         return v
 
@@ -401,11 +401,17 @@ def check_url_authority(url: str) -> None:
         raise ValueError("port 0 is not a port a camera or broker can listen on (1..65535)")
 
 
+def _control_at(text: str) -> int | None:
+    """The position of the first control character (a line break, tab, NUL, DEL) in
+    ``text``, or None."""
+    return next((i for i, ch in enumerate(text) if ord(ch) < 0x20 or ord(ch) == 0x7F), None)
+
+
 def check_camera_url(url: str) -> None:
     """Raise ``ValueError`` (without echoing credentials) if ``url`` is not a usable source."""
     if not url or len(url) > 2048:
         raise ValueError("must be a non-empty URL of at most 2048 characters")
-    control = next((i for i, ch in enumerate(url) if ord(ch) < 0x20 or ord(ch) == 0x7F), None)
+    control = _control_at(url)
     if control is not None:
         # FFmpeg writes the URL into the RTSP request line as it is, so a line break would
         # add headers or whole requests; the masked form would not even show it.
