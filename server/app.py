@@ -46,8 +46,8 @@ from server.http_protocol import http_protocol
 from server.logs import setup_logging
 from server.messages import EventEndMessage
 from server.redact import redact_text, secrets
-from server.settings_file import plain_message
 from server.storage import StorageError
+from server.validation_text import plain_message
 from server.version import VERSION
 from server.ws import WebSocketApi, uvicorn_options
 

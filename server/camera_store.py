@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from server.config import CameraSettings
+from server.validation_text import error_lines
 
 __all__ = ["CameraStore", "StoredCameras"]
 
@@ -98,13 +99,9 @@ class CameraStore:
                 cameras.append(CameraSettings.model_validate_json(config))
             except ValidationError as exc:
                 # Key and reason only: the stored input may hold a password.
-                why = "; ".join(
-                    f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
-                    for error in exc.errors(include_url=False, include_input=False)
-                )
                 log.warning(
                     "stored settings of camera %s are no longer valid (%s), using the config file",
                     cam_id,
-                    why,
+                    "; ".join(error_lines(exc)),
                 )
         return StoredCameras(cameras, deleted)

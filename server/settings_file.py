@@ -14,7 +14,6 @@ out of the file. A variable that is not set is a configuration error naming it;
 from __future__ import annotations
 
 import difflib
-import json
 import os
 import re
 import types
@@ -28,8 +27,9 @@ from pydantic import BaseModel, ValidationError
 from pydantic_settings import EnvSettingsSource, SettingsError
 
 from server.config import Settings
+from server.validation_text import Loc, loc_text, plain_message
 
-__all__ = ["ConfigError", "load_settings", "parse_settings", "plain_message"]
+__all__ = ["ConfigError", "load_settings", "parse_settings"]
 
 
 class ConfigError(Exception):
@@ -38,24 +38,6 @@ class ConfigError(Exception):
     def __init__(self, lines: list[str]) -> None:
         super().__init__("\n".join(lines))
         self.lines = lines
-
-
-_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
-
-Loc = tuple[int | str, ...]
-"""Where a value sits in the file: its keys and list indexes from the top."""
-
-
-def _loc_text(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif not _PLAIN_KEY.fullmatch(part):
-            out += f"[{json.dumps(part)}]"
-        else:
-            out += f".{part}" if out else part
-    return out or "(top level)"
 
 
 def _yaml_line(root: yaml.Node | None, loc: Loc) -> int | None:
@@ -83,12 +65,6 @@ def _yaml_line(root: yaml.Node | None, loc: Loc) -> int | None:
     return line
 
 
-def plain_message(msg: object) -> str:
-    """A validation error's message without pydantic's "Value error, " prefix, which our own
-    checks' messages (they name what is wrong) do not need."""
-    return str(msg).removeprefix("Value error, ")
-
-
 def _error_lines(
     exc: ValidationError, source: str, root: yaml.Node | None, data: dict[str, Any]
 ) -> list[str]:
@@ -110,10 +86,10 @@ def _error_lines(
             msg = "unknown key" + _suggestion(loc)
         variable = _env_origin(loc, env_data, variables)
         if variable is not None:
-            lines.append(f"{source}: {_loc_text(loc)} (from {variable}): {msg}")
+            lines.append(f"{source}: {loc_text(loc)} (from {variable}): {msg}")
             continue
         where = _where(source, root, loc) if loc and loc[0] in data else source
-        lines.append(f"{where}: {_loc_text(loc)}: {msg}")
+        lines.append(f"{where}: {loc_text(loc)}: {msg}")
     return lines
 
 
@@ -260,7 +236,7 @@ def _duplicate_keys(source: str, root: yaml.Node | None) -> list[str]:
                 if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
                     line = key.start_mark.line + 1
                     if (key.tag, key.value) in first:
-                        where = "" if not loc else f"{_loc_text(loc)}: "
+                        where = "" if not loc else f"{loc_text(loc)}: "
                         lines.append(
                             f"{source}:{line}: {where}duplicate key {key.value!r}"
                             f" (first at line {first[key.tag, key.value]})"
@@ -402,10 +378,7 @@ def parse_settings(
     data, missing = _expand_variables(data, os.environ if environ is None else environ)
     if missing:
         raise ConfigError(
-            [
-                f"{_where(source, root, loc)}: {_loc_text(loc)}: {problem}"
-                for loc, problem in missing
-            ]
+            [f"{_where(source, root, loc)}: {loc_text(loc)}: {problem}" for loc, problem in missing]
         )
     if base is not None:
         _resolve_paths(data, base)

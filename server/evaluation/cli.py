@@ -17,6 +17,7 @@ from server.evaluation.dataset import DiskSequence, Sequence, SequenceError, dis
 from server.evaluation.report import format_table
 from server.evaluation.runner import evaluate
 from server.evaluation.synth import StillSequence
+from server.validation_text import loc_text, plain_message
 
 __all__ = ["default_datasets", "eval_command"]
 
@@ -45,13 +46,13 @@ def _parse_tuning(pairs: tuple[str, ...]) -> DetectorConfig:
 def _tuning_errors(exc: ValidationError) -> str:
     """One line per refused setting, as ``KEY: why``; an unknown key lists the known ones."""
     lines = []
-    for err in exc.errors(include_url=False):
-        key = ".".join(str(part) for part in err["loc"]) or "--set"
+    for err in exc.errors(include_url=False, include_input=False):
+        key = loc_text(err["loc"]) if err["loc"] else "--set"
         if err["type"] == "extra_forbidden":
             known = ", ".join(sorted(DetectorConfig.model_fields))
             lines.append(f"{key}: unknown detector setting; choose from {known}")
         else:
-            lines.append(f"{key}: {err['msg']}")
+            lines.append(f"{key}: {plain_message(err['msg'])}")
     return "; ".join(lines)
 
 
