@@ -530,8 +530,9 @@ class Core:
             self.events_total += 1
 
     async def _announce_removed(self, removed: list[tuple[str, str]]) -> None:
-        """Tell the front ends about the events retention deleted, as the API's delete does
-        (``event_deleted``), so open dashboards drop them."""
+        """Tell the front ends about deleted events (the API's delete, retention) with
+        ``event_deleted``, so open dashboards drop them. Paced in batches: a retention pass may
+        remove thousands."""
         batch = max(1, min(RETENTION_BATCH, self._settings.server.websocket.queue_size // 2))
         for start in range(0, len(removed), batch):
             if start:

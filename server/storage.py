@@ -169,9 +169,9 @@ class Storage:
         be written, and with ``"db"`` once per database outage, when writes start failing:
         not again for the held events written again (and refused) during the same outage."""
         self.on_removed: Callable[[list[tuple[str, str]]], Awaitable[None]] = _nothing_removed
-        """Awaited by :meth:`apply_retention` with the ``(id, camera)`` of the events it
-        deleted, oldest first, once they and their snapshots are gone (the core announces
-        them to the front ends)."""
+        """Awaited by :meth:`delete_event` and :meth:`apply_retention` with the ``(id, camera)``
+        of the events they deleted, oldest first, once they and their snapshots are gone (the
+        core announces them to the front ends)."""
 
     @property
     def db_error(self) -> str | None:
@@ -479,7 +479,8 @@ class Storage:
         return await self._events(sql, args)
 
     async def delete_event(self, event_id: str) -> bool:
-        """Delete an event and its snapshots; returns whether it existed."""
+        """Delete an event and its snapshots; returns whether it existed. A deleted event goes
+        to :attr:`on_removed`, as retention's do."""
 
         def q() -> str | None:
             row = (
@@ -493,7 +494,9 @@ class Storage:
         camera = await self._db(q)
         if camera is None:
             return False
-        await self.snapshots.delete([(event_id, camera)])
+        removed = [(event_id, camera)]
+        await self.snapshots.delete(removed)
+        await self.on_removed(removed)
         return True
 
     async def count_events(self) -> int:

@@ -13,7 +13,7 @@ from server.api.models import ErrorBody, EventPage
 from server.auth import AuthFirstRoute, require_admin, require_viewer
 from server.core import Core
 from server.ids import ULID_PATTERN
-from server.messages import Event, EventDeletedMessage
+from server.messages import Event
 from server.storage import EventQuery, StorageError
 
 __all__ = ["router"]
@@ -108,9 +108,7 @@ async def delete_event(event_id: EventIdPath, core: CoreDep) -> Response:
         raise not_found(f"no event with id {event_id!r}")
     if event.end is None:
         raise HTTPException(409, "the event is still open; delete it once it has ended")
-    await core.storage.delete_event(event_id)
-    # Open dashboards list the event: they drop it on this.
-    core.hub.publish(EventDeletedMessage(id=event_id, camera=event.camera))
+    await core.storage.delete_event(event_id)  # announced as event_deleted by the core
     return Response(status_code=204)
 
 
