@@ -68,13 +68,18 @@ class VideoSource(Source):
             )
             if self.settings.rtsp_transport == "udp":
                 options["buffer_size"] = str(4 << 20)
-            if self.plan.target.startswith("rtsps:"):
+            if self._tls:
                 options.update(ffmpeg_tls_options(self.settings))
             return "rtsp", options
         if self.kind == "file":
             options["format_whitelist"] = FILE_FORMATS
             return None, options
         return "v4l2", options
+
+    @property
+    def _tls(self) -> bool:
+        """Whether the stream comes over TLS (rtsps://)."""
+        return self.plan.target.startswith("rtsps:")
 
     def open(self) -> None:
         fmt, options = self._options()
@@ -86,11 +91,7 @@ class VideoSource(Source):
                 no_video=f"no video stream in {self.plan.where}",
             )
         except SourceError:
-            untrusted = (
-                certificate_problem(self.plan, self.settings)
-                if self.plan.target.startswith("rtsps:")
-                else None
-            )
+            untrusted = certificate_problem(self.plan, self.settings) if self._tls else None
             if untrusted is not None:
                 raise untrusted from None
             raise
