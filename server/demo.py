@@ -64,19 +64,16 @@ def demo_settings(urls: dict[str, str], port: int, data: Path, host: str = "127.
 def run_demo(port: int, cameras: int, data: Path | None) -> None:
     """Start the simulated cameras and serve the demo until interrupted."""
     from clients.sim import SceneSpec
+    from server.app import StartupError, listen_socket
+    from server.storage_lock import StorageInUse, check_not_in_use
 
     specs = {
         cid: SceneSpec(width=640, height=360, fps=10.0, loop_seconds=24.0, **params)  # type: ignore[arg-type]
         for cid, _, params in _SCENES[:cameras]
     }
-    from server.app import listen_socket
-
     # The port first: one already in use is reported before the cameras are prepared.
     sock = listen_socket("127.0.0.1", port)
     if data is not None:
-        from server.app import StartupError
-        from server.storage_lock import StorageInUse, check_not_in_use
-
         # So is a data directory another motionhub holds, naming the option given here
         # (the server's own refusal would name storage.path, a setting the demo has none of).
         try:
