@@ -102,21 +102,11 @@ async def test_light_follows_zone_motion_with_an_off_delay(
     service = MqttService(services, mqtt_settings(mosquitto.url, mqtt_prefix), data_dir(tmp_path))
     light_topic = f"{mqtt_prefix}-home/porch/light"
     t = Topics(mqtt_prefix)
-    ready = asyncio.Event()
     async with running(service), Recorder(mosquitto.url, light_topic) as light:
         assert await service.wait_idle()
-        task = asyncio.create_task(
-            run_light(
-                MqttTarget(mosquitto.url),
-                prefix=mqtt_prefix,
-                camera="front",
-                zone="door",
-                light_topic=light_topic,
-                off_delay=0.6,
-                ready=ready.set,
-            )
+        task = await _light_following(
+            mosquitto.url, mqtt_prefix, "front", "door", light_topic, off_delay=0.6
         )
-        await ready.wait()
         hub = services.hub
         # Motion elsewhere does not switch it.
         ev = make_event("front", ["path"])
@@ -160,21 +150,11 @@ async def test_light_switches_off_when_its_zone_is_deleted(mosquitto, mqtt_prefi
     # empty payload, and no OFF ever follows: the light must not stay on for good.
     light_topic = f"{mqtt_prefix}-home/yard/light"
     zone_topic = f"{mqtt_prefix}/yard/zones/gate/motion"
-    ready = asyncio.Event()
     async with Recorder(mosquitto.url, light_topic) as light:
-        task = asyncio.create_task(
-            run_light(
-                MqttTarget(mosquitto.url),
-                prefix=mqtt_prefix,
-                camera="yard",
-                zone="gate",
-                light_topic=light_topic,
-                off_delay=0.2,
-                ready=ready.set,
-            )
+        task = await _light_following(
+            mosquitto.url, mqtt_prefix, "yard", "gate", light_topic, off_delay=0.2
         )
         try:
-            await ready.wait()
             await publish(mosquitto.url, zone_topic, b"ON", retain=True)
             await light.wait_value(light_topic, b"ON", within=5)
             await publish(mosquitto.url, zone_topic, b"", retain=True)
@@ -249,3 +229,23 @@ def test_listen_and_light_refuse_wildcards_in_topic_options_in_one_line() -> Non
         assert out.returncode == 2, (cmd, out.stderr)
         assert "Traceback" not in out.stderr
         assert "is not a topic name" in out.stderr.splitlines()[-1]
+
+
+async def _light_following(
+    url: str, prefix: str, camera: str, zone: str, light_topic: str, *, off_delay: float
+) -> asyncio.Task[None]:
+    """The light client as a task, once it follows ``camera``'s ``zone``."""
+    ready = asyncio.Event()
+    task = asyncio.create_task(
+        run_light(
+            MqttTarget(url),
+            prefix=prefix,
+            camera=camera,
+            zone=zone,
+            light_topic=light_topic,
+            off_delay=off_delay,
+            ready=ready.set,
+        )
+    )
+    await ready.wait()
+    return task
