@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 
-from server.settings_file import ConfigError, parse_settings
+from server.settings_file import ConfigError, load_settings, parse_settings
 
 MINIMAL = """\
 server: {host: 127.0.0.1, port: 8000}
@@ -26,4 +27,12 @@ def errors_of(text: str, environ: Mapping[str, str] | None = None) -> list[str]:
     """The lines of the :class:`ConfigError` that ``text`` (as ``cfg.yml``) must raise."""
     with pytest.raises(ConfigError) as info:
         parse_settings(text, "cfg.yml", environ=environ)
+    return info.value.lines
+
+
+def file_errors_of(path: Path) -> list[str]:
+    """The lines of the :class:`ConfigError` that loading the config file ``path`` must
+    raise (relative paths in it taken from its folder)."""
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
     return info.value.lines

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from config_harness import file_errors_of
 
-from server.settings_file import ConfigError, load_settings
+from server.settings_file import load_settings
 
 
 def test_relative_paths_are_taken_from_the_config_files_folder(
@@ -38,9 +39,7 @@ def test_relative_paths_are_taken_from_the_config_files_folder(
 def test_a_missing_mqtt_tls_file_is_refused_naming_the_key_and_the_file(tmp_path: Path) -> None:
     config = tmp_path / "motionhub.yml"
     config.write_text("mqtt:\n  url: mqtts://127.0.0.1:8883\n  tls: {ca: certs/ca.pem}\n")
-    with pytest.raises(ConfigError) as info:
-        load_settings(config)
-    assert info.value.lines == [
+    assert file_errors_of(config) == [
         f"{config}:3: mqtt.tls.ca: no such file: {tmp_path / 'certs' / 'ca.pem'}"
     ]
 
@@ -57,9 +56,7 @@ def test_an_override_from_the_environment_is_taken_as_it_is(
 def test_a_relative_file_camera_url_is_refused_saying_it_must_be_absolute(tmp_path: Path) -> None:
     config = tmp_path / "motionhub.yml"
     config.write_text("cameras:\n  - {id: clip, url: media/clip.mp4}\n")
-    with pytest.raises(ConfigError) as info:
-        load_settings(config)
-    assert info.value.lines == [
+    assert file_errors_of(config) == [
         f"{config}:2: cameras[0].url: unsupported scheme '(none)'; a video file needs an "
         "absolute path; use one of rtsp, rtsps, http, https, file, an absolute file path or "
         "/dev/videoN"
