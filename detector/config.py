@@ -6,6 +6,7 @@ value fails where the config is built rather than deep inside the detector.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -18,6 +19,7 @@ _Point = tuple[_Coord, _Coord]
 _Outline = Annotated[tuple[_Point, ...], Field(min_length=3, max_length=64)]
 
 _NO_AREA = "points enclose no area (they are all on one line)"
+_NO_FILL = "points enclose no area (the outline only runs back over itself)"
 _FLAT = 1e-12
 """Twice the area of a triangle this small is rounding, not a shape."""
 
@@ -30,15 +32,69 @@ def _encloses_area(points: tuple[tuple[float, float], ...]) -> bool:
     return any(abs(dx * (y - y0) - dy * (x - x0)) > _FLAT for x, y in rest)
 
 
-def _check_area(points: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+def _crossing_xs(points: tuple[tuple[float, float], ...]) -> list[float]:
+    """The x of every vertex and of every point where two edges of the outline cross."""
+    n = len(points)
+    edges = [(points[i], points[(i + 1) % n]) for i in range(n)]
+    xs = {x for x, _ in points}
+    for i, ((ax, ay), (bx, by)) in enumerate(edges):
+        ex, ey = bx - ax, by - ay
+        for (cx, cy), (dx, dy) in edges[i + 1 :]:
+            fx, fy = dx - cx, dy - cy
+            det = ex * fy - ey * fx
+            if det == 0.0:
+                continue  # parallel: any overlap starts and ends at vertices
+            t = ((cx - ax) * fy - (cy - ay) * fx) / det
+            u = ((cx - ax) * ey - (cy - ay) * ex) / det
+            if 0.0 <= t <= 1.0 and 0.0 <= u <= 1.0:
+                xs.add(ax + t * ex)
+    return sorted(xs)
+
+
+def _filled_area(points: tuple[tuple[float, float], ...]) -> float:
+    """The area the outline covers when filled (even-odd rule, as a polygon fill draws it).
+
+    Between two neighbouring vertex or crossing x values no edges cross, so the covered height
+    changes linearly and its value at the middle times the width is that slab's area. An outline
+    that runs back over itself (A, B, C, B, A) covers nothing, while a figure-of-eight whose
+    signed (shoelace) areas cancel still covers both loops.
+    """
+    n = len(points)
+    edges = [(points[i], points[(i + 1) % n]) for i in range(n)]
+    xs = _crossing_xs(points)
+    area = 0.0
+    for left, right in pairwise(xs):
+        mid = (left + right) / 2
+        ys = sorted(
+            ay + (by - ay) * (mid - ax) / (bx - ax)
+            for (ax, ay), (bx, by) in edges
+            if min(ax, bx) < mid < max(ax, bx)
+        )
+        # A line between vertices crosses a closed outline an even number of times.
+        covered = sum(top - bottom for bottom, top in zip(ys[::2], ys[1::2], strict=False))
+        area += (right - left) * covered
+    return area
+
+
+def _area_problem(points: tuple[tuple[float, float], ...]) -> str | None:
+    """Why ``points`` enclose no area, or None when they do."""
     if not _encloses_area(points):
-        raise ValueError(f"the mask's {_NO_AREA}")
+        return _NO_AREA
+    if 2 * _filled_area(points) <= _FLAT:
+        return _NO_FILL
+    return None
+
+
+def _check_area(points: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+    problem = _area_problem(points)
+    if problem is not None:
+        raise ValueError(f"the mask's {problem}")
     return points
 
 
 Polygon = Annotated[_Outline, AfterValidator(_check_area)]
 """A polygon in relative frame coordinates: 3 to 64 ``(x, y)`` points, each within 0..1,
-not all on one line."""
+not all on one line and not only running back over itself."""
 
 
 class DetectorTuning(BaseModel):
@@ -144,8 +200,9 @@ class Zone(BaseModel):
 
     @model_validator(mode="after")
     def _has_area(self) -> Zone:
-        if not _encloses_area(self.points):
-            raise ValueError(f"zone {self.name!r}: its {_NO_AREA}")
+        problem = _area_problem(self.points)
+        if problem is not None:
+            raise ValueError(f"zone {self.name!r}: its {problem}")
         return self
 
 

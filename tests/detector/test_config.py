@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -99,6 +100,26 @@ def test_a_mask_enclosing_no_area_is_refused_at_its_index(
     (error,) = info.value.errors()
     assert error["loc"] == ("masks", 1)
     assert "the mask's points enclose no area" in error["msg"]
+
+
+DOUBLED_BACK = {
+    "there-and-back": ((0.1, 0.1), (0.5, 0.9), (0.9, 0.2), (0.5, 0.9), (0.1, 0.1)),
+    "star-of-spokes": ((0.5, 0.5), (0.1, 0.1), (0.5, 0.5), (0.9, 0.1), (0.5, 0.5), (0.5, 0.9)),
+}
+
+
+@pytest.mark.parametrize("points", DOUBLED_BACK.values(), ids=DOUBLED_BACK.keys())
+def test_an_outline_running_back_over_itself_is_refused(
+    points: tuple[tuple[float, float], ...],
+) -> None:
+    message = "its points enclose no area (the outline only runs back over itself)"
+    with pytest.raises(ValidationError, match=rf"zone 'door': {re.escape(message)}"):
+        Zone(name="door", points=points)
+    with pytest.raises(ValidationError) as info:
+        DetectorConfig(masks=(SQUARE, points))
+    (error,) = info.value.errors()
+    assert error["loc"] == ("masks", 1)
+    assert "the mask's points enclose no area (the outline only runs back" in error["msg"]
 
 
 def test_thin_and_crossed_polygons_still_enclose_area() -> None:

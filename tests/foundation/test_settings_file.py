@@ -137,6 +137,21 @@ def test_polygons_enclosing_no_area_are_refused_by_zone_name_and_mask_index() ->
     ]
 
 
+def test_outlines_running_back_over_themselves_are_refused() -> None:
+    text = MINIMAL + (
+        "    zones:\n"
+        "      - {name: trail, points: [[0.1, 0.1], [0.5, 0.9], [0.9, 0.2], [0.5, 0.9]]}\n"
+        "    masks:\n"
+        "      - [[0.2, 0.2], [0.8, 0.3], [0.5, 0.7], [0.8, 0.3], [0.2, 0.2]]\n"
+    )
+    assert errors_of(text) == [
+        "cfg.yml:7: cameras[0].zones[0]: zone 'trail': its points enclose no area "
+        "(the outline only runs back over itself)",
+        "cfg.yml:9: cameras[0].masks[0]: the mask's points enclose no area "
+        "(the outline only runs back over itself)",
+    ]
+
+
 def test_values_come_from_the_environment() -> None:
     text = MINIMAL.replace("user:pass@", "user:${CAM_PASSWORD}@").replace(
         "port: 8000", "port: '${PORT}'"

@@ -189,6 +189,15 @@ async def test_bad_payloads_get_field_errors_without_secrets(
         assert [d["msg"] for d in r.json()["detail"]] == [
             "zone 'flat': its points enclose no area (they are all on one line)"
         ]
+        there_and_back = [[0.1, 0.1], [0.5, 0.9], [0.9, 0.2], [0.5, 0.9], [0.1, 0.1]]
+        r = await c.patch("/api/cameras/cam1", json={"masks": [there_and_back]})
+        assert r.status_code == 422, r.text
+        assert [(d["loc"], d["msg"]) for d in r.json()["detail"]] == [
+            (
+                ["body", "masks", 0],
+                "the mask's points enclose no area (the outline only runs back over itself)",
+            )
+        ]
         r = await c.post(
             "/api/cameras", content=b"{not json", headers={"content-type": "application/json"}
         )
