@@ -171,6 +171,20 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
+def _handshake_failed(exc: BaseException) -> bool:
+    """Whether connecting failed in a way a TLS client talking to a plain port meets.
+
+    aiomqtt turns the socket error into an :class:`aiomqtt.MqttError` ``from None``, so the
+    error itself is its context. A plain MQTT broker drops the connection when a TLS greeting
+    arrives instead of CONNECT (a reset, or an SSL error such as an unexpected EOF); a
+    certificate that fails verification is a TLS answer and says so itself.
+    """
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return False
+    return isinstance(cause, ssl.SSLError | ConnectionResetError | ConnectionAbortedError)
+
+
 def _flatten(exc: BaseException) -> list[BaseException]:
     if isinstance(exc, BaseExceptionGroup):
         out: list[BaseException] = []
@@ -289,10 +303,16 @@ class MqttLink:
         self.failures += 1
         mqtt_errors = [e for e in errors if isinstance(e, aiomqtt.MqttError)]
         first = mqtt_errors[0] if mqtt_errors else errors[0]
-        self.last_error = f"{type(first).__name__}: {first}"
         # Text, not the exception: a log record kept by a handler would otherwise keep the
         # failed attempt's traceback, and with it paho's socket, alive.
         reason = str(first)
+        if self._tls and self.state is not LinkState.CONNECTED and _handshake_failed(first):
+            reason = (
+                f"TLS handshake with {self._host}:{self._port} failed ({reason}); that port "
+                "may not speak TLS: use mqtt:// for a plain MQTT port, or the broker's TLS "
+                "port (often 8883)"
+            )
+        self.last_error = f"{type(first).__name__}: {reason}"
         if not mqtt_errors:
             log.error("MQTT session failed; reconnecting", exc_info=first)
         elif login_refused(first):

@@ -102,6 +102,39 @@ async def test_an_unknown_ca_or_a_missing_client_certificate_is_refused(
         assert not service.connected.is_set()
         assert service.link.failures >= 1
         assert service.link.last_error is not None
+        # A refusal that TLS itself reports is not blamed on a port without TLS.
+        assert "may not speak TLS" not in service.link.last_error
         await service.stop(2.0)
         await task
     gc.collect()  # so the leaked sockets are reported (and ignored) here, not at exit
+
+
+@pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <ssl.SSLSocket:pytest.PytestUnraisableExceptionWarning"
+)
+async def test_tls_to_a_plain_port_says_the_handshake_failed(
+    start_mosquitto: Callable[..., Mosquitto],
+    mqtt_prefix: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    plain = start_mosquitto()  # a broker without TLS: it drops the connection at the greeting
+    url = f"mqtts://motionhub:hunter2-secret@127.0.0.1:{plain.port}"
+    settings = mqtt_settings(url, mqtt_prefix, tls={"insecure": True})
+    service = MqttService(FakeServices([camera("cam1")]), settings, data_dir(tmp_path), timeout=1.0)
+    await service.start()
+    task = asyncio.create_task(service.run())
+    for _ in range(50):
+        if service.link.last_error is not None:
+            break
+        await asyncio.sleep(0.1)
+    await service.stop(2.0)
+    await task
+    gc.collect()
+    error = service.link.last_error
+    assert error is not None
+    assert "TLS handshake with 127.0.0.1" in error, error
+    assert "use mqtt://" in error, error
+    assert "hunter2-secret" not in error
+    assert "hunter2-secret" not in caplog.text
+    assert any("TLS handshake" in r.getMessage() for r in caplog.records), caplog.text
