@@ -203,7 +203,12 @@ class Core:
         self.auth = TokenAuth(settings.server.auth.tokens)
         self.ids = UlidGenerator()
         self.started = time.monotonic()
-        self.events_total = 0
+        self._events_counted = 0
+        """Events stored when :meth:`start` counted them."""
+        self._removed_counted = 0
+        """``storage.removed_events`` at that count."""
+        self._events_started = 0
+        """Events started since."""
         self._announced_fps: dict[str, float] = {}
         self.running = False
         self.should_exit: Callable[[], bool] = lambda: False
@@ -212,6 +217,13 @@ class Core:
         self._runtimes: dict[str, _Runtime] = {}
         self._lock = asyncio.Lock()
         self._hub.subscribe("core.events", self._count_events)
+
+    @property
+    def events_total(self) -> int:
+        """Events in the store: those counted at start and started since, less those deleted
+        since (the API's delete, retention)."""
+        removed = self.storage.removed_events - self._removed_counted
+        return max(0, self._events_counted + self._events_started - removed)
 
     # -- Services ----------------------------------------------------------------------------
 
@@ -268,7 +280,8 @@ class Core:
     async def start(self, tg: asyncio.TaskGroup) -> None:
         """Start every camera as tasks of ``tg`` (storage must be open)."""
         self._tg = tg
-        self.events_total = await self.storage.count_events()
+        self._events_counted, self._removed_counted = await self.storage.count_events_and_removed()
+        self._events_started = 0
         stored = await self.storage.cameras.load()
         merged = {c.id: c for c in self._settings.cameras if c.id not in stored.deleted}
         for cam in stored.cameras:
@@ -527,7 +540,7 @@ class Core:
 
     def _count_events(self, message: ServerMessage) -> None:
         if isinstance(message, EventStartMessage):
-            self.events_total += 1
+            self._events_started += 1
 
     async def _announce_removed(self, removed: list[tuple[str, str]]) -> None:
         """Tell the front ends about deleted events (the API's delete, retention) with

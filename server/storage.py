@@ -168,6 +168,9 @@ class Storage:
         """Called on the loop (metrics) with ``"snapshot"`` after each snapshot that could not
         be written, and with ``"db"`` once per database outage, when writes start failing:
         not again for the held events written again (and refused) during the same outage."""
+        self.removed_events = 0
+        """Events deleted so far (the API's delete, retention). Counted on the database thread
+        with the deletes, so :meth:`count_events_and_removed` sees both at one moment."""
         self.on_removed: Callable[[list[tuple[str, str]]], Awaitable[None]] = _nothing_removed
         """Awaited by :meth:`delete_event` and :meth:`apply_retention` with the ``(id, camera)``
         of the events they deleted, oldest first, once they and their snapshots are gone (the
@@ -489,6 +492,7 @@ class Storage:
             if row is None:
                 return None
             self._c().execute("DELETE FROM events WHERE id = ?", (event_id,))
+            self.removed_events += 1
             return str(row[0])
 
         camera = await self._db(q)
@@ -505,6 +509,16 @@ class Storage:
             lambda: int(self._c().execute("SELECT COUNT(*) FROM events").fetchone()[0])
         )
 
+    async def count_events_and_removed(self) -> tuple[int, int]:
+        """How many events are stored, and :attr:`removed_events` at that same moment: a
+        delete either happened before the count (and is in both) or after it (in neither)."""
+
+        def q() -> tuple[int, int]:
+            stored = int(self._c().execute("SELECT COUNT(*) FROM events").fetchone()[0])
+            return stored, self.removed_events
+
+        return await self._db(q)
+
     async def apply_retention(self, now: float | None = None) -> int:
         """Delete ended events older than ``retention_days`` and beyond ``max_events``. An
         open event stays (the pipeline is still writing it); it goes at a later pass once it
@@ -519,6 +533,7 @@ class Storage:
                 (cutoff, self.settings.max_events),
             ).fetchall()
             c.executemany("DELETE FROM events WHERE id = ?", [(d[0],) for d in doomed])
+            self.removed_events += len(doomed)
             return [(str(a), str(b)) for a, b in doomed]
 
         doomed = await self._db(q)

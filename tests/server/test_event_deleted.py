@@ -113,3 +113,33 @@ async def test_a_retention_pass_removing_many_events_keeps_its_clients(tmp_path:
             assert got == old
         finally:
             await gate.close()
+
+
+async def test_the_event_count_falls_when_events_are_deleted_or_retired(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, [], auth=True)
+    now = time.time()
+    async with serve(settings) as srv:
+        retired = [_ended(srv, "gate", now - 1000 + i) for i in range(2)]
+        kept = [_ended(srv, "gate", now - 10 + i) for i in range(2)]
+        await srv.core.storage.flush()
+    viewer = {"Authorization": f"Bearer {VIEWER}"}
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    # Started again over the same store, the server counts what is there.
+    async with serve(settings) as srv:
+
+        async def counted() -> tuple[int, int]:
+            r = await srv.client.get("/api/status", headers=viewer)
+            assert r.status_code == 200, r.text
+            return r.json()["storage"]["events"], await srv.core.storage.count_events()
+
+        assert await counted() == (4, 4)
+        r = await srv.client.delete(f"/api/events/{kept[0]}", headers=admin)
+        assert r.status_code == 204
+        assert await counted() == (3, 3)
+        # Deleting it again removes nothing, and the count stays.
+        r = await srv.client.delete(f"/api/events/{kept[0]}", headers=admin)
+        assert r.status_code == 404
+        assert await counted() == (3, 3)
+        # A pass whose cutoff (retention_days before it) falls between the two pairs.
+        assert await srv.core.storage.apply_retention(now + 30 * 86400 - 500) == len(retired)
+        assert await counted() == (1, 1)
