@@ -22,7 +22,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 from broker_harness import Mosquitto, Recorder
-from sec_harness import ADMIN, free_port, motionhub, poll, stop, write_config
+from sec_harness import ADMIN, free_port, listening_url, motionhub, poll, stop, write_config
 from websockets.asyncio.client import connect
 
 from clients.sim import RtspCamera, SceneSpec, render_clip
@@ -51,8 +51,6 @@ async def test_no_secret_in_logs_api_metrics_mqtt_or_websocket(
 ) -> None:
     broker = start_mosquitto(users={"svc": MQTT_PASSWORD, **OBSERVER})
     clip = render_clip(SPEC)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     auth = {"Authorization": f"Bearer {ADMIN}"}
     secret = quote(CAM_PASSWORD, safe="")
     responses: list[str] = []
@@ -63,12 +61,15 @@ async def test_no_secret_in_logs_api_metrics_mqtt_or_websocket(
         env = {"YARD_PASSWORD": secret, "BROKER_PASSWORD": MQTT_PASSWORD}
         from_env = good.replace(f":{secret}@", ":${YARD_PASSWORD}@")
         wrong_path = from_env.replace("/yard", "/nosuch")
+        # A port left closed: the camera there is unreachable on purpose.
         unreachable = f"http://{CAM_USER}:{secret}@127.0.0.1:{free_port()}/video?pwd={secret}"
         config = write_config(
             tmp_path / "motionhub.yml",
             {
                 "server": {
-                    "port": port,
+                    # Port 0: the server binds a free port itself and logs it, so no other
+                    # program can take it between choosing it and listening on it.
+                    "port": 0,
                     "auth": {"tokens": [{"token": ADMIN, "role": "admin"}]},
                 },
                 "storage": {"path": str(tmp_path / "data")},
@@ -95,7 +96,10 @@ async def test_no_secret_in_logs_api_metrics_mqtt_or_websocket(
         assert "${BROKER_PASSWORD}" in written
         assert MQTT_PASSWORD not in written
         proc = motionhub("serve", "--config", str(config), env=env)
+        startup = ""
         try:
+            url, startup = await asyncio.to_thread(listening_url, proc)
+            base = url.rstrip("/")
             async with (
                 Recorder(broker.url, "#", username=obs, password=obs_password) as mq,
                 httpx.AsyncClient(base_url=base, headers=auth, timeout=10) as client,
@@ -104,7 +108,7 @@ async def test_no_secret_in_logs_api_metrics_mqtt_or_websocket(
                     poll, f"{base}/readyz", lambda r: r.status_code == 200, 40, proc
                 )
                 ws = await connect(
-                    f"ws://127.0.0.1:{port}/ws",
+                    base.replace("http://", "ws://", 1) + "/ws",
                     subprotocols=["motionhub", f"bearer.{ADMIN}"],  # type: ignore[list-item]
                 )
                 reader = asyncio.create_task(_collect(ws, ws_text))
@@ -147,7 +151,8 @@ async def test_no_secret_in_logs_api_metrics_mqtt_or_websocket(
                 await mq.quiet(0.3)
                 mqtt_text = [f"{m.topic} {m.payload.decode(errors='replace')}" for m in mq.messages]
         finally:
-            _, err = stop(proc)
+            _, rest = stop(proc)
+            err = startup + rest
 
     assert proc.returncode in (0, -15), err[-3000:]
     assert any("event" in t for t in mqtt_text), "the scenario published no MQTT event"
