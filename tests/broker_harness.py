@@ -36,6 +36,11 @@ __all__ = [
 ]
 
 MOSQUITTO = Path("/usr/sbin/mosquitto")
+PORT_TRIES = 5
+
+
+class PortTakenError(RuntimeError):
+    """Mosquitto could not bind its port: another program holds it."""
 
 
 class Mosquitto:
@@ -50,12 +55,15 @@ class Mosquitto:
     ) -> None:
         """``extra`` lines go at the end of the config (more listeners, say)."""
         self.workdir = workdir
+        # A port picked here may be taken by another program before the broker binds it
+        # (Mosquitto cannot bind port 0 and say which port it got): the first start then
+        # moves to another one. Restarts keep the port clients already know.
+        self._may_move = port is None
         self.port = port or free_port()
         self.conf = workdir / "mosquitto.conf"
         self.log = workdir / "mosquitto.log"
         self.password_file = workdir / "passwords"
-        lines = [
-            f"listener {self.port} 127.0.0.1",
+        self._lines = [
             # Started as root, mosquitto would switch to its own user and lose access to
             # the test's files; as anyone else this line has no effect.
             f"user {getpass.getuser()}",
@@ -67,12 +75,16 @@ class Mosquitto:
         ]
         if users is not None:
             self._write_users(users)
-            lines += ["allow_anonymous false", f"password_file {self.password_file}"]
+            self._lines += ["allow_anonymous false", f"password_file {self.password_file}"]
         else:
-            lines.append("allow_anonymous true")
-        lines += extra or []
-        self.conf.write_text("\n".join(lines) + "\n")
+            self._lines.append("allow_anonymous true")
+        self._lines += extra or []
+        self._write_conf()
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def _write_conf(self) -> None:
+        lines = [f"listener {self.port} 127.0.0.1", *self._lines]
+        self.conf.write_text("\n".join(lines) + "\n")
 
     def _write_users(self, users: dict[str, str]) -> None:
         self.password_file.write_text("")
@@ -98,7 +110,23 @@ class Mosquitto:
         return self.proc is not None and self.proc.poll() is None
 
     def start(self, timeout: float = 10.0) -> None:
-        """Start the broker and wait until it accepts connections."""
+        """Start the broker and wait until it accepts connections. On its first start on a
+        port picked here, a port another program took meanwhile means another free port,
+        up to :data:`PORT_TRIES` ports."""
+        tries = PORT_TRIES if self._may_move else 1
+        for attempt in range(1, tries + 1):
+            try:
+                self._start(timeout)
+            except PortTakenError:
+                if attempt == tries:
+                    raise
+                self.port = free_port()
+                self._write_conf()
+            else:
+                self._may_move = False
+                return
+
+    def _start(self, timeout: float) -> None:
         assert not self.running, "broker already running"
         self.proc = subprocess.Popen(
             [str(MOSQUITTO), "-c", str(self.conf)],
@@ -109,15 +137,33 @@ class Mosquitto:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
-                raise RuntimeError(f"mosquitto exited with {self.proc.returncode}: {err}")
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
-            ):
+                # Once its config is read, mosquitto reports errors to its log file.
+                with contextlib.suppress(OSError):
+                    err += self.log.read_text(errors="replace")
+                code = self.proc.returncode
+                self.stop()
+                failure = PortTakenError if "Address already in use" in err else RuntimeError
+                raise failure(f"mosquitto exited with {code}: {err}")
+            if self._answers():
                 return
             time.sleep(0.02)
         self.stop()
         raise RuntimeError(f"mosquitto did not listen on port {self.port} within {timeout} s")
+
+    def _answers(self) -> bool:
+        """Whether an MQTT broker answers on the port: a program that took the port
+        may accept connections too, but it sends no CONNACK."""
+        # CONNECT, MQTT 3.1.1, clean session, empty client id; then DISCONNECT.
+        connect = b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00"
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(connect)
+                answer = sock.recv(4)
+                with contextlib.suppress(OSError):
+                    sock.sendall(b"\xe0\x00")
+        except OSError:
+            return False
+        return answer[:1] == b"\x20"
 
     def stop(self, sig: int = signal.SIGKILL) -> None:
         """Stop the broker (SIGKILL by default: it loses everything, like a crash)."""
