@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 import yaml
-from broker_harness import Mosquitto, Received, Recorder, first_occurrences, free_port, retained
+from broker_harness import Mosquitto, Received, Recorder, first_occurrences, retained
 from fastapi import FastAPI
+from uvicorn_harness import uvicorn_on_free_port
 from websockets.asyncio.client import connect
 
 from server.app import create_app
@@ -54,7 +54,8 @@ def server_process(cfg: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
 
 def base_config(tmp_path: Path, url: str, prefix: str, **mqtt: Any) -> dict[str, Any]:
     return {
-        "server": {"port": free_port()},
+        # Port 0: a server process binds a free port itself (its port is not needed here).
+        "server": {"port": 0},
         "storage": {"path": str(tmp_path / "data")},
         "mqtt": {
             "url": url,
@@ -139,24 +140,13 @@ async def test_messages_pending_at_a_crash_are_delivered_after_restart(
 @contextlib.asynccontextmanager
 async def serve_app(
     settings: Settings, record: Callable[[ServerMessage], None]
-) -> AsyncIterator[FastAPI]:
-    """The real app under uvicorn on ``settings.server.port``, recording the hub."""
+) -> AsyncIterator[tuple[FastAPI, int]]:
+    """The real app under uvicorn on a loopback socket bound here (no other program can take
+    its port first), recording the hub; yields the app and its port."""
     app = create_app(settings)
     app.state.hub.subscribe("test-recorder", record)
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=settings.server.port, log_config=None, lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(30):
-        while not server.started:
-            assert not task.done(), "server exited during start-up"
-            await asyncio.sleep(0.05)
-    try:
-        yield app
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
+    async with uvicorn_on_free_port(app) as (port, _):
+        yield app, port
 
 
 async def test_the_hub_hands_an_event_to_mqtt_before_the_websocket_pass(
@@ -165,7 +155,7 @@ async def test_the_hub_hands_an_event_to_mqtt_before_the_websocket_pass(
     """The hub calls its subscribers in order; MQTT's one small write must not wait behind
     the WebSocket pass over every client of the same burst."""
     settings = Settings(**base_config(tmp_path, mosquitto.url, mqtt_prefix))
-    async with serve_app(settings, lambda _: None) as app:
+    async with serve_app(settings, lambda _: None) as (app, _):
         names = app.state.hub.subscriber_names
     assert "websocket" in names
     assert "mqtt" in names
@@ -232,10 +222,10 @@ async def test_broker_down_for_10_s_while_cameras_make_events(
                         baseline.set()
 
     first = Recorder(broker.url, t.events, username="obs", password=obs["obs"])
-    async with serve_app(settings, record) as app:
+    async with serve_app(settings, record) as (app, port):
         service: MqttService = app.state.mqtt
         await first.__aenter__()
-        ws_task = asyncio.create_task(watch(f"ws://127.0.0.1:{settings.server.port}/ws"))
+        ws_task = asyncio.create_task(watch(f"ws://127.0.0.1:{port}/ws"))
         started = time.time()
         async with asyncio.timeout(30):
             await first_event.wait()
