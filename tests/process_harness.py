@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -17,6 +18,7 @@ import yaml
 
 __all__ = [
     "demo_url",
+    "drain_stderr",
     "finish",
     "first_line",
     "listening_url",
@@ -89,6 +91,25 @@ def listening_url(proc: subprocess.Popen[str]) -> tuple[str, str]:
             assert int(found[2]) != 0, line
             return found[1], "".join(read)
     raise _ended(proc, "ended its output without its URL", "".join(read))
+
+
+def drain_stderr(proc: subprocess.Popen[str]) -> Callable[[], str]:
+    """Read the child's stderr in a thread from now on, so that a child logging more than
+    a pipe holds never blocks on it; returns a function that, once the child has exited,
+    gives the stderr read from now on (which :func:`stop` then no longer returns)."""
+    assert proc.stderr is not None
+    pipe, proc.stderr = proc.stderr, None
+    read: list[str] = []
+    thread = threading.Thread(target=lambda: read.extend(pipe), name="stderr", daemon=True)
+    thread.start()
+
+    def rest() -> str:
+        thread.join(30)
+        assert not thread.is_alive(), "the child's stderr is still open"
+        pipe.close()
+        return "".join(read)
+
+    return rest
 
 
 def poll(

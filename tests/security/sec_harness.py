@@ -8,7 +8,7 @@ of its own for synchronous clients (schemathesis, Hypothesis).
 from __future__ import annotations
 
 from loop_thread import LoopThread
-from process_harness import listening_url, motionhub, poll, stop, write_config
+from process_harness import drain_stderr, listening_url, motionhub, poll, stop, write_config
 from rel_harness import (
     ADMIN,
     VIEWER,
@@ -25,6 +25,7 @@ __all__ = [
     "VIEWER",
     "Running",
     "ThreadedServer",
+    "drain_stderr",
     "free_port",
     "listening_url",
     "make_settings",

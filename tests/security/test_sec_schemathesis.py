@@ -9,6 +9,7 @@ declares.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from sec_harness import ADMIN, free_port, motionhub, poll, stop, write_config
+from sec_harness import ADMIN, drain_stderr, listening_url, motionhub, poll, stop, write_config
 
 MIN_CASES = 500
 PER_OPERATION = 30
@@ -76,17 +77,20 @@ def test_fuzz_every_operation_of_the_openapi_schema(tmp_path: Path) -> None:
     media.mkdir()
     # A camera that exists but does not run: no decoding competes with the fuzzing.
     cams = [{"id": "cam1", "url": "rtsp://127.0.0.1:9/cam1", "enabled": False}]
-    port = free_port()
     config = write_config(
         tmp_path / "motionhub.yml",
         {
             "server": {
-                "port": port,
+                # Port 0: the server binds a free port itself and logs it, so no other
+                # program can take it between choosing it and listening on it.
+                "port": 0,
                 "max_cameras": 6,
                 "auth": {"tokens": [{"token": ADMIN, "role": "admin"}]},
             },
             "storage": {"path": str(tmp_path / "data")},
-            "logging": {"level": "WARNING"},
+            # INFO: the server logs the port it listens on (and every request, read as it
+            # comes so that the pipe never fills).
+            "logging": {"level": "INFO"},
             "security": {"media_dir": str(media), "allowed_networks": ["127.0.0.0/8"]},
             "cameras": cams,
         },
@@ -94,10 +98,14 @@ def test_fuzz_every_operation_of_the_openapi_schema(tmp_path: Path) -> None:
     auth = {"Authorization": f"Bearer {ADMIN}"}
     calls: Counter[str] = Counter()
     statuses: Counter[int] = Counter()
-    url = f"http://127.0.0.1:{port}"
     # A server process of its own: the fuzzer's work does not share a GIL with it.
     proc = motionhub("serve", "--config", str(config))
+    startup = ""
+    rest: Callable[[], str] = lambda: ""  # noqa: E731
     try:
+        url, startup = listening_url(proc)
+        rest = drain_stderr(proc)
+        url = url.rstrip("/")
         poll(f"{url}/readyz", lambda r: r.status_code == 200, proc=proc)
         session = requests.Session()
         raw = httpx.get(f"{url}/openapi.json").json()
@@ -123,7 +131,8 @@ def test_fuzz_every_operation_of_the_openapi_schema(tmp_path: Path) -> None:
         stream = httpx.get(f"{url}/api/cameras/nosuch/stream.mjpeg", headers=auth, timeout=10)
         session.close()
     finally:
-        _, err = stop(proc)
+        stop(proc)
+        err = startup + rest()
     assert "Traceback" not in err, err[-3000:]
     total = sum(calls.values())
     print(f"\nschemathesis: {total} cases over {len(calls)} operations; statuses {dict(statuses)}")
