@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 
-from clients.sim import free_port
 from server.bench.wsclient import WsClient, close_all, connect_many
 
 pytestmark = pytest.mark.slow
@@ -29,16 +28,21 @@ SLOW_TIMEOUT = 10.0
 
 @pytest.fixture
 async def load_server() -> AsyncIterator[tuple[int, httpx.AsyncClient]]:
-    port = free_port()
+    # Port 0: the server binds a free port itself and prints it, so no other program can
+    # take it between choosing it and listening on it.
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(LOAD), "serve", "--port", str(port), "--rate", str(RATE),
+        sys.executable, str(LOAD), "serve", "--port", "0", "--rate", str(RATE),
         "--cameras", "4", "--boxes", "600", "--slow-timeout", str(SLOW_TIMEOUT),
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
         assert proc.stdout is not None
         line = await asyncio.wait_for(proc.stdout.readline(), 30)
-        assert line.strip() == b"ready", f"load server did not start: {line!r}"
+        ready, _, bound = line.strip().partition(b" ")
+        assert ready == b"ready", f"load server did not start: {line!r}"
+        assert bound.isdigit(), line
+        port = int(bound)
+        assert port != 0, line
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
             yield port, http
     finally:

@@ -4,7 +4,9 @@
 on uvloop, :class:`server.ws.WebSocketApi`) over the in-memory core of
 :mod:`ws_harness`, publishing ``event_start`` messages (with ``ts``, the publish time)
 and ``motion`` messages for ``--cameras`` cameras at ``R`` per second until it is
-terminated. ``GET /_stats`` reports the fan-out's counters and the process's RSS.
+terminated. Once it accepts connections it prints ``ready PORT``, the port it listens
+on (with ``--port 0``, a free one it bound itself). ``GET /_stats`` reports the
+fan-out's counters and the process's RSS.
 Clients come from :mod:`server.bench.wsclient`.
 """
 
@@ -94,7 +96,7 @@ async def _serve(args: argparse.Namespace) -> None:
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     await wait_started(server, serving)
-    print("ready", flush=True)
+    print(f"ready {sock.getsockname()[1]}", flush=True)
     publishing = asyncio.create_task(_publish(services.hub, args))
     await serving  # until SIGTERM
     publishing.cancel()
@@ -106,7 +108,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve")
-    serve.add_argument("--port", type=int, required=True)
+    serve.add_argument("--port", type=int, required=True, help="0: any free port")
     serve.add_argument("--rate", type=float, default=20.0, help="event messages per second")
     serve.add_argument("--cameras", type=int, default=8)
     serve.add_argument("--boxes", type=int, default=4, help="boxes per event (message size)")
