@@ -126,7 +126,9 @@ def poll(
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             _, err = proc.communicate()
-            raise AssertionError(f"the server exited with {proc.returncode}:\n{err[-3000:]}")
+            # A drained stderr (drain_stderr) is read by its own thread, not here.
+            shown = "(its log is read elsewhere)" if err is None else err[-3000:]
+            raise AssertionError(f"the server exited with {proc.returncode}:\n{shown}")
         try:
             response = httpx.get(url, timeout=2, **kw)
             if check(response):
