@@ -110,7 +110,11 @@ def create_app(settings: Settings) -> FastAPI:
         from server.mqtt import MqttCollector, MqttService
 
         mqtt = MqttService(
-            core, settings.mqtt, settings.storage.path, on_connected=core.metrics.set_mqtt_connected
+            core,
+            settings.mqtt,
+            settings.storage.path,
+            on_connected=core.metrics.set_mqtt_connected,
+            on_error=core.metrics.set_mqtt_error,
         )
         core.metrics.registry.register(MqttCollector(mqtt))
         app.state.mqtt = mqtt

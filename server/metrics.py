@@ -18,6 +18,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from server.redact import redact_text
+
 __all__ = ["CONTENT_TYPE", "CameraSample", "Metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -133,6 +135,7 @@ class Metrics:
             self.storage_errors.labels(kind=kind)
         self._ws_clients = 0
         self._mqtt_connected = False
+        self.mqtt_error: str | None = None
 
     def set_websocket_clients(self, count: int) -> None:
         """Report the number of connected WebSocket clients."""
@@ -153,6 +156,11 @@ class Metrics:
     def is_mqtt_connected(self) -> bool:
         """The last reported MQTT connection state."""
         return self._mqtt_connected
+
+    def set_mqtt_error(self, error: str | None) -> None:
+        """Report why the MQTT link is down (None while it is up; read by ``/api/status``),
+        with any configured secret masked."""
+        self.mqtt_error = None if error is None else redact_text(error)
 
     def render(self) -> bytes:
         """The text exposition format."""

@@ -253,5 +253,10 @@ class SystemStatus(BaseModel):
     cameras_total: int
     cameras_online: int
     websocket_clients: int
-    mqtt: bool | None
+    mqtt: bool | None = Field(description="Connected to the broker; null without MQTT.")
+    mqtt_error: str | None = Field(
+        default=None,
+        description="While MQTT is not connected: the last failure (broker host and port, "
+        "never credentials).",
+    )
     storage: StorageStatus

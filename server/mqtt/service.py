@@ -109,11 +109,14 @@ class MqttService:
         stop_grace: float = 2.0,
         server_version: str | None = None,
         on_connected: Callable[[bool], None] | None = None,
+        on_error: Callable[[str | None], None] | None = None,
         timeout: float = 10.0,
     ) -> None:
         """``on_connected`` is called with ``True``/``False`` whenever the connection comes
-        up or goes down (feeds ``motionhub_mqtt_connected`` and ``/readyz``). ``timeout``
-        bounds the wait for the broker's answer to a connect or a publish."""
+        up or goes down (feeds ``motionhub_mqtt_connected`` and ``/readyz``), and
+        ``on_error`` with the reason the link is down whenever it changes (None once it is
+        up; feeds ``/api/status``). ``timeout`` bounds the wait for the broker's answer to a
+        connect or a publish."""
         self.services = services
         self.settings = settings
         self.topics = Topics(settings.topic_prefix, settings.discovery.prefix)
@@ -124,6 +127,8 @@ class MqttService:
         )
         self._on_connected = on_connected
         self._reported_up = False
+        self._on_error = on_error
+        self._reported_error: str | None = None
         self._stop_grace = stop_grace
         self.version = server_version or _version()
         self.events_published = 0
@@ -218,6 +223,12 @@ class MqttService:
             self._reported_up = up
             if self._on_connected is not None:
                 self._on_connected(up)
+        # Why the link is down (the last failure, host and port only), None while it is up.
+        error = None if up else self.link.last_error
+        if error != self._reported_error:
+            self._reported_error = error
+            if self._on_error is not None:
+                self._on_error(error)
 
     def _on_hub(self, message: ServerMessage) -> None:
         if isinstance(message, EventStartMessage | EventUpdateMessage | EventEndMessage):

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from broker_harness import Mosquitto, Received, Recorder, first_occurrences, retained
@@ -269,3 +270,44 @@ async def test_broker_down_for_10_s_while_cameras_make_events(
     assert len(before) > BASELINE
     assert len(during) > 50
     assert _p90(during) <= _p90(before) + 0.05, (_p90(before), _p90(during))
+
+
+async def test_status_says_why_mqtt_is_down_until_it_is_up_again(
+    mqtt_prefix: str, tmp_path: Path, start_mosquitto: Callable[..., Mosquitto]
+) -> None:
+    """``/api/status`` names the broker's refusal and the outage, never the password, and
+    forgets the reason once the link is up."""
+    password = "svc-secret-9876"
+    broker = start_mosquitto(users={"svc": "another-password-1234"})
+    data = base_config(tmp_path, broker.url, mqtt_prefix, username="svc", password=password)
+
+    async def status_when(client: httpx.AsyncClient, check: Callable[[Any], bool]) -> Any:
+        async with asyncio.timeout(30):
+            while True:
+                response = await client.get("/api/status")
+                assert password not in response.text
+                body = response.json()
+                if check(body):
+                    return body
+                await asyncio.sleep(0.1)
+
+    async with (
+        serve_app(Settings(**data), lambda _: None) as (_, port),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
+    ):
+        refused = await status_when(client, lambda s: s["mqtt_error"] is not None)
+        assert refused["mqtt"] is False
+        assert "authori" in refused["mqtt_error"].lower(), refused
+
+        broker.allow({"svc": password})
+        up = await status_when(client, lambda s: s["mqtt"] is True)
+        assert up["mqtt_error"] is None
+
+        broker.stop()
+        down = await status_when(client, lambda s: s["mqtt_error"] is not None)
+        assert down["mqtt"] is False
+        assert "authori" not in down["mqtt_error"].lower(), down
+
+        broker.start()
+        again = await status_when(client, lambda s: s["mqtt"] is True)
+        assert again["mqtt_error"] is None
