@@ -326,7 +326,9 @@ class CameraSettings(_Model):
         # there splits log lines and entity names.
         if _control_at(v) is not None:
             raise ValueError("must not hold control characters (line breaks, tabs, NUL)")
-        return v
+        # Spaces around a name typed into a form are not part of it, and a name of spaces
+        # only would show as a blank label: both fall back like an empty name.
+        return v.strip()
 
     @field_validator("url", "detect_url")
     @classmethod

@@ -389,3 +389,21 @@ async def test_a_password_anywhere_in_the_url_is_masked_in_api_and_log_and_kept_
     for formatter in (TextFormatter(), JsonFormatter()):
         for rec in added:
             assert "Pw-" not in formatter.format(rec)
+
+
+async def test_a_blank_name_shows_the_id_and_spaces_around_a_name_are_dropped(
+    tmp_path: Path,
+) -> None:
+    async with serve(settings_for(tmp_path, [])) as srv:
+        c = srv.client
+        url = "http://127.0.0.1:1/"
+        r = await c.post("/api/cameras", json={"id": "blank", "name": "   ", "url": url})
+        assert r.status_code == 201, r.text
+        assert r.json()["name"] == "blank"
+        r = await c.post("/api/cameras", json={"id": "padded", "name": " Porch ", "url": url})
+        assert r.json()["name"] == "Porch"
+        r = await c.patch("/api/cameras/padded", json={"name": "\u3000 "})
+        assert r.status_code == 200, r.text
+        assert r.json()["name"] == "padded"
+        listed = {cam["id"]: cam["name"] for cam in (await c.get("/api/cameras")).json()["cameras"]}
+        assert listed == {"blank": "blank", "padded": "padded"}
