@@ -243,6 +243,17 @@ class WebSocketApi:
             pass
 
 
+@router.get("/ws", include_in_schema=False)
+async def websocket_over_http() -> PlainTextResponse:
+    """A plain HTTP request for the live feed (a browser tab, curl): say what it is."""
+    return PlainTextResponse(
+        "/ws is motionhub's WebSocket live feed: connect with a WebSocket client "
+        "(see docs/websocket.md)\n",
+        status_code=426,
+        headers={"Upgrade": "websocket", "Connection": "Upgrade"},
+    )
+
+
 @router.websocket("/ws")
 async def websocket_endpoint(websocket: WebSocket) -> None:
     """The live feed; see ``docs/websocket.md``."""

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from websockets.asyncio.client import connect
 from ws_harness import (
@@ -128,3 +129,18 @@ async def test_messages_reach_real_clients_through_the_direct_send(
                 assert [m["ts"] for m in motions] == list(range(30))
                 assert all(len(m["boxes"]) == 40 for m in motions)
             assert all(c.sent == 61 for c in clients)
+
+
+async def test_a_plain_http_request_for_the_feed_is_told_to_upgrade(tmp_path: Path) -> None:
+    settings = Settings(storage={"path": str(tmp_path)}, cameras=[])
+    async with (
+        uvicorn_on_free_port(create_app(settings)) as (port, _),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
+    ):
+        response = await client.get("/ws")
+        assert response.status_code == 426, response.text
+        assert response.headers["upgrade"] == "websocket"
+        assert "WebSocket" in response.text
+        # The feed itself still answers a WebSocket handshake on the same path.
+        async with connect(f"ws://127.0.0.1:{port}/ws", subprotocols=["motionhub"]) as ws:
+            assert (await recv_json(ws))["type"] == "hello"
