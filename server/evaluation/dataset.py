@@ -170,11 +170,15 @@ def load_sequence(folder: Path, name: str | None = None) -> DiskSequence:
     roi_file = folder / "temporalROI.txt"
     if roi_file.is_file():
         parts = roi_file.read_text().split()
-        if len(parts) < 2:
-            raise SequenceError(f"{roi_file}: expected 'first last'")
+        if len(parts) < 2 or not all(p.isdigit() for p in parts[:2]):
+            raise SequenceError(f"{roi_file}: expected 'first last' (two frame numbers)")
         first, last = int(parts[0]), int(parts[1])
     else:
         first, last = min(truths, default=0), max(truths, default=-1)
+    if not any(first <= n <= last and n in truths for n in inputs):
+        raise SequenceError(
+            f"{folder}: no frame with ground truth in the scored range {first}..{last}"
+        )
     shape = read_luma(inputs[min(inputs)]).shape
     shape2 = (int(shape[0]), int(shape[1]))
     roi_path = folder / "ROI.bmp"

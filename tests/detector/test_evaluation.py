@@ -163,3 +163,26 @@ def test_eval_command_rejects_bad_input(tmp_path: Path) -> None:
         assert bad.returncode == 2, bad.stderr
         assert message in bad.stderr
         assert "errors.pydantic.dev" not in bad.stderr  # one line, not pydantic's report
+
+
+@pytest.mark.parametrize(
+    ("roi", "message"),
+    [
+        ("abc def\n", "expected 'first last'"),
+        ("900 1000\n", "no frame with ground truth in the scored range 900..1000"),
+    ],
+)
+def test_eval_command_rejects_bad_temporal_roi(tmp_path: Path, roi: str, message: str) -> None:
+    seq = write_sequence(tmp_path, n=12)
+    (seq / "temporalROI.txt").write_text(roi)
+    run = subprocess.run(
+        [sys.executable, "-c", "from server.cli import main; main()", "eval", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 1, run.stderr
+    assert message in run.stderr
+    assert "Traceback" not in run.stderr
+    assert run.stdout == ""  # no table of zeros
