@@ -34,8 +34,21 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
             "cameras:\n  - id: cam1\n    url: rtsp://u:${CAM1_PASSWORD_NOT_SET}@10.0.0.1/s\n",
             "cameras[0].url: environment variable CAM1_PASSWORD_NOT_SET is not set",
         ),
+        ("server: {port: yes}\n", "server.port: expected a number, not a boolean"),
+        (
+            "cameras:\n  - id: cam1\n    url: rtsp://10.0.0.1/s\n    detect: {threshold: on}\n",
+            "cameras[0].detect.threshold: expected a number, not a boolean",
+        ),
     ],
-    ids=["unknown-key", "wrong-type", "missing-url", "bad-yaml", "unset-variable"],
+    ids=[
+        "unknown-key",
+        "wrong-type",
+        "missing-url",
+        "bad-yaml",
+        "unset-variable",
+        "bool-port",
+        "bool-threshold",
+    ],
 )
 def test_bad_config_one_line_and_exit_2(tmp_path: Path, content: str, expected: str) -> None:
     cfg = tmp_path / "bad.yml"
