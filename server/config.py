@@ -525,12 +525,18 @@ class Settings(BaseSettings):
         # The YAML file arrives as init values; environment variables win over it.
         return (env_settings, init_settings)
 
-    @model_validator(mode="after")
-    def _cameras_consistent(self) -> Settings:
-        ids = [c.id for c in self.cameras]
+    @field_validator("cameras")
+    @classmethod
+    def _unique_camera_ids(cls, cameras: list[CameraSettings]) -> list[CameraSettings]:
+        # A field validator, so that the error names `cameras` and its line, not the top level.
+        ids = [c.id for c in cameras]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"camera ids must be unique, repeated: {', '.join(dupes)}")
+        return cameras
+
+    @model_validator(mode="after")
+    def _cameras_consistent(self) -> Settings:
         clash = entity_clash(self.cameras)
         if clash is not None:
             raise ValueError(clash)

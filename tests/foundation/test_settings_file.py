@@ -81,8 +81,7 @@ def test_unsupported_scheme_is_rejected_without_echoing_password() -> None:
 
 def test_duplicate_camera_ids() -> None:
     text = MINIMAL + "  - id: cam1\n    url: rtsp://10.0.0.2/s\n"
-    (line,) = errors_of(text)
-    assert "camera ids must be unique, repeated: cam1" in line
+    assert errors_of(text) == ["cfg.yml:3: cameras: camera ids must be unique, repeated: cam1"]
 
 
 def test_env_overrides_file(monkeypatch: pytest.MonkeyPatch) -> None:
