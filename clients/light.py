@@ -179,11 +179,20 @@ async def _until_stopped(work: Coroutine[Any, Any, None]) -> None:
     show_default=True,
     help="Seconds of quiet before switching off.",
 )
-@click.option("--on-payload", default="ON", show_default=True)
-@click.option("--off-payload", default="OFF", show_default=True)
+@click.option(
+    "--on-payload", default="ON", show_default=True, help="Payload that switches the light on."
+)
+@click.option(
+    "--off-payload", default="OFF", show_default=True, help="Payload that switches it off."
+)
 @click.option("--retain/--no-retain", default=False, help="Publish the light state retained.")
 @click.option("--username", default=None, help="Broker user (or in the URL).")
-@click.option("--password", envvar="MOTIONHUB_MQTT_PASSWORD", default=None, help="Or the env.")
+@click.option(
+    "--password",
+    envvar="MOTIONHUB_MQTT_PASSWORD",
+    default=None,
+    help="Broker password (better: the MOTIONHUB_MQTT_PASSWORD variable).",
+)
 def main(
     *,
     url: str,

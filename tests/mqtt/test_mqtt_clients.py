@@ -93,6 +93,8 @@ def test_light_example_has_a_help_page() -> None:
     )  # fmt: skip
     assert "--off-delay" in out.stdout
     assert "--zone" in out.stdout
+    assert "MOTIONHUB_MQTT_PASSWORD" in out.stdout  # the variable --password falls back to
+    assert "Payload that switches the light on" in out.stdout
 
 
 async def test_light_follows_zone_motion_with_an_off_delay(
