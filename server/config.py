@@ -56,11 +56,11 @@ CameraId = Annotated[
 ]
 
 
-# NaN fails every bound check, so without this a NaN setting got a misleading "less than or
-# equal to ..." error (and an unbounded one passed): every float setting must be finite.
 _NUMBER_TYPES: tuple[object, ...] = (int, float, int | None, float | None)
 
 
+# NaN fails every bound check, so without this a NaN setting got a misleading "less than or
+# equal to ..." error (and an unbounded one passed): every float setting must be finite.
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
