@@ -35,6 +35,7 @@ PUBLIC = {
     "/redoc",
     "/",
     "/dashboard",
+    "/ws",  # plain HTTP only: a 426 saying it is the WebSocket feed (the feed checks tokens)
 }
 WRONG = "x" * 24
 
