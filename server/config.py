@@ -59,25 +59,24 @@ CameraId = Annotated[
 _NUMBER_TYPES: tuple[object, ...] = (int, float, int | None, float | None)
 
 
-# NaN fails every bound check, so without this a NaN setting got a misleading "less than or
-# equal to ..." error (and an unbounded one passed): every float setting must be finite.
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+class _NoBoolNumbers(BaseModel):
+    """YAML reads ``yes``/``on``/``true`` as a boolean, which pydantic would take as 1 for a
+    number (``port: yes`` listened on port 1): a boolean for a numeric key is an error."""
 
     @field_validator("*", mode="before")
     @classmethod
     def _no_bool_numbers(cls, value: object, info: ValidationInfo) -> object:
-        return _reject_bool_number(cls, value, info)
+        if isinstance(value, bool) and info.field_name is not None:
+            field = cls.model_fields.get(info.field_name)
+            if field is not None and field.annotation in _NUMBER_TYPES:
+                raise ValueError("expected a number, not a boolean (true/false/yes/no/on/off)")
+        return value
 
 
-def _reject_bool_number(model: type[BaseModel], value: object, info: ValidationInfo) -> object:
-    """YAML reads ``yes``/``on``/``true`` as a boolean, which pydantic would take as 1 for a
-    number (``port: yes`` listened on port 1): a boolean for a numeric key is an error."""
-    if isinstance(value, bool) and info.field_name is not None:
-        field = model.model_fields.get(info.field_name)
-        if field is not None and field.annotation in _NUMBER_TYPES:
-            raise ValueError("expected a number, not a boolean (true/false/yes/no/on/off)")
-    return value
+# NaN fails every bound check, so without this a NaN setting got a misleading "less than or
+# equal to ..." error (and an unbounded one passed): every float setting must be finite.
+class _Model(_NoBoolNumbers):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class AuthToken(_Model):
@@ -281,15 +280,10 @@ class MqttSettings(_Model):
         return v
 
 
-class DetectSettings(DetectorTuning):
+class DetectSettings(DetectorTuning, _NoBoolNumbers):
     """Motion detection tuning for one camera, plus whether and how often to analyse."""
 
     model_config = ConfigDict(allow_inf_nan=False)  # as in _Model, for the detector's floats too
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_bool_numbers(cls, value: object, info: ValidationInfo) -> object:
-        return _reject_bool_number(cls, value, info)
 
     enabled: bool = Field(default=True, description="Run motion detection on this camera.")
     fps: float = Field(default=10.0, gt=0, le=60, description="Most frames analysed per second.")

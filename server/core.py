@@ -203,10 +203,9 @@ class Core:
         self.auth = TokenAuth(settings.server.auth.tokens)
         self.ids = UlidGenerator()
         self.started = time.monotonic()
-        self._events_counted = 0
-        """Events stored when :meth:`start` counted them."""
-        self._removed_counted = 0
-        """``storage.removed_events`` at that count."""
+        self._events_base = 0
+        """Events stored when :meth:`start` counted them, plus ``storage.removed_events`` then
+        (the deletions counted since are taken off again)."""
         self._events_started = 0
         """Events started since."""
         self._announced_fps: dict[str, float] = {}
@@ -222,8 +221,7 @@ class Core:
     def events_total(self) -> int:
         """Events in the store: those counted at start and started since, less those deleted
         since (the API's delete, retention)."""
-        removed = self.storage.removed_events - self._removed_counted
-        return max(0, self._events_counted + self._events_started - removed)
+        return max(0, self._events_base + self._events_started - self.storage.removed_events)
 
     # -- Services ----------------------------------------------------------------------------
 
@@ -280,7 +278,8 @@ class Core:
     async def start(self, tg: asyncio.TaskGroup) -> None:
         """Start every camera as tasks of ``tg`` (storage must be open)."""
         self._tg = tg
-        self._events_counted, self._removed_counted = await self.storage.count_events_and_removed()
+        events, removed = await self.storage.count_events_and_removed()
+        self._events_base = events + removed
         self._events_started = 0
         stored = await self.storage.cameras.load()
         merged = {c.id: c for c in self._settings.cameras if c.id not in stored.deleted}

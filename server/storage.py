@@ -503,12 +503,6 @@ class Storage:
         await self.on_removed(removed)
         return True
 
-    async def count_events(self) -> int:
-        """How many events are stored."""
-        return await self._db(
-            lambda: int(self._c().execute("SELECT COUNT(*) FROM events").fetchone()[0])
-        )
-
     async def count_events_and_removed(self) -> tuple[int, int]:
         """How many events are stored, and :attr:`removed_events` at that same moment: a
         delete either happened before the count (and is in both) or after it (in neither)."""

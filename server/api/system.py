@@ -71,7 +71,7 @@ async def status(core: CoreDep) -> SystemStatus:
         cameras_online=stats.cameras_online,
         websocket_clients=stats.clients,
         mqtt=core.metrics.is_mqtt_connected if core.settings.mqtt is not None else None,
-        mqtt_error=core.metrics.mqtt_error if core.settings.mqtt is not None else None,
+        mqtt_error=core.metrics.mqtt_error,  # only the MQTT service reports one
         storage=StorageStatus(
             writable=st.writable,
             db_error=st.db_error,
